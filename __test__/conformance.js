@@ -1,0 +1,246 @@
+'use strict'
+// The object API's behaviour, run against every store (like object_store's own
+// integration suite). Each store's test file calls `conformance(kind)`.
+const fs = require('node:fs')
+const path = require('node:path')
+const { pipeline } = require('node:stream/promises')
+const { Writable } = require('node:stream')
+const { cloudOnly, tmpDir, sha256, bytes, runPrefix } = require('./helpers')
+
+async function collect(readable) {
+  const chunks = []
+  await pipeline(
+    readable,
+    new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(chunk)
+        cb()
+      },
+    }),
+  )
+  return Buffer.concat(chunks)
+}
+
+async function expectCode(promise, code) {
+  await expect(promise).rejects.toMatchObject({ code })
+}
+
+function conformance(kind) {
+  describe(`object API on ${kind}`, () => {
+    let storage
+    let p
+    beforeAll(() => {
+      storage = cloudOnly(kind)
+      p = runPrefix(kind)
+    })
+
+    test('put/get round-trips Buffer, Uint8Array and string, with SHA-256', async () => {
+      const data = bytes(70_000, 7)
+      const r = await storage.put(`${p}/a/buffer.bin`, data)
+      expect(r).toMatchObject({ key: `${p}/a/buffer.bin`, size: data.length, sha256: sha256(data) })
+      expect(Buffer.compare(await storage.get(`${p}/a/buffer.bin`), data)).toBe(0)
+
+      const u8 = new Uint8Array(bytes(1000, 8))
+      await storage.put(`${p}/a/u8.bin`, u8)
+      expect(sha256(await storage.get(`${p}/a/u8.bin`))).toBe(sha256(u8))
+
+      const text = 'héllo wörld ✓'
+      const t = await storage.put(`${p}/a/text.txt`, text)
+      expect(t.sha256).toBe(sha256(Buffer.from(text)))
+      expect((await storage.get(`${p}/a/text.txt`)).toString('utf8')).toBe(text)
+    })
+
+    test('head reports size, headers, SHA-256, metadata and where it came from', async () => {
+      const data = bytes(1234, 9)
+      await storage.put(`${p}/scan.dcm`, data, { metadata: { patient_id: 'P-001', study: 'chest x' } })
+      const info = await storage.head(`${p}/scan.dcm`)
+      expect(info).toMatchObject({
+        key: `${p}/scan.dcm`,
+        size: 1234,
+        contentType: 'application/dicom',
+        cacheControl: 'public, max-age=2592000, immutable',
+        sha256: sha256(data),
+        metadata: { patient_id: 'P-001', study: 'chest x' },
+        location: kind === 'file' ? 'local' : 'cloud',
+      })
+      expect(Object.prototype.toString.call(info.lastModified)).toBe('[object Date]')
+      expect(Math.abs(Date.now() - info.lastModified.getTime())).toBeLessThan(10 * 60 * 1000)
+
+      await storage.put(`${p}/thumb.webp`, data, { contentType: 'image/x-custom', cacheControl: 'no-store' })
+      expect(await storage.head(`${p}/thumb.webp`)).toMatchObject({ contentType: 'image/x-custom', cacheControl: 'no-store' })
+      await storage.put(`${p}/meta.json`, '{}')
+      expect(await storage.head(`${p}/meta.json`)).toMatchObject({ contentType: 'application/json', cacheControl: 'public, max-age=300' })
+    })
+
+    test('empty objects', async () => {
+      const r = await storage.put(`${p}/empty`, Buffer.alloc(0))
+      expect(r.sha256).toBe(sha256(Buffer.alloc(0)))
+      expect((await storage.get(`${p}/empty`)).length).toBe(0)
+      expect(await storage.head(`${p}/empty`)).toMatchObject({ size: 0 })
+      expect((await storage.getRange(`${p}/empty`, 0, 10)).length).toBe(0)
+      expect((await collect(storage.createReadStream(`${p}/empty`))).length).toBe(0)
+    })
+
+    test('unicode and punctuation in keys', async () => {
+      for (const name of ['ünïcödé/файл.png', '日本/画像 1.webp', 'sp ace/a+b=c&d#e%f.txt', 'emoji/🩻.dcm']) {
+        const key = `${p}/${name}`
+        const data = Buffer.from(`content of ${name}`)
+        await storage.put(key, data)
+        expect((await storage.get(key)).toString()).toBe(data.toString())
+        expect((await storage.head(key)).key).toBe(key)
+      }
+      const { objects } = await storage.list({ prefix: `${p}/日本/` })
+      expect(objects.map((o) => o.key)).toEqual([`${p}/日本/画像 1.webp`])
+    })
+
+    test('getRange at the edges', async () => {
+      const data = bytes(4096, 11)
+      const key = `${p}/range.bin`
+      await storage.put(key, data)
+      const cases = [
+        [0, 1],
+        [0, 4096],
+        [4095, 4096],
+        [100, 200],
+        [4000, 5000], // end clamped to the size
+        [10, 10], // empty range
+      ]
+      for (const [s, e] of cases) {
+        const got = await storage.getRange(key, s, e)
+        expect(Buffer.compare(got, data.subarray(s, Math.min(e, data.length)))).toBe(0)
+      }
+      await expectCode(storage.getRange(key, 5000, 6000), 'INVALID_CONFIG')
+      await expectCode(storage.getRange(key, 20, 10), 'INVALID_CONFIG')
+      await expectCode(storage.getRange(`${p}/missing`, 0, 1), 'NOT_FOUND')
+    })
+
+    test('missing objects: NOT_FOUND, exists false, delete succeeds', async () => {
+      const key = `${p}/nothing/here.bin`
+      await expectCode(storage.get(key), 'NOT_FOUND')
+      await expectCode(storage.head(key), 'NOT_FOUND')
+      await expect(storage.exists(key)).resolves.toBe(false)
+      await expect(storage.delete(key)).resolves.toBeUndefined()
+      await storage.put(key, 'x')
+      await expect(storage.exists(key)).resolves.toBe(true)
+      await storage.delete(key)
+      await expect(storage.exists(key)).resolves.toBe(false)
+      await expectCode(storage.get(key), 'NOT_FOUND')
+    })
+
+    test('ifNotExists refuses to overwrite', async () => {
+      const key = `${p}/once.txt`
+      await storage.put(key, 'first', { ifNotExists: true })
+      await expectCode(storage.put(key, 'second', { ifNotExists: true }), 'ALREADY_EXISTS')
+      expect((await storage.get(key)).toString()).toBe('first')
+    })
+
+    test('copy and rename keep bytes, headers and metadata', async () => {
+      const data = bytes(5000, 13)
+      await storage.put(`${p}/orig.png`, data, { metadata: { owner: 'ct' } })
+      const c = await storage.copy(`${p}/orig.png`, `${p}/copy.png`)
+      expect(c).toMatchObject({ key: `${p}/copy.png`, size: 5000, sha256: sha256(data), metadata: { owner: 'ct' } })
+      expect(sha256(await storage.get(`${p}/copy.png`))).toBe(sha256(data))
+      const r = await storage.rename(`${p}/copy.png`, `${p}/moved/renamed.png`)
+      expect(r).toMatchObject({ key: `${p}/moved/renamed.png`, sha256: sha256(data), contentType: 'image/png' })
+      await expect(storage.exists(`${p}/copy.png`)).resolves.toBe(false)
+      expect(sha256(await storage.get(`${p}/moved/renamed.png`))).toBe(sha256(data))
+      await expectCode(storage.copy(`${p}/absent.png`, `${p}/x.png`), 'NOT_FOUND')
+    })
+
+    test('putFile and getToFile stream, report progress, and write atomically', async () => {
+      const dir = tmpDir(`files-${kind}`)
+      const src = path.join(dir, 'in.bin')
+      const data = bytes(3 * 1024 * 1024 + 17, 17)
+      fs.writeFileSync(src, data)
+      const seen = []
+      const r = await storage.putFile(`${p}/file.bin`, src, { onProgress: (x) => seen.push(x) })
+      expect(r).toMatchObject({ size: data.length, sha256: sha256(data) })
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(seen.length).toBeGreaterThan(0)
+      expect(seen[seen.length - 1]).toEqual({ bytes: data.length, total: data.length })
+
+      const dest = path.join(dir, 'out.bin')
+      fs.writeFileSync(dest, 'old content stays until the new one is complete')
+      const info = await storage.getToFile(`${p}/file.bin`, dest)
+      expect(info).toMatchObject({ size: data.length, sha256: sha256(data) })
+      expect(sha256(fs.readFileSync(dest))).toBe(sha256(data))
+      expect(fs.readdirSync(dir).sort()).toEqual(['in.bin', 'out.bin'])
+
+      await expectCode(storage.getToFile(`${p}/absent.bin`, path.join(dir, 'absent.bin')), 'NOT_FOUND')
+      expect(fs.existsSync(path.join(dir, 'absent.bin'))).toBe(false)
+      await expectCode(storage.putFile(`${p}/x.bin`, path.join(dir, 'no-such-file')), 'NOT_FOUND')
+    })
+
+    test('multipart above the threshold', async () => {
+      const mp = cloudOnly(kind, { partSize: 5 * 1024 * 1024, multipartThreshold: 5 * 1024 * 1024, concurrency: 4 })
+      const target = mp
+      const dir = tmpDir(`mp-${kind}`)
+      const src = path.join(dir, 'big.bin')
+      const data = bytes(12 * 1024 * 1024 + 3, 19)
+      fs.writeFileSync(src, data)
+      const r = await target.putFile(`${p}/multipart.bin`, src, { metadata: { kind: 'multipart' } })
+      expect(r.sha256).toBe(sha256(data))
+      const info = await target.head(`${p}/multipart.bin`)
+      expect(info).toMatchObject({ size: data.length, sha256: sha256(data), metadata: { kind: 'multipart' } })
+      expect(sha256(await target.get(`${p}/multipart.bin`))).toBe(sha256(data))
+      const buf = await target.put(`${p}/multipart-buffer.bin`, data)
+      expect(buf.sha256).toBe(sha256(data))
+      expect(sha256(await target.getRange(`${p}/multipart-buffer.bin`, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1))).toBe(
+        sha256(data.subarray(5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1)),
+      )
+    })
+
+    test('createReadStream: whole, ranged (inclusive end) and missing', async () => {
+      const data = bytes(2 * 1024 * 1024 + 5, 23)
+      await storage.put(`${p}/stream.bin`, data)
+      expect(sha256(await collect(storage.createReadStream(`${p}/stream.bin`)))).toBe(sha256(data))
+      const part = await collect(storage.createReadStream(`${p}/stream.bin`, { start: 10, end: 1_000_009 }))
+      expect(Buffer.compare(part, data.subarray(10, 1_000_010))).toBe(0)
+      await expect(collect(storage.createReadStream(`${p}/missing.bin`))).rejects.toMatchObject({ code: 'NOT_FOUND' })
+      expect(() => storage.createReadStream('../etc/passwd')).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }))
+    })
+
+    test('list paginates 2,500 keys in order, with prefix and startAfter', async () => {
+      const lp = `${p}/list`
+      const keys = Array.from({ length: 2500 }, (_, i) => `${lp}/k${String(i).padStart(5, '0')}`)
+      for (let i = 0; i < keys.length; i += 100) {
+        await Promise.all(keys.slice(i, i + 100).map((k) => storage.put(k, k)))
+      }
+      await storage.put(`${p}/lister-outside`, 'x')
+      const seen = []
+      let next
+      let pages = 0
+      do {
+        const page = await storage.list({ prefix: `${lp}/`, startAfter: next, limit: 1000 })
+        pages++
+        for (const o of page.objects) expect(o.size).toBe(Buffer.byteLength(o.key))
+        seen.push(...page.objects.map((o) => o.key))
+        next = page.next
+      } while (next)
+      expect(pages).toBe(3)
+      expect(seen).toEqual(keys)
+      const tail = await storage.list({ prefix: `${lp}/k0249`, limit: 5 })
+      expect(tail.objects.map((o) => o.key)).toEqual(keys.slice(2490, 2495))
+      expect(tail.next).toBe(keys[2494])
+    })
+
+    test('bad keys are rejected before any I/O, identically', async () => {
+      const bad = ['', '/abs', 'a//b', 'a/./b', '../up', 'a/..', 'back\\slash', 'nul\0', 'ctl\x07', 'k'.repeat(1025), 'a/b#123']
+      for (const key of bad) {
+        await expectCode(storage.put(key, 'x'), 'INVALID_KEY')
+        await expectCode(storage.get(key), 'INVALID_KEY')
+        await expectCode(storage.head(key), 'INVALID_KEY')
+      }
+      await expectCode(storage.copy(`${p}/a`, '../b'), 'INVALID_KEY')
+    })
+
+    test('bad metadata names the field', async () => {
+      await expect(storage.put(`${p}/m`, 'x', { metadata: { 'Bad-Name': 'v' } })).rejects.toMatchObject({
+        code: 'INVALID_CONFIG',
+        message: expect.stringContaining('metadata.Bad-Name'),
+      })
+    })
+  })
+}
+
+module.exports = { conformance, collect, expectCode }

@@ -1,0 +1,145 @@
+'use strict'
+// Failures a user will meet first: bad settings, wrong credentials, a missing bucket.
+// Each has a stable code, and no message carries a secret.
+const { StorageManager } = require('..')
+const { tmpDir, s3Options, azureOptions, servers } = require('./helpers')
+const { expectCode } = require('./conformance')
+
+function noSecretIn(err, secret) {
+  expect(String(err.message)).not.toContain(secret)
+  expect(JSON.stringify(err)).not.toContain(secret)
+}
+
+describe('configuration', () => {
+  test.each([
+    [{ local: tmpDir('c'), mode: 'sideways' }, 'mode'],
+    [{ local: tmpDir('c'), read: 'sometimes' }, 'read'],
+    [{ local: tmpDir('c'), mode: 'dual' }, 'cloud'],
+    [{ cloud: 'ftp://x' , mode: 'cloud' }, 'cloud'],
+    [{ local: tmpDir('c'), partSize: 1024 }, 'partSize'],
+    [{ local: tmpDir('c'), concurrency: 0 }, 'concurrency'],
+    [{ local: tmpDir('c'), cloud: 's3://', mode: 'dual' }, 'cloud'],
+    [{}, 'local'],
+  ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
+    let thrown
+    try {
+      new StorageManager(options)
+    } catch (e) {
+      thrown = e
+    }
+    // Jest's sandbox has its own Error class; the addon's errors come from Node's realm.
+    expect(Object.prototype.toString.call(thrown)).toBe('[object Error]')
+    expect(thrown.code).toBe('INVALID_CONFIG')
+    expect(thrown.message).toContain(field)
+  })
+
+  test('fromEnv reads the S3_* variables', () => {
+    // A child process: Jest's sandboxed process.env never reaches the real environment.
+    const { execFileSync } = require('node:child_process')
+    const s3 = servers().s3
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      const storage = StorageManager.fromEnv()
+      storage.put('from-env/hello.txt', 'hi')
+        .then(() => storage.head('from-env/hello.txt'))
+        .then((info) => console.log(JSON.stringify(info)))
+        .catch((e) => { console.error(e.code, e.message); process.exit(1) })`
+    const out = execFileSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        S3_ENDPOINT: s3.endpoint.replace('http://', ''),
+        S3_USE_SSL: 'false',
+        S3_ACCESS_KEY: s3.accessKeyId,
+        S3_SECRET_KEY: s3.secretAccessKey,
+        S3_BUCKET: s3.bucket,
+        S3_REGION: s3.region,
+        STOWAGE_LOCAL: tmpDir('env'),
+        STOWAGE_MODE: 'cloud',
+      },
+    })
+    expect(JSON.parse(out)).toMatchObject({ key: 'from-env/hello.txt', size: 2, location: 'cloud' })
+  })
+})
+
+describe('credentials and buckets', () => {
+  test('S3: wrong secret is ACCESS_DENIED and the secret is not in the message', async () => {
+    const secret = 'definitely-wrong-secret-value'
+    const storage = new StorageManager({ local: tmpDir('s'), mode: 'cloud', ...s3Options({ secretAccessKey: secret }) })
+    const err = await storage.put('x/y.txt', 'data').catch((e) => e)
+    expect(err.code).toBe('ACCESS_DENIED')
+    noSecretIn(err, secret)
+    await expectCode(storage.get('x/y.txt'), 'ACCESS_DENIED')
+  })
+
+  test('S3: missing bucket is NO_SUCH_BUCKET on reads and lists', async () => {
+    // (s3s-fs creates a bucket's folder on PUT, so writes are checked on Azure below.)
+    const opts = s3Options()
+    const storage = new StorageManager({ local: tmpDir('s'), ...opts, cloud: 's3://no-such-bucket-here', mode: 'cloud' })
+    await expectCode(storage.head('a.txt'), 'NO_SUCH_BUCKET')
+    await expectCode(storage.exists('a.txt'), 'NO_SUCH_BUCKET')
+    await expectCode(storage.get('a.txt'), 'NO_SUCH_BUCKET')
+    await expectCode(storage.list(), 'NO_SUCH_BUCKET')
+  })
+
+  test('Azure: wrong account key is ACCESS_DENIED and the key is not in the message', async () => {
+    const az = servers().azure
+    const wrongKey = Buffer.from('not the azurite key at all, 32+ bytes long').toString('base64')
+    const cs = az.connectionString.replace(/AccountKey=[^;]+/, `AccountKey=${wrongKey}`)
+    const storage = new StorageManager({ local: tmpDir('a'), mode: 'cloud', ...azureOptions({ connectionString: cs }) })
+    const err = await storage.put('x/y.txt', 'data').catch((e) => e)
+    expect(err.code).toBe('ACCESS_DENIED')
+    noSecretIn(err, wrongKey)
+  })
+
+  test('Azure: missing container is NO_SUCH_BUCKET', async () => {
+    const storage = new StorageManager({ local: tmpDir('a'), mode: 'cloud', ...azureOptions(), cloud: 'az://no-such-container' })
+    await expectCode(storage.put('a.txt', 'x'), 'NO_SUCH_BUCKET')
+    await expectCode(storage.head('a.txt'), 'NO_SUCH_BUCKET')
+  })
+
+  test('a server that is down is UNAVAILABLE after retries, not a hang', async () => {
+    const storage = new StorageManager({
+      local: tmpDir('d'),
+      mode: 'cloud',
+      ...s3Options({ endpoint: 'http://127.0.0.1:9', maxRetries: 2, retryTimeoutMs: 1500 }),
+    })
+    const started = Date.now()
+    await expectCode(storage.put('a.txt', 'x'), 'UNAVAILABLE')
+    expect(Date.now() - started).toBeLessThan(30000)
+  })
+})
+
+describe('local root', () => {
+  test('a symlink out of the local root is refused', async () => {
+    const fs = require('node:fs')
+    const path = require('node:path')
+    const root = tmpDir('root')
+    const outside = tmpDir('outside')
+    fs.writeFileSync(path.join(outside, 'secret.txt'), 'secret')
+    fs.symlinkSync(outside, path.join(root, 'escape'))
+    const storage = new StorageManager({ local: root, mode: 'local' })
+    await expectCode(storage.get('escape/secret.txt'), 'INVALID_KEY')
+    await expectCode(storage.put('escape/new.txt', 'x'), 'INVALID_KEY')
+    expect(fs.existsSync(path.join(outside, 'new.txt'))).toBe(false)
+  })
+
+  test('files written before stowage are served, without a SHA-256', async () => {
+    const fs = require('node:fs')
+    const path = require('node:path')
+    const root = tmpDir('legacy')
+    fs.mkdirSync(path.join(root, 'uploads'), { recursive: true })
+    fs.writeFileSync(path.join(root, 'uploads', 'old.png'), 'legacy bytes')
+    const storage = new StorageManager({ local: root, mode: 'local' })
+    expect((await storage.get('uploads/old.png')).toString()).toBe('legacy bytes')
+    const info = await storage.head('uploads/old.png')
+    expect(info).toMatchObject({ size: 12, contentType: 'image/png', location: 'local' })
+    expect(info.sha256 ?? null).toBeNull()
+    // A file rewritten behind stowage's back loses its recorded hash instead of lying.
+    await storage.put('uploads/tracked.txt', 'v1')
+    expect((await storage.head('uploads/tracked.txt')).sha256).toBeTruthy()
+    await new Promise((r) => setTimeout(r, 20))
+    fs.writeFileSync(path.join(root, 'uploads', 'tracked.txt'), 'v2 longer')
+    expect((await storage.head('uploads/tracked.txt')).sha256 ?? null).toBeNull()
+  })
+})

@@ -1,0 +1,76 @@
+'use strict'
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { StorageManager } = require('..')
+
+function servers() {
+  return JSON.parse(fs.readFileSync(process.env.STOWAGE_TEST_SERVERS, 'utf8'))
+}
+
+function tmpDir(label) {
+  return fs.mkdtempSync(path.join(servers().work, 'tmp', `${label}-`))
+}
+
+const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex')
+
+/** Deterministic pseudo-random bytes, so a failure reproduces. */
+function bytes(n, seed = 1) {
+  const out = Buffer.alloc(n)
+  let x = seed >>> 0 || 1
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    out[i] = x & 0xff
+  }
+  return out
+}
+
+/** A unique prefix per test run, so stores shared by several suites never collide. */
+const runPrefix = (label) => `${label}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`
+
+function s3Options(extra = {}) {
+  const s3 = servers().s3
+  return {
+    cloud: `s3://${s3.bucket}`,
+    cloudOptions: {
+      endpoint: s3.endpoint,
+      region: s3.region,
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      allowHttp: true,
+      maxRetries: 1,
+      retryTimeoutMs: 2000,
+      ...extra,
+    },
+  }
+}
+
+function azureOptions(extra = {}) {
+  const az = servers().azure
+  return {
+    cloud: `az://${az.container}`,
+    cloudOptions: { connectionString: az.connectionString, maxRetries: 1, retryTimeoutMs: 2000, ...extra },
+  }
+}
+
+/** A manager whose only side is the store of `kind`, as the conformance suite needs. */
+function cloudOnly(kind, extra = {}) {
+  const local = tmpDir(`local-${kind}`)
+  switch (kind) {
+    case 'file':
+      return new StorageManager({ local, mode: 'local', ...extra })
+    case 'memory':
+      return new StorageManager({ local, cloud: 'memory://', mode: 'cloud', ...extra })
+    case 's3':
+      return new StorageManager({ local, mode: 'cloud', ...s3Options(), ...extra })
+    case 'azure':
+      return new StorageManager({ local, mode: 'cloud', ...azureOptions(), ...extra })
+    default:
+      throw new Error(`unknown store ${kind}`)
+  }
+}
+
+module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly }

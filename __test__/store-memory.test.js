@@ -1,0 +1,2 @@
+'use strict'
+require('./conformance').conformance('memory')

@@ -1,0 +1,123 @@
+//! The S3 server's own ceiling: the plainest fast client, object_store driven from a
+//! Rust loop with no Node, no hashing and no metadata. Prints one JSON line per workload.
+//! Usage: cargo run --release --example s3_ceiling -- <endpoint> <bucket> <access> <secret> <large-file>
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{stream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+const SMALL_COUNT: usize = 2000;
+const SMALL_SIZE: usize = 50 * 1024;
+const LARGE_COUNT: usize = 20;
+
+async fn timed<F, Fut>(name: &str, files: usize, bytes: usize, concurrency: usize, op: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    stream::iter(0..files)
+        .for_each_concurrent(concurrency, op)
+        .await;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        r#"{{"client":"ceiling","workload":"{name}","seconds":{seconds},"files":{files},"bytes":{bytes}}}"#
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [endpoint, bucket, access, secret, large_file] = &args[..] else {
+        panic!("usage: s3_ceiling <endpoint> <bucket> <access> <secret> <large-file>");
+    };
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(endpoint)
+            .with_bucket_name(bucket)
+            .with_access_key_id(access)
+            .with_secret_access_key(secret)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .expect("store"),
+    );
+    let small = bytes::Bytes::from(vec![7u8; SMALL_SIZE]);
+    let large = bytes::Bytes::from(std::fs::read(large_file).expect("large file"));
+    let key = |kind: &str, i: usize| Path::from(format!("bench/ceiling/{kind}/{i}.bin"));
+
+    timed(
+        "small-put",
+        SMALL_COUNT,
+        SMALL_COUNT * SMALL_SIZE,
+        16,
+        |i| {
+            let (store, data) = (store.clone(), small.clone());
+            async move {
+                store
+                    .put(&key("small", i), PutPayload::from_bytes(data))
+                    .await
+                    .expect("put");
+            }
+        },
+    )
+    .await;
+    timed(
+        "small-get",
+        SMALL_COUNT,
+        SMALL_COUNT * SMALL_SIZE,
+        16,
+        |i| {
+            let store = store.clone();
+            async move {
+                store
+                    .get(&key("small", i))
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("body");
+            }
+        },
+    )
+    .await;
+    timed(
+        "large-put",
+        LARGE_COUNT,
+        LARGE_COUNT * large.len(),
+        4,
+        |i| {
+            let (store, data) = (store.clone(), large.clone());
+            async move {
+                store
+                    .put(&key("large", i), PutPayload::from_bytes(data))
+                    .await
+                    .expect("put");
+            }
+        },
+    )
+    .await;
+    timed(
+        "large-get",
+        LARGE_COUNT,
+        LARGE_COUNT * large.len(),
+        4,
+        |i| {
+            let store = store.clone();
+            async move {
+                store
+                    .get(&key("large", i))
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("body");
+            }
+        },
+    )
+    .await;
+}

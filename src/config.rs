@@ -1,0 +1,250 @@
+//! The manager's configuration (`new StorageManager({...})`), validated up front so
+//! that bad settings fail at construction with `INVALID_CONFIG` naming the field.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::store::options::StoreOptions;
+use crate::store::TransferConfig;
+
+/// Where writes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Today's app: local disk only.
+    Local,
+    /// Both sides, concurrently; succeeds when at least one side does.
+    Dual,
+    /// Cloud only; local disk is a read fallback.
+    Cloud,
+}
+
+/// Which side reads try first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPreference {
+    CloudFirst,
+    LocalFirst,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub local: Option<String>,
+    pub cloud: Option<String>,
+    pub cloud_options: StoreOptions,
+    pub mode: Option<String>,
+    pub read: Option<String>,
+    pub journal: Option<PathBuf>,
+    /// Extension (without the dot) → `Cache-Control`, over the built-in defaults.
+    pub cache_control: BTreeMap<String, String>,
+    pub concurrency: Option<u32>,
+    pub part_size: Option<u64>,
+    pub multipart_threshold: Option<u64>,
+}
+
+/// S3's limits on multipart parts.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+
+impl Config {
+    pub fn mode(&self) -> Result<Mode> {
+        match self.mode.as_deref() {
+            Some("local") => Ok(Mode::Local),
+            Some("dual") => Ok(Mode::Dual),
+            Some("cloud") => Ok(Mode::Cloud),
+            Some(other) => Err(Error::config(
+                "mode",
+                format!("{other:?} is not 'local', 'dual' or 'cloud'"),
+            )),
+            None => Ok(match (&self.local, &self.cloud) {
+                (Some(_), Some(_)) => Mode::Dual,
+                (None, Some(_)) => Mode::Cloud,
+                _ => Mode::Local,
+            }),
+        }
+    }
+
+    pub fn read_preference(&self) -> Result<ReadPreference> {
+        match self.read.as_deref() {
+            None | Some("cloud-first") => Ok(ReadPreference::CloudFirst),
+            Some("local-first") => Ok(ReadPreference::LocalFirst),
+            Some(other) => Err(Error::config(
+                "read",
+                format!("{other:?} is not 'cloud-first' or 'local-first'"),
+            )),
+        }
+    }
+
+    pub fn transfer(&self) -> Result<TransferConfig> {
+        let d = TransferConfig::default();
+        let part_size = self.part_size.unwrap_or(d.part_size as u64);
+        if !(MIN_PART..=MAX_PART).contains(&part_size) {
+            return Err(Error::config(
+                "partSize",
+                "must be between 5 MiB and 5 GiB (S3's part limits)",
+            ));
+        }
+        let concurrency = self.concurrency.unwrap_or(d.concurrency as u32);
+        if !(1..=256).contains(&concurrency) {
+            return Err(Error::config("concurrency", "must be between 1 and 256"));
+        }
+        let multipart_threshold = self.multipart_threshold.unwrap_or(d.multipart_threshold);
+        if multipart_threshold < part_size {
+            return Err(Error::config(
+                "multipartThreshold",
+                "must be at least partSize",
+            ));
+        }
+        Ok(TransferConfig {
+            part_size: part_size as usize,
+            multipart_threshold,
+            concurrency: concurrency as usize,
+        })
+    }
+
+    /// Checks everything that can be checked without touching a store.
+    pub fn validate(&self) -> Result<()> {
+        let mode = self.mode()?;
+        self.read_preference()?;
+        self.transfer()?;
+        if self.local.is_none() && self.cloud.is_none() {
+            return Err(Error::config(
+                "local",
+                "give a local folder, a cloud URL, or both",
+            ));
+        }
+        if mode != Mode::Cloud && self.local.is_none() {
+            return Err(Error::config("local", "required unless mode is 'cloud'"));
+        }
+        if mode != Mode::Local && self.cloud.is_none() {
+            return Err(Error::config("cloud", "required unless mode is 'local'"));
+        }
+        for value in self.cache_control.values() {
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::config(
+                    "cacheControl",
+                    "values must be printable ASCII",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `StorageManager.fromEnv()`: S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
+    /// S3_REGION S3_USE_SSL STOWAGE_LOCAL STOWAGE_MODE; AWS_* and AZURE_STORAGE_* are
+    /// read by the store builders themselves.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Config {
+        let mut config = Config {
+            local: var("STOWAGE_LOCAL"),
+            mode: var("STOWAGE_MODE"),
+            ..Config::default()
+        };
+        config.apply_env_cloud(&var);
+        config
+    }
+
+    /// Fills an omitted `cloud` from the S3_* variables.
+    pub fn apply_env_cloud(&mut self, var: &impl Fn(&str) -> Option<String>) {
+        let Some(bucket) = var("S3_BUCKET").filter(|_| self.cloud.is_none()) else {
+            return;
+        };
+        self.cloud = Some(format!("s3://{bucket}"));
+        let o = &mut self.cloud_options;
+        let use_ssl = var("S3_USE_SSL").map(|v| !matches!(v.as_str(), "false" | "0" | "no"));
+        o.endpoint = o.endpoint.take().or_else(|| {
+            var("S3_ENDPOINT").map(|e| match (e.contains("://"), use_ssl) {
+                (true, _) => e,
+                (false, Some(false)) => format!("http://{e}"),
+                (false, _) => format!("https://{e}"),
+            })
+        });
+        if o.allow_http.is_none() {
+            o.allow_http = use_ssl
+                .map(|ssl| !ssl)
+                .or_else(|| o.endpoint.as_ref().map(|e| e.starts_with("http://")));
+        }
+        o.access_key_id = o.access_key_id.take().or_else(|| var("S3_ACCESS_KEY"));
+        o.secret_access_key = o.secret_access_key.take().or_else(|| var("S3_SECRET_KEY"));
+        o.region = o.region.take().or_else(|| var("S3_REGION"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(c: &Config) -> String {
+        match c.validate() {
+            Err(Error::InvalidConfig { field, .. }) => field,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let base = Config {
+            local: Some("./x".into()),
+            ..Config::default()
+        };
+        assert!(base.validate().is_ok());
+        assert_eq!(
+            field(&Config {
+                mode: Some("both".into()),
+                ..base.clone()
+            }),
+            "mode"
+        );
+        assert_eq!(
+            field(&Config {
+                read: Some("fast".into()),
+                ..base.clone()
+            }),
+            "read"
+        );
+        assert_eq!(
+            field(&Config {
+                part_size: Some(1024),
+                ..base.clone()
+            }),
+            "partSize"
+        );
+        assert_eq!(
+            field(&Config {
+                concurrency: Some(0),
+                ..base.clone()
+            }),
+            "concurrency"
+        );
+        assert_eq!(
+            field(&Config {
+                mode: Some("dual".into()),
+                ..base.clone()
+            }),
+            "cloud"
+        );
+        assert_eq!(field(&Config::default()), "local");
+    }
+
+    #[test]
+    fn env_builds_an_s3_cloud() {
+        let env = |k: &str| {
+            [
+                ("S3_BUCKET", "b"),
+                ("S3_ENDPOINT", "127.0.0.1:9000"),
+                ("S3_USE_SSL", "false"),
+                ("S3_SECRET_KEY", "s"),
+                ("STOWAGE_LOCAL", "/tmp/x"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+        };
+        let c = Config::from_env(env);
+        assert_eq!(c.cloud.as_deref(), Some("s3://b"));
+        assert_eq!(
+            c.cloud_options.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(c.cloud_options.allow_http, Some(true));
+        assert_eq!(c.mode().unwrap(), Mode::Dual);
+    }
+}

@@ -1,0 +1,74 @@
+//! The one error type of the crate. Each variant has a stable `code` that the Node
+//! binding exposes as `err.code`; messages never carry secrets (see `store::redact`).
+
+/// Every failure stowage reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("object not found: {key}")]
+    NotFound { key: String },
+    #[error("object already exists: {key}")]
+    AlreadyExists { key: String },
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("invalid {field}: {reason}")]
+    InvalidConfig { field: String, reason: String },
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("no such bucket or container: {0}")]
+    NoSuchBucket(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    #[error("aborted: {0}")]
+    Aborted(String),
+}
+
+impl Error {
+    /// The stable code a caller can switch on (`err.code` in JavaScript).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Error::InvalidKey { .. } => "INVALID_KEY",
+            Error::InvalidConfig { .. } => "INVALID_CONFIG",
+            Error::AccessDenied(_) => "ACCESS_DENIED",
+            Error::NoSuchBucket(_) => "NO_SUCH_BUCKET",
+            Error::Timeout(_) => "TIMEOUT",
+            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::PreconditionFailed(_) => "PRECONDITION_FAILED",
+            Error::Integrity(_) => "INTEGRITY",
+            Error::Aborted(_) => "ABORTED",
+        }
+    }
+
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Local file-system failures, classified by what the caller can do about them.
+    pub fn from_io(err: std::io::Error, what: &str) -> Self {
+        use std::io::ErrorKind;
+        match err.kind() {
+            ErrorKind::NotFound => Error::NotFound { key: what.into() },
+            ErrorKind::PermissionDenied => Error::AccessDenied(format!("{what}: {err}")),
+            ErrorKind::AlreadyExists => Error::AlreadyExists { key: what.into() },
+            ErrorKind::TimedOut => Error::Timeout(format!("{what}: {err}")),
+            _ => Error::Unavailable(format!("{what}: {err}")),
+        }
+    }
+
+    /// Whether another attempt (or the other side of a dual store) may succeed.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Error::Timeout(_) | Error::Unavailable(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,86 @@
+//! The SQLite database beside the local files (default `<local>/.stowage/journal.db`).
+//! It holds what plain files cannot: the SHA-256, headers and metadata of objects in
+//! file-system stores. WAL mode with one transaction per change survives `kill -9`.
+
+mod objects;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+pub use objects::ObjectRecord;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    cache_control TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    PRIMARY KEY (store, key)
+) WITHOUT ROWID;
+";
+
+/// A shared handle; every call runs on a blocking thread, never on the event loop.
+#[derive(Clone)]
+pub struct Journal {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::from_io(e, &path.display().to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| sqlite_error(path, e))?;
+        // NORMAL is durable against process crashes in WAL mode; only a power loss can
+        // drop the last commits, and those are re-derivable from the files themselves.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .and_then(|_| conn.execute_batch(SCHEMA))
+        .map_err(|e| sqlite_error(path, e))?;
+        Ok(Journal {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&conn).map_err(|e| sqlite_error(&path, e))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("journal task failed: {e}")))?
+    }
+}
+
+fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {
+    Error::Unavailable(format!("journal {}: {err}", path.display()))
+}

@@ -1,0 +1,329 @@
+//! `StorageManager`: the class of the API contract.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
+use napi::Env;
+use napi_derive::napi;
+
+use super::error::{promise, to_js};
+use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
+use super::values::{JsObjectInfo, JsPutResult, ListResult};
+use crate::config::Config;
+use crate::dual::Storage;
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+#[napi]
+pub struct StorageManager {
+    inner: Arc<Storage>,
+}
+
+fn key(env: &Env, key: &str) -> napi::Result<Key> {
+    Key::parse(key).map_err(|e| to_js(env, e))
+}
+
+/// Rejects instead of throwing, so `await storage.get('../x')` fails like any other error.
+fn parse_keys<'env, V>(
+    env: &'env Env,
+    keys: &[&str],
+) -> std::result::Result<Vec<Key>, napi::Result<PromiseRaw<'env, V>>>
+where
+    V: napi::bindgen_prelude::ToNapiValue,
+{
+    keys.iter()
+        .map(|k| Key::parse(k))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| {
+            promise(env, async move { Err::<(), _>(e) }, |_, ()| {
+                unreachable!("always an error")
+            })
+        })
+}
+
+macro_rules! keys_or_reject {
+    ($env:expr, $($k:expr),+) => {
+        match parse_keys($env, &[$($k.as_str()),+]) {
+            Ok(keys) => keys,
+            Err(rejection) => return rejection,
+        }
+    };
+}
+
+#[napi]
+impl StorageManager {
+    /// Opens the local folder and the cloud store. Throws `INVALID_CONFIG` naming the
+    /// field on bad settings; makes no network call.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<StorageOptions>) -> napi::Result<Self> {
+        let storage = options
+            .unwrap_or_default()
+            .into_config()
+            .and_then(|c| Storage::open(&c))
+            .map_err(|e| to_js(&env, e))?;
+        Ok(StorageManager {
+            inner: Arc::new(storage),
+        })
+    }
+
+    /// Builds the manager from S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET,
+    /// S3_REGION, S3_USE_SSL, STOWAGE_LOCAL and STOWAGE_MODE.
+    #[napi(factory)]
+    pub fn from_env(env: Env) -> napi::Result<Self> {
+        let config = Config::from_env(|name| std::env::var(name).ok());
+        let storage = Storage::open(&config).map_err(|e| to_js(&env, e))?;
+        Ok(StorageManager {
+            inner: Arc::new(storage),
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<PutResult>")]
+    pub fn put<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        data: Either3<Buffer, Uint8Array, String>,
+        opts: Option<PutOpts>,
+    ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let bytes = match data {
+            Either3::A(buffer) => Bytes::from_owner(buffer),
+            Either3::B(array) => Bytes::from_owner(array),
+            Either3::C(text) => Bytes::from(text.into_bytes()),
+        };
+        let (opts, _) = opts.unwrap_or_default().split();
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.put(&key, bytes, opts).await },
+            |_, r| Ok(r.into()),
+        )
+    }
+
+    /// Streams a file from disk; multipart above `multipartThreshold`.
+    #[napi(ts_return_type = "Promise<PutResult>")]
+    pub fn put_file<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        path: String,
+        opts: Option<PutOpts>,
+    ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let (opts, progress) = opts.unwrap_or_default().split();
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move {
+                storage
+                    .put_file(&key, &PathBuf::from(path), opts, progress)
+                    .await
+            },
+            |_, r| Ok(r.into()),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn get<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let storage = self.inner.clone();
+        promise(env, async move { storage.get(&key).await }, |_, b| {
+            Ok(Vec::from(b).into())
+        })
+    }
+
+    /// Bytes `start` to `endExclusive`; the end is clamped to the object's size.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn get_range<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        start: i64,
+        end_exclusive: i64,
+    ) -> napi::Result<PromiseRaw<'env, Buffer>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move {
+                let (start, end) = range_bounds(start, end_exclusive)?;
+                storage.get_range(&key, start, end).await
+            },
+            |_, b| Ok(Vec::from(b).into()),
+        )
+    }
+
+    /// Streams to `path` through a temporary file, renamed into place once the
+    /// SHA-256 matches.
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn get_to_file<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        path: String,
+        opts: Option<TransferOpts>,
+    ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let progress = opts
+            .and_then(|o| o.on_progress)
+            .map(super::options::progress_fn);
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move {
+                storage
+                    .get_to_file(&key, &PathBuf::from(path), progress)
+                    .await
+            },
+            |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
+        )
+    }
+
+    /// A Node `Readable` of the object (or of bytes `start..=end`).
+    #[napi(ts_return_type = "import('node:stream').Readable")]
+    pub fn create_read_stream<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        opts: Option<RangeOpts>,
+    ) -> napi::Result<Unknown<'env>> {
+        let key = self::key(env, &key)?;
+        let range = opts
+            .map(|o| inclusive_range(o.start, o.end))
+            .transpose()
+            .map_err(|e| to_js(env, e))?
+            .flatten();
+        super::read_stream::create(env, self.inner.clone(), key, range)
+    }
+
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn head<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+    ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.head(&key).await },
+            |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn exists<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+    ) -> napi::Result<PromiseRaw<'env, bool>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let storage = self.inner.clone();
+        promise(env, async move { storage.exists(&key).await }, |_, b| Ok(b))
+    }
+
+    /// Deletes from every side; deleting a missing key succeeds.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ()>> {
+        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let storage = self.inner.clone();
+        promise(env, async move { storage.delete(&key).await }, |_, ()| {
+            Ok(())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn copy<'env>(
+        &self,
+        env: &'env Env,
+        from: String,
+        to: String,
+    ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
+        let [from, to] = keys_or_reject!(env, from, to).try_into().expect("two keys");
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.copy(&from, &to).await },
+            |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn rename<'env>(
+        &self,
+        env: &'env Env,
+        from: String,
+        to: String,
+    ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
+        let [from, to] = keys_or_reject!(env, from, to).try_into().expect("two keys");
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.rename(&from, &to).await },
+            |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
+        )
+    }
+
+    /// One page of objects in key order; pass `next` as `startAfter` for the next page.
+    #[napi(ts_return_type = "Promise<ListResult>")]
+    pub fn list<'env>(
+        &self,
+        env: &'env Env,
+        opts: Option<ListOpts>,
+    ) -> napi::Result<PromiseRaw<'env, ListResult>> {
+        let opts = opts.unwrap_or(ListOpts {
+            prefix: None,
+            start_after: None,
+            limit: None,
+        });
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move {
+                let prefix = opts.prefix.unwrap_or_default();
+                let limit = opts.limit.unwrap_or(1000) as usize;
+                storage
+                    .list(&prefix, opts.start_after.as_deref(), limit)
+                    .await
+            },
+            |_, (side, page)| {
+                Ok(ListResult {
+                    objects: page
+                        .objects
+                        .into_iter()
+                        .map(|o| JsObjectInfo::new(side, o))
+                        .collect(),
+                    next: page.next,
+                })
+            },
+        )
+    }
+}
+
+fn range_bounds(start: i64, end_exclusive: i64) -> Result<(u64, u64)> {
+    let start = u64::try_from(start).map_err(|_| Error::config("start", "must not be negative"))?;
+    let end = u64::try_from(end_exclusive)
+        .map_err(|_| Error::config("endExclusive", "must not be negative"))?;
+    Ok((start, end))
+}
+
+/// `{ start, end }` with an inclusive end, as Node's streams take it.
+fn inclusive_range(start: Option<i64>, end: Option<i64>) -> Result<Option<std::ops::Range<u64>>> {
+    if start.is_none() && end.is_none() {
+        return Ok(None);
+    }
+    let start = u64::try_from(start.unwrap_or(0))
+        .map_err(|_| Error::config("start", "must not be negative"))?;
+    let end = match end {
+        Some(e) => u64::try_from(e)
+            .map_err(|_| Error::config("end", "must not be negative"))?
+            .saturating_add(1),
+        None => u64::MAX,
+    };
+    if end < start {
+        return Err(Error::config("end", "is before start"));
+    }
+    Ok(Some(start..end))
+}

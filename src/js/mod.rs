@@ -1,0 +1,8 @@
+//! The Node binding: type conversion and promise plumbing only. All behaviour lives
+//! in the plain-Rust modules.
+
+mod error;
+mod manager;
+mod options;
+mod read_stream;
+mod values;

@@ -1,0 +1,168 @@
+//! JS option objects and their conversion into the core's settings.
+
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::Status;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use super::values::Progress;
+use crate::config::Config;
+use crate::store::object::PutOptions;
+use crate::store::options::StoreOptions;
+use crate::store::progress::ProgressFn;
+
+#[napi(object)]
+#[derive(Default)]
+pub struct CloudOptions {
+    /// S3-compatible endpoint (MinIO, Ceph, …) or Azure blob endpoint.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: Option<bool>,
+    /// `bucket.host` instead of `host/bucket` (default false: path-style).
+    pub virtual_hosted_style: Option<bool>,
+    #[napi(ts_type = "'AES256' | 'aws:kms' | 'aws:kms:dsse'")]
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    /// S3 storage class (`STANDARD_IA`, `GLACIER`, …) for every object written.
+    pub storage_class: Option<String>,
+    /// Azure connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`).
+    pub connection_string: Option<String>,
+    /// Retries of a transient failure before it surfaces (default 5).
+    pub max_retries: Option<u32>,
+    /// Stop retrying after this many milliseconds (default 30000).
+    pub retry_timeout_ms: Option<u32>,
+    /// Per-request timeout in milliseconds (default 60000).
+    pub request_timeout_ms: Option<u32>,
+}
+
+impl From<CloudOptions> for StoreOptions {
+    fn from(o: CloudOptions) -> Self {
+        StoreOptions {
+            endpoint: o.endpoint,
+            region: o.region,
+            access_key_id: o.access_key_id,
+            secret_access_key: o.secret_access_key,
+            session_token: o.session_token,
+            allow_http: o.allow_http,
+            virtual_hosted_style: o.virtual_hosted_style,
+            server_side_encryption: o.server_side_encryption,
+            sse_kms_key_id: o.sse_kms_key_id,
+            storage_class: o.storage_class,
+            connection_string: o.connection_string,
+            max_retries: o.max_retries.map(|n| n as usize),
+            retry_timeout_ms: o.retry_timeout_ms.map(u64::from),
+            request_timeout_ms: o.request_timeout_ms.map(u64::from),
+        }
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct StorageOptions {
+    /// Folder (path or file:// URL) holding the files as plain files.
+    pub local: Option<String>,
+    /// `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`; omitted → S3_* environment.
+    pub cloud: Option<String>,
+    pub cloud_options: Option<CloudOptions>,
+    #[napi(ts_type = "'local' | 'dual' | 'cloud'")]
+    pub mode: Option<String>,
+    #[napi(ts_type = "'cloud-first' | 'local-first'")]
+    pub read: Option<String>,
+    /// SQLite file; default `<local>/.stowage/journal.db`.
+    pub journal: Option<String>,
+    /// Extension → Cache-Control, e.g. `{ dcm: 'private, max-age=60' }`.
+    pub cache_control: Option<HashMap<String, String>>,
+    pub concurrency: Option<u32>,
+    pub part_size: Option<i64>,
+    pub multipart_threshold: Option<i64>,
+}
+
+fn non_negative(field: &str, v: Option<i64>) -> crate::error::Result<Option<u64>> {
+    v.map(|n| {
+        u64::try_from(n).map_err(|_| crate::error::Error::config(field, "must not be negative"))
+    })
+    .transpose()
+}
+
+impl StorageOptions {
+    pub fn into_config(self) -> crate::error::Result<Config> {
+        let mut config = Config {
+            local: self.local,
+            cloud: self.cloud,
+            cloud_options: self.cloud_options.map(Into::into).unwrap_or_default(),
+            mode: self.mode,
+            read: self.read,
+            journal: self.journal.map(Into::into),
+            cache_control: self.cache_control.unwrap_or_default().into_iter().collect(),
+            concurrency: self.concurrency,
+            part_size: non_negative("partSize", self.part_size)?,
+            multipart_threshold: non_negative("multipartThreshold", self.multipart_threshold)?,
+        };
+        config.apply_env_cloud(&|name| std::env::var(name).ok());
+        Ok(config)
+    }
+}
+
+pub type ProgressCallback = ThreadsafeFunction<Progress, (), Progress, Status, false, true>;
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct PutOpts {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub metadata: Option<HashMap<String, String>>,
+    /// Fail with ALREADY_EXISTS instead of overwriting.
+    pub if_not_exists: Option<bool>,
+    /// Called at most ~10 times a second with `{ bytes, total }`.
+    #[napi(ts_type = "(progress: Progress) => void")]
+    pub on_progress: Option<ProgressCallback>,
+}
+
+impl PutOpts {
+    pub fn split(self) -> (PutOptions, Option<ProgressFn>) {
+        let opts = PutOptions {
+            content_type: self.content_type,
+            cache_control: self.cache_control,
+            metadata: self.metadata.unwrap_or_default().into_iter().collect(),
+            if_not_exists: self.if_not_exists.unwrap_or(false),
+        };
+        (opts, self.on_progress.map(progress_fn))
+    }
+}
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct TransferOpts {
+    #[napi(ts_type = "(progress: Progress) => void")]
+    pub on_progress: Option<ProgressCallback>,
+}
+
+/// Progress reports are queued to the JS thread without waiting for it.
+pub fn progress_fn(callback: ProgressCallback) -> ProgressFn {
+    std::sync::Arc::new(move |bytes, total| {
+        let progress = Progress {
+            bytes: bytes as i64,
+            total: total as i64,
+        };
+        callback.call(progress, ThreadsafeFunctionCallMode::NonBlocking);
+    })
+}
+
+#[napi(object)]
+pub struct ListOpts {
+    pub prefix: Option<String>,
+    pub start_after: Option<String>,
+    /// Page size, 1..10000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+#[napi(object)]
+pub struct RangeOpts {
+    pub start: Option<i64>,
+    /// Inclusive, as in `fs.createReadStream`.
+    pub end: Option<i64>,
+}

@@ -1,0 +1,81 @@
+//! `createReadStream`: a Node `Readable` that pulls one chunk per `read()` from a
+//! native reader, so backpressure is Node's own and errors keep their `code`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw, Unknown};
+use napi::Env;
+use napi_derive::napi;
+use tokio::sync::Mutex;
+
+use super::error::promise;
+use crate::dual::Storage;
+use crate::error::Result;
+use crate::key::Key;
+
+/// Wraps a reader in a `Readable`; `process.getBuiltinModule` needs Node ≥ 20.16.
+const FACTORY: &str = r#"(function (reader) {
+  const { Readable } = process.getBuiltinModule('node:stream');
+  return new Readable({
+    read() {
+      reader.next().then((chunk) => this.push(chunk), (err) => this.destroy(err));
+    },
+  });
+})"#;
+
+enum State {
+    Pending(Arc<Storage>, Key, Option<std::ops::Range<u64>>),
+    Open(BoxStream<'static, Result<Bytes>>),
+    Done,
+}
+
+/// The native half of a read stream; not constructed from JavaScript.
+#[napi]
+pub struct ObjectReader {
+    state: Arc<Mutex<State>>,
+}
+
+#[napi]
+impl ObjectReader {
+    /// The next chunk, or `null` at the end. The object is opened on the first call.
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
+        let state = self.state.clone();
+        promise(
+            env,
+            async move {
+                let mut state = state.lock().await;
+                if let State::Pending(storage, key, range) = &*state {
+                    *state = State::Open(storage.stream(key, range.clone()).await?);
+                }
+                let State::Open(stream) = &mut *state else {
+                    return Ok(None);
+                };
+                match stream.next().await.transpose()? {
+                    Some(chunk) => Ok(Some(chunk)),
+                    None => {
+                        *state = State::Done;
+                        Ok(None)
+                    }
+                }
+            },
+            |_, chunk| Ok(chunk.map(|c| Vec::from(c).into())),
+        )
+    }
+}
+
+pub fn create<'env>(
+    env: &'env Env,
+    storage: Arc<Storage>,
+    key: Key,
+    range: Option<std::ops::Range<u64>>,
+) -> napi::Result<Unknown<'env>> {
+    let reader = ObjectReader {
+        state: Arc::new(Mutex::new(State::Pending(storage, key, range))),
+    };
+    let factory: Function<ObjectReader, Unknown> = env.run_script(FACTORY)?;
+    factory.call(reader)
+}

@@ -1,0 +1,101 @@
+//! JS shapes of what the object API returns.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use napi_derive::napi;
+
+use crate::dual::{PutResult, Side, SideError};
+use crate::store::object::ObjectInfo;
+
+#[napi(object, js_name = "ObjectInfo")]
+pub struct JsObjectInfo {
+    pub key: String,
+    pub size: i64,
+    pub last_modified: DateTime<Utc>,
+    pub etag: Option<String>,
+    pub content_type: String,
+    pub cache_control: String,
+    pub sha256: Option<String>,
+    pub metadata: HashMap<String, String>,
+    #[napi(ts_type = "'hot' | 'warm' | 'cold'")]
+    pub tier: Option<String>,
+    #[napi(ts_type = "'local' | 'cloud' | 'both'")]
+    pub location: String,
+}
+
+impl JsObjectInfo {
+    pub fn new(side: Side, info: ObjectInfo) -> Self {
+        JsObjectInfo {
+            key: info.key.to_string(),
+            size: info.size as i64,
+            last_modified: info.last_modified.into(),
+            etag: info.etag,
+            content_type: info.content_type,
+            cache_control: info.cache_control,
+            sha256: info.sha256,
+            metadata: info.metadata.into_iter().collect(),
+            tier: None,
+            location: side.as_str().to_owned(),
+        }
+    }
+}
+
+/// Why one side of a write failed while the other succeeded.
+#[napi(object)]
+pub struct SideFailure {
+    #[napi(ts_type = "'local' | 'cloud'")]
+    pub side: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[napi(object, js_name = "PutResult")]
+pub struct JsPutResult {
+    pub key: String,
+    pub size: i64,
+    pub sha256: String,
+    pub etag: Option<String>,
+    #[napi(ts_type = "'written' | 'skipped' | 'failed' | 'queued'")]
+    pub local: String,
+    #[napi(ts_type = "'written' | 'skipped' | 'failed' | 'queued'")]
+    pub cloud: String,
+    /// Present when a side failed; the call still succeeded through the other side.
+    pub errors: Option<Vec<SideFailure>>,
+}
+
+impl From<PutResult> for JsPutResult {
+    fn from(r: PutResult) -> Self {
+        let errors: Vec<SideFailure> = r
+            .errors
+            .into_iter()
+            .map(|SideError { side, error }| SideFailure {
+                side: side.as_str().to_owned(),
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            })
+            .collect();
+        JsPutResult {
+            key: r.key.to_string(),
+            size: r.written.size as i64,
+            sha256: r.written.sha256,
+            etag: r.written.etag,
+            local: r.local.as_str().to_owned(),
+            cloud: r.cloud.as_str().to_owned(),
+            errors: (!errors.is_empty()).then_some(errors),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ListResult {
+    pub objects: Vec<JsObjectInfo>,
+    /// Pass as `startAfter` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+#[napi(object)]
+pub struct Progress {
+    pub bytes: i64,
+    pub total: i64,
+}

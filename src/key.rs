@@ -1,0 +1,154 @@
+//! Object keys: validated once, before any I/O, with the same rules for every store.
+
+use crate::error::{Error, Result};
+
+/// Longest key accepted, in UTF-8 bytes (S3's own limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A key that passed [`Key::parse`]: a relative `/`-separated path that cannot name
+/// anything outside the store's root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(String);
+
+impl Key {
+    pub fn parse(key: &str) -> Result<Key> {
+        let reject = |reason| {
+            Err(Error::InvalidKey {
+                key: printable(key),
+                reason,
+            })
+        };
+        if key.is_empty() {
+            return reject("key is empty");
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return reject("key is longer than 1024 bytes");
+        }
+        if key.starts_with('/') {
+            return reject("key is an absolute path");
+        }
+        if key.contains('\\') {
+            return reject("key contains a backslash");
+        }
+        if key.chars().any(char::is_control) {
+            return reject("key contains NUL or a control character");
+        }
+        if is_drive_prefix(key) {
+            return reject("key is an absolute path");
+        }
+        for segment in key.split('/') {
+            match segment {
+                "" => return reject("key has an empty segment"),
+                "." | ".." => return reject("key has a '.' or '..' segment"),
+                _ => {}
+            }
+        }
+        if is_staging_name(key) {
+            return reject("key ends in '#' and digits, a name local stores use for partial files");
+        }
+        Ok(Key(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key's extension, lower-cased, for content-type and cache-control defaults.
+    pub fn extension(&self) -> Option<String> {
+        let name = self.0.rsplit('/').next()?;
+        let (stem, ext) = name.rsplit_once('.')?;
+        (!stem.is_empty()).then(|| ext.to_ascii_lowercase())
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `C:` or `C:/…` would be absolute on Windows.
+fn is_drive_prefix(key: &str) -> bool {
+    let b = key.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b.len() == 2 || b[2] == b'/')
+}
+
+/// `name#123` is how file-system stores name uploads in progress, so no store may
+/// hold such a key, or a file store could not hold everything a cloud store does.
+fn is_staging_name(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.rsplit_once('#')
+        .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Error messages show a rejected key escaped, so control characters can't forge log lines.
+fn printable(key: &str) -> String {
+    let mut shown: String = key.chars().take(120).flat_map(char::escape_debug).collect();
+    if key.chars().count() > 120 {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(key: &str) -> &'static str {
+        match Key::parse(key) {
+            Err(Error::InvalidKey { reason, .. }) => reason,
+            other => panic!("{key:?} was accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_ordinary_and_unicode_keys() {
+        for key in [
+            "a",
+            "a/b/c.dcm",
+            "ünï/cödé ✓.png",
+            "x..y/.hidden",
+            "a b/c#d?e%f",
+        ] {
+            assert_eq!(Key::parse(key).unwrap().as_str(), key);
+        }
+        assert!(Key::parse(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn rejects_each_rule() {
+        assert_eq!(reason(""), "key is empty");
+        assert_eq!(
+            reason(&"k".repeat(MAX_KEY_BYTES + 1)),
+            "key is longer than 1024 bytes"
+        );
+        assert_eq!(reason("/etc/passwd"), "key is an absolute path");
+        assert_eq!(reason("C:/x"), "key is an absolute path");
+        assert_eq!(reason("a\\b"), "key contains a backslash");
+        assert_eq!(reason("a\0b"), "key contains NUL or a control character");
+        assert_eq!(reason("a\nb"), "key contains NUL or a control character");
+        assert_eq!(reason("a//b"), "key has an empty segment");
+        assert_eq!(reason("a/"), "key has an empty segment");
+        assert_eq!(reason("a/./b"), "key has a '.' or '..' segment");
+        assert_eq!(reason("../b"), "key has a '.' or '..' segment");
+        assert_eq!(reason(".."), "key has a '.' or '..' segment");
+        assert!(reason("a/b#12").contains("'#' and digits"));
+        assert!(Key::parse("a/b#x1").is_ok());
+    }
+
+    #[test]
+    fn messages_escape_control_characters() {
+        let err = Key::parse("a\nforged").unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn extension_is_lowercased_and_ignores_dotfiles() {
+        assert_eq!(
+            Key::parse("a/B.DCM").unwrap().extension().as_deref(),
+            Some("dcm")
+        );
+        assert_eq!(Key::parse("a/.env").unwrap().extension(), None);
+        assert_eq!(Key::parse("a.b/c").unwrap().extension(), None);
+    }
+}

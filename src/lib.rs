@@ -1,0 +1,11 @@
+//! stowage: move a Node backend's files from local disk to object storage without
+//! downtime. Everything outside `js` is plain Rust with no Node dependency.
+
+pub mod config;
+pub mod dual;
+pub mod error;
+pub mod journal;
+pub mod key;
+pub mod store;
+
+mod js;

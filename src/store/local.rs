@@ -1,0 +1,242 @@
+//! File-system stores: objects are plain files at `root/key`, so an app that serves
+//! the folder today keeps working. Headers and SHA-256 live in the journal.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// Folder under the root that holds stowage's own files; never listed as objects.
+pub const STATE_DIR: &str = ".stowage";
+
+#[derive(Debug, Clone)]
+pub struct LocalRoot {
+    root: PathBuf,
+    canonical: PathBuf,
+}
+
+impl LocalRoot {
+    /// Creates the root folder when missing, as `fs.mkdir(…, { recursive: true })` would.
+    pub fn open(root: &Path) -> Result<(LocalRoot, Arc<LocalFileSystem>)> {
+        let shown = root.display().to_string();
+        fs::create_dir_all(root).map_err(|e| Error::from_io(e, &shown))?;
+        let canonical = fs::canonicalize(root).map_err(|e| Error::from_io(e, &shown))?;
+        let store = LocalFileSystem::new_with_prefix(&canonical)
+            .map_err(|e| Error::config("local", format!("{shown}: {e}")))?;
+        let root = LocalRoot {
+            root: root.to_owned(),
+            canonical,
+        };
+        Ok((root, Arc::new(store)))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Refuses a key whose existing path components leave the root through a symlink.
+    /// Components that do not exist yet are safe: the store creates them as directories.
+    pub async fn check_inside(&self, key: &Key) -> Result<()> {
+        let (canonical, key) = (self.canonical.clone(), key.clone());
+        tokio::task::spawn_blocking(move || check_inside(&canonical, &key))
+            .await
+            .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))?
+    }
+
+    /// Keys under `prefix`, after `start_after`, in byte order, at most `limit`,
+    /// read one directory at a time so memory stays bounded by the tree's depth.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Key>> {
+        let (root, prefix) = (self.canonical.clone(), prefix.to_owned());
+        let start_after = start_after.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            SortedWalk::new(root, &prefix, start_after)
+                .take(limit)
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))?
+    }
+}
+
+fn check_inside(canonical_root: &Path, key: &Key) -> Result<()> {
+    let mut path = canonical_root.to_owned();
+    for segment in key.as_str().split('/') {
+        path.push(segment);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target =
+                    fs::canonicalize(&path).map_err(|e| Error::from_io(e, key.as_str()))?;
+                if !target.starts_with(canonical_root) {
+                    return Err(Error::InvalidKey {
+                        key: key.to_string(),
+                        reason: "key leads outside the local root through a symlink",
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::from_io(e, key.as_str())),
+        }
+    }
+    Ok(())
+}
+
+/// Depth-first walk whose output is in byte order of the full key: siblings are
+/// sorted by name with `/` appended to directories, which is exactly how their keys
+/// compare (`a-b` < `a/…` because `-` < `/`).
+struct SortedWalk {
+    root: PathBuf,
+    prefix: String,
+    start_after: Option<String>,
+    /// For each open directory: its key prefix (`""` or `"a/b/"`) and its remaining
+    /// entries, reversed so that `pop` yields them in order.
+    stack: Vec<(String, Vec<(String, bool)>)>,
+}
+
+impl SortedWalk {
+    fn new(root: PathBuf, prefix: &str, start_after: Option<String>) -> Self {
+        // Start in the deepest directory the prefix names whole.
+        let dir = prefix.rfind('/').map_or("", |i| &prefix[..=i]).to_owned();
+        let mut walk = SortedWalk {
+            root,
+            prefix: prefix.to_owned(),
+            start_after,
+            stack: Vec::new(),
+        };
+        walk.open(dir);
+        walk
+    }
+
+    fn open(&mut self, dir: String) {
+        let Ok(entries) = fs::read_dir(self.root.join(&dir)) else {
+            return;
+        };
+        let mut names: Vec<(String, bool)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let kind = e.file_type().ok()?;
+                let name = e.file_name().into_string().ok()?;
+                // Symlinks are not followed: they could loop or leave the root.
+                (!(kind.is_symlink() || dir.is_empty() && name == STATE_DIR))
+                    .then_some((name, kind.is_dir()))
+            })
+            .filter(|(name, is_dir)| self.wanted(&dir, name, *is_dir))
+            .collect();
+        names.sort_by_cached_key(|(name, is_dir)| {
+            if *is_dir {
+                format!("{name}/")
+            } else {
+                name.clone()
+            }
+        });
+        names.reverse();
+        self.stack.push((dir, names));
+    }
+
+    /// Prunes files and whole directories outside the prefix or before `start_after`.
+    fn wanted(&self, dir: &str, name: &str, is_dir: bool) -> bool {
+        let mut path = format!("{dir}{name}");
+        if is_dir {
+            path.push('/');
+            let in_prefix = path.starts_with(&self.prefix) || self.prefix.starts_with(&path);
+            let after = self
+                .start_after
+                .as_deref()
+                .is_none_or(|s| s.starts_with(&path) || path.as_str() > s);
+            in_prefix && after
+        } else {
+            path.starts_with(&self.prefix)
+                && self
+                    .start_after
+                    .as_deref()
+                    .is_none_or(|s| path.as_str() > s)
+        }
+    }
+}
+
+impl Iterator for SortedWalk {
+    type Item = Result<Key>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (dir, entries) = self.stack.last_mut()?;
+            let Some((name, is_dir)) = entries.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let path = format!("{dir}{name}");
+            if is_dir {
+                self.open(format!("{path}/"));
+            } else if let Ok(key) = Key::parse(&path) {
+                // Files whose names are not valid keys (e.g. staging files) are not objects.
+                return Some(Ok(key));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = dir.path().join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, f).unwrap();
+        }
+        dir
+    }
+
+    fn walk(dir: &Path, prefix: &str, after: Option<&str>) -> Vec<String> {
+        SortedWalk::new(dir.to_owned(), prefix, after.map(str::to_owned))
+            .map(|k| k.unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn walk_is_in_byte_order_of_keys() {
+        let files = [
+            "a-b",
+            "a/b",
+            "a/c/d",
+            "a0",
+            "b",
+            ".stowage/journal.db",
+            "z/y#1",
+        ];
+        let dir = tree(&files);
+        let mut expected: Vec<&str> = vec!["a-b", "a/b", "a/c/d", "a0", "b"];
+        expected.sort();
+        assert_eq!(walk(dir.path(), "", None), expected);
+        assert_eq!(walk(dir.path(), "a/", None), ["a/b", "a/c/d"]);
+        assert_eq!(walk(dir.path(), "a", Some("a/b")), ["a/c/d", "a0"]);
+        assert_eq!(walk(dir.path(), "", Some("a/c/d")), ["a0", "b"]);
+        assert_eq!(walk(dir.path(), "nope/", None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let outside = tree(&["secret"]);
+        let dir = tree(&["in/file"]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("in"), dir.path().join("inner")).unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let err = check_inside(&root, &Key::parse("escape/secret").unwrap()).unwrap_err();
+        assert_eq!(err.code(), "INVALID_KEY");
+        check_inside(&root, &Key::parse("inner/file").unwrap()).unwrap();
+        check_inside(&root, &Key::parse("new/dir/file").unwrap()).unwrap();
+        assert_eq!(walk(&root, "", None), ["in/file"]);
+    }
+}

@@ -1,0 +1,476 @@
+//! Stores chosen by URL (`file://` or a path, `memory://`, `s3://`, `az://`) behind one
+//! object API, with streaming transfers that hash while they move bytes.
+
+mod cloud;
+pub mod errors;
+pub mod hash;
+pub mod headers;
+mod local;
+pub mod object;
+pub mod options;
+pub mod progress;
+mod transfer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::memory::InMemory;
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt,
+};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::key::Key;
+use errors::{map_store_error, Secrets};
+use headers::SHA256_METADATA;
+use local::LocalRoot;
+pub use local::STATE_DIR;
+use object::{ObjectInfo, Page};
+use options::StoreOptions;
+pub use transfer::TransferConfig;
+
+/// One store. File-system stores keep headers and SHA-256 in the journal; the others
+/// keep them as object attributes.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The URL without credentials; names the store in the journal and in messages.
+    name: String,
+    inner: Arc<dyn ObjectStore>,
+    local: Option<LocalRoot>,
+    index: Option<Journal>,
+    secrets: Secrets,
+    /// S3 storage class (or Azure access tier) given to every object written.
+    storage_class: Option<String>,
+    /// Set once the bucket or container has answered, so a later 404 means "no object".
+    container_seen: Arc<AtomicBool>,
+}
+
+/// How a store URL was given: `file://…`, an absolute or relative path, or a scheme.
+pub fn parse_store_url(url: &str, field: &str) -> Result<Url> {
+    if !url.contains("://") {
+        let path = std::path::absolute(url).map_err(|e| Error::config(field, e.to_string()))?;
+        return Url::from_directory_path(&path)
+            .map_err(|_| Error::config(field, "not a usable path"));
+    }
+    Url::parse(url).map_err(|e| Error::config(field, format!("not a URL: {e}")))
+}
+
+impl Store {
+    /// Opens the store named by `url`. Nothing is sent over the network here.
+    pub fn open(
+        url: &str,
+        field: &str,
+        opts: &StoreOptions,
+        journal: &JournalSource,
+    ) -> Result<Store> {
+        let parsed = parse_store_url(url, field)?;
+        let secrets = opts.secrets();
+        let (inner, local): (Arc<dyn ObjectStore>, _) = match parsed.scheme() {
+            "file" => {
+                let path = parsed
+                    .to_file_path()
+                    .map_err(|_| Error::config(field, "file:// URL is not a local path"))?;
+                let (root, store) = LocalRoot::open(&path)?;
+                (store, Some(root))
+            }
+            "memory" => (Arc::new(InMemory::new()), None),
+            "s3" | "s3a" => (cloud::s3(&parsed, field, opts)?, None),
+            "az" | "azure" | "abfs" => (cloud::azure(&parsed, field, opts)?, None),
+            other => {
+                return Err(Error::config(
+                    field,
+                    format!("unsupported scheme {other}:// (expected file, memory, s3 or az)"),
+                ))
+            }
+        };
+        let index = match &local {
+            Some(root) => Some(journal.open(root.path())?),
+            None => None,
+        };
+        let mut shown = parsed;
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("");
+        Ok(Store {
+            name: shown.to_string(),
+            inner,
+            local,
+            index,
+            secrets,
+            storage_class: opts.storage_class.clone(),
+            container_seen: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The folder of a file-system store.
+    pub fn local_path(&self) -> Option<&Path> {
+        self.local.as_ref().map(LocalRoot::path)
+    }
+
+    fn path(key: &Key) -> StorePath {
+        StorePath::parse(key.as_str()).expect("validated keys are valid store paths")
+    }
+
+    /// Runs before every operation on `key`: file stores refuse symlink escapes.
+    async fn guard(&self, key: &Key) -> Result<()> {
+        match &self.local {
+            Some(root) => root.check_inside(key).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Maps an error of this store, telling a missing bucket from a missing object.
+    async fn fail(&self, err: object_store::Error, key: &Key) -> Error {
+        let not_found = matches!(err, object_store::Error::NotFound { .. });
+        let mapped = map_store_error(err, Some(key), &self.secrets);
+        if not_found && matches!(mapped, Error::NotFound { .. }) && self.local.is_none() {
+            if let Err(e) = self.probe_container().await {
+                return e;
+            }
+        }
+        mapped
+    }
+
+    /// A HEAD on a missing bucket is a bodiless 404, like a missing object; one listing
+    /// call (once per store) tells the two apart.
+    async fn probe_container(&self) -> Result<()> {
+        if self.container_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let probe = StorePath::parse(".stowage-probe").expect("valid path");
+        match self.inner.list_with_delimiter(Some(&probe)).await {
+            Ok(_) => {
+                self.container_seen.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(match map_store_error(e, None, &self.secrets) {
+                Error::NotFound { .. } => Error::NoSuchBucket(self.name.clone()),
+                other => other,
+            }),
+        }
+    }
+
+    fn seen(&self) {
+        self.container_seen.store(true, Ordering::Relaxed);
+    }
+
+    pub async fn head(&self, key: &Key) -> Result<ObjectInfo> {
+        self.guard(key).await?;
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let result = match self.inner.get_opts(&Self::path(key), opts).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(e, key).await),
+        };
+        self.seen();
+        self.info(key, &result.meta, &result.attributes).await
+    }
+
+    pub async fn exists(&self, key: &Key) -> Result<bool> {
+        match self.head(key).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Builds the description of an object from its store metadata, and for file stores
+    /// from the journal row when that row still describes the file.
+    async fn info(
+        &self,
+        key: &Key,
+        meta: &ObjectMeta,
+        attributes: &Attributes,
+    ) -> Result<ObjectInfo> {
+        let mut info = ObjectInfo {
+            key: key.clone(),
+            size: meta.size,
+            last_modified: meta.last_modified.into(),
+            etag: meta.e_tag.clone(),
+            content_type: headers::content_type_for(key),
+            cache_control: headers::cache_control_for(key),
+            sha256: None,
+            metadata: BTreeMap::new(),
+        };
+        if let Some(index) = &self.index {
+            let record = index.get_object(&self.name, key.as_str()).await?;
+            let mtime_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+            if let Some(r) = record.filter(|r| r.size == meta.size && r.mtime_ns == mtime_ns) {
+                info.sha256 = Some(r.sha256);
+                info.content_type = r.content_type;
+                info.cache_control = r.cache_control;
+                info.metadata = r.metadata;
+            }
+            return Ok(info);
+        }
+        for (attribute, value) in attributes {
+            match attribute {
+                Attribute::ContentType => info.content_type = value.to_string(),
+                Attribute::CacheControl => info.cache_control = value.to_string(),
+                Attribute::Metadata(name) if name == SHA256_METADATA => {
+                    info.sha256 = Some(value.to_string()).filter(|s| hash::is_sha256_hex(s))
+                }
+                Attribute::Metadata(name) => {
+                    info.metadata.insert(name.to_string(), value.to_string());
+                }
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// Opens a read of `key` (all of it, or `range`).
+    async fn open_read(&self, key: &Key, range: Option<std::ops::Range<u64>>) -> Result<GetResult> {
+        self.guard(key).await?;
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        match self.inner.get_opts(&Self::path(key), opts).await {
+            Ok(r) => {
+                self.seen();
+                Ok(r)
+            }
+            Err(e) => Err(self.fail(e, key).await),
+        }
+    }
+
+    pub async fn get(&self, key: &Key) -> Result<Bytes> {
+        let result = self.open_read(key, None).await?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+    }
+
+    /// Bytes `start..end` (end exclusive, clamped to the object's size).
+    pub async fn get_range(&self, key: &Key, start: u64, end: u64) -> Result<Bytes> {
+        if end < start {
+            return Err(Error::config(
+                "range",
+                format!("end {end} is before start {start}"),
+            ));
+        }
+        let size = self.head(key).await?.size;
+        if start > size {
+            return Err(Error::config(
+                "range",
+                format!("start {start} is past the end ({size} bytes)"),
+            ));
+        }
+        let end = end.min(size);
+        if start == end {
+            return Ok(Bytes::new());
+        }
+        let result = self.open_read(key, Some(start..end)).await?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+    }
+
+    /// The object as a stream of chunks, for `createReadStream`.
+    pub async fn stream(
+        &self,
+        key: &Key,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let range = match range {
+            Some(r) => {
+                let size = self.head(key).await?.size;
+                let r = r.start.min(size)..r.end.min(size);
+                if r.is_empty() {
+                    return Ok(futures::stream::empty().boxed());
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let result = self.open_read(key, range).await?;
+        let (key, secrets) = (key.clone(), self.secrets.clone());
+        Ok(result
+            .into_stream()
+            .map_err(move |e| map_store_error(e, Some(&key), &secrets))
+            .boxed())
+    }
+
+    pub async fn delete(&self, key: &Key) -> Result<()> {
+        self.guard(key).await?;
+        match self.inner.delete(&Self::path(key)).await {
+            Ok(()) => {}
+            // Deleting what is not there is success, as on S3.
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.fail(e, key).await),
+        }
+        if let Some(index) = &self.index {
+            index.delete_object(&self.name, key.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Server-side copy; headers and metadata travel with the object.
+    pub async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
+        self.guard(from).await?;
+        self.guard(to).await?;
+        if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
+            return Err(self.fail(e, from).await);
+        }
+        self.reindex(from, to).await?;
+        self.head(to).await
+    }
+
+    pub async fn rename(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
+        self.guard(from).await?;
+        self.guard(to).await?;
+        if let Err(e) = self.inner.rename(&Self::path(from), &Self::path(to)).await {
+            return Err(self.fail(e, from).await);
+        }
+        self.reindex(from, to).await?;
+        if let Some(index) = &self.index {
+            index.delete_object(&self.name, from.as_str()).await?;
+        }
+        self.head(to).await
+    }
+
+    /// File stores: the copy is a new file, so its journal row is the source's with the
+    /// copy's own size and mtime.
+    async fn reindex(&self, from: &Key, to: &Key) -> Result<()> {
+        let Some(index) = &self.index else {
+            return Ok(());
+        };
+        let Some(mut record) = index.get_object(&self.name, from.as_str()).await? else {
+            return index.delete_object(&self.name, to.as_str()).await;
+        };
+        let meta = self
+            .inner
+            .head(&Self::path(to))
+            .await
+            .map_err(|e| map_store_error(e, Some(to), &self.secrets))?;
+        record.mtime_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+        index.put_object(&self.name, to.as_str(), record).await
+    }
+
+    /// One page of keys under `prefix` in byte order, after `start_after`.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page> {
+        let limit = limit.clamp(1, 10_000);
+        let metas = match &self.local {
+            Some(root) => {
+                self.list_local(root, prefix, start_after, limit + 1)
+                    .await?
+            }
+            None => self.list_remote(prefix, start_after, limit + 1).await?,
+        };
+        let more = metas.len() > limit;
+        let mut objects = Vec::with_capacity(limit);
+        for (key, meta) in metas.into_iter().take(limit) {
+            objects.push(self.info(&key, &meta, &Attributes::new()).await?);
+        }
+        let next = more
+            .then(|| objects.last().map(|o| o.key.to_string()))
+            .flatten();
+        Ok(Page { objects, next })
+    }
+
+    async fn list_local(
+        &self,
+        root: &LocalRoot,
+        prefix: &str,
+        start_after: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<(Key, ObjectMeta)>> {
+        let mut out = Vec::with_capacity(n);
+        for key in root.list(prefix, start_after, n).await? {
+            // A file can vanish between the walk and its stat.
+            match self.inner.head(&Self::path(&key)).await {
+                Ok(meta) => out.push((key, meta)),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(map_store_error(e, Some(&key), &self.secrets)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_remote(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        n: usize,
+    ) -> Result<Vec<(Key, ObjectMeta)>> {
+        // object_store lists whole path segments; a partial segment is filtered here.
+        let dir = prefix
+            .rfind('/')
+            .map(|i| &prefix[..i])
+            .filter(|d| !d.is_empty());
+        let dir = dir
+            .map(StorePath::parse)
+            .transpose()
+            .map_err(|e| Error::config("prefix", e.to_string()))?;
+        let offset = start_after
+            .map(StorePath::parse)
+            .transpose()
+            .map_err(|e| Error::config("startAfter", e.to_string()))?;
+        let stream = match &offset {
+            Some(o) => self.inner.list_with_offset(dir.as_ref(), o),
+            None => self.inner.list(dir.as_ref()),
+        };
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        let items: Vec<ObjectMeta> = stream
+            .map_err(|e| map_store_error(e, None, &self.secrets))
+            // Some servers (Azurite) ignore the offset; filtering again is cheap.
+            .try_filter(|m| {
+                let k = m.location.as_ref();
+                futures::future::ready(
+                    k.starts_with(&prefix) && start_after.as_deref().is_none_or(|s| k > s),
+                )
+            })
+            .take(n)
+            .try_collect()
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::NoSuchBucket(self.name.clone()),
+                other => other,
+            })?;
+        self.seen();
+        Ok(items
+            .into_iter()
+            .filter_map(|m| Key::parse(m.location.as_ref()).ok().map(|k| (k, m)))
+            .collect())
+    }
+}
+
+/// Where file-system stores keep their journal: the manager's one journal for its
+/// local root, or `<root>/.stowage/journal.db` for any other folder.
+#[derive(Debug, Clone)]
+pub struct JournalSource {
+    pub shared: Option<(PathBuf, Journal)>,
+}
+
+impl JournalSource {
+    fn open(&self, root: &Path) -> Result<Journal> {
+        if let Some((shared_root, journal)) = &self.shared {
+            if shared_root == root {
+                return Ok(journal.clone());
+            }
+        }
+        Journal::open(&root.join(STATE_DIR).join("journal.db"))
+    }
+}

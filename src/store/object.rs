@@ -1,0 +1,43 @@
+//! What the object API takes and returns, independent of the store behind it.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::key::Key;
+
+/// Description of a stored object (`ObjectInfo` in JavaScript, less `location`).
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub key: Key,
+    pub size: u64,
+    pub last_modified: SystemTime,
+    pub etag: Option<String>,
+    pub content_type: String,
+    pub cache_control: String,
+    pub sha256: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Headers and conditions of a write.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub if_not_exists: bool,
+}
+
+/// What a successful write stored.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub size: u64,
+    pub sha256: String,
+    pub etag: Option<String>,
+}
+
+/// One page of a listing; `next` is the `startAfter` of the following page.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub objects: Vec<ObjectInfo>,
+    pub next: Option<String>,
+}

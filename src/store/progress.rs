@@ -1,0 +1,68 @@
+//! Byte-progress reporting that stays off the hot path: a callback at most every
+//! 100 ms, and always once at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Receives `(bytes_done, bytes_total)`.
+pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+const INTERVAL: Duration = Duration::from_millis(100);
+
+pub struct Progress {
+    report: Option<ProgressFn>,
+    total: u64,
+    done: u64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    pub fn new(report: Option<ProgressFn>, total: u64) -> Self {
+        Progress {
+            report,
+            total,
+            done: 0,
+            last: None,
+        }
+    }
+
+    pub fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if let Some(report) = &self.report {
+            if self.last.is_none_or(|t| t.elapsed() >= INTERVAL) {
+                self.last = Some(Instant::now());
+                report(self.done, self.total);
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(report) = &self.report {
+            report(self.done, self.total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn throttles_and_always_reports_the_end() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let mut p = Progress::new(
+            Some(Arc::new(move |d, t| sink.lock().unwrap().push((d, t)))),
+            1000,
+        );
+        for _ in 0..1000 {
+            p.advance(1);
+        }
+        p.finish();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.first(), Some(&(1, 1000)));
+        assert_eq!(seen.last(), Some(&(1000, 1000)));
+        assert!(seen.len() <= 3, "{} reports for a fast loop", seen.len());
+    }
+}

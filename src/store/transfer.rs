@@ -1,0 +1,364 @@
+//! Writes and downloads that hash while they stream: single PUTs below the multipart
+//! threshold, `partSize` parts with `concurrency` in flight above it, and downloads to
+//! a temporary file that is renamed into place only once its SHA-256 checks out.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{
+    Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions as StorePutOptions, PutPayload, WriteMultipart,
+};
+use tokio::io::AsyncWriteExt;
+
+use super::hash::{sha256_hex, StreamHasher};
+use super::headers::{self, SHA256_METADATA};
+use super::object::{ObjectInfo, PutOptions, Written};
+use super::progress::{Progress, ProgressFn};
+use super::Store;
+use crate::error::{Error, Result};
+use crate::journal::ObjectRecord;
+use crate::key::Key;
+
+/// How transfers are cut up; `partSize` and `multipartThreshold` in JavaScript.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferConfig {
+    pub part_size: usize,
+    pub multipart_threshold: u64,
+    pub concurrency: usize,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            part_size: 10 * 1024 * 1024,
+            multipart_threshold: 100 * 1024 * 1024,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Read buffer for files: large enough that syscalls don't dominate, small enough to
+/// keep many concurrent transfers cheap.
+const READ_CHUNK: usize = 1024 * 1024;
+
+impl Store {
+    /// Stores a buffer. `sha256` may be given when the caller already hashed the bytes
+    /// (a dual write hashes once for both sides).
+    pub async fn put_bytes(
+        &self,
+        key: &Key,
+        data: Bytes,
+        opts: &PutOptions,
+        sha256: Option<String>,
+        cfg: &TransferConfig,
+    ) -> Result<Written> {
+        self.guard(key).await?;
+        let sha256 = sha256.unwrap_or_else(|| sha256_hex(&data));
+        let size = data.len() as u64;
+        let attributes = self.attributes(key, opts, &sha256);
+        let path = Self::path(key);
+        let result = if size > cfg.multipart_threshold {
+            let mut upload = self.start_multipart(key, attributes, cfg).await?;
+            for part in data.chunks(cfg.part_size) {
+                upload
+                    .wait_for_capacity(cfg.concurrency)
+                    .await
+                    .map_err(|e| self.map(e, key))?;
+                upload.put(data.slice_ref(part));
+            }
+            upload.finish().await
+        } else {
+            let mode = if opts.if_not_exists {
+                PutMode::Create
+            } else {
+                PutMode::Overwrite
+            };
+            let put = StorePutOptions {
+                mode,
+                attributes,
+                ..Default::default()
+            };
+            self.inner
+                .put_opts(&path, PutPayload::from_bytes(data), put)
+                .await
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(e, key).await),
+        };
+        self.seen();
+        self.record(key, opts, &sha256, size).await?;
+        Ok(Written {
+            size,
+            sha256,
+            etag: result.e_tag,
+        })
+    }
+
+    /// Streams a file into the store. Small files are read once and hashed; large ones
+    /// are hashed first (the hash is stored when the upload starts) and hashed again
+    /// while uploading, so a file that changes mid-upload is refused, not stored torn.
+    pub async fn put_file(
+        &self,
+        key: &Key,
+        file: &Path,
+        opts: &PutOptions,
+        cfg: &TransferConfig,
+        progress: Option<ProgressFn>,
+    ) -> Result<Written> {
+        self.guard(key).await?;
+        let shown = file.display().to_string();
+        let size = tokio::fs::metadata(file)
+            .await
+            .map_err(|e| Error::from_io(e, &shown))?
+            .len();
+        if size <= cfg.multipart_threshold {
+            let data = Bytes::from(
+                tokio::fs::read(file)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?,
+            );
+            let mut progress = Progress::new(progress, data.len() as u64);
+            let written = self.put_bytes(key, data, opts, None, cfg).await?;
+            progress.advance(written.size);
+            progress.finish();
+            return Ok(written);
+        }
+        if opts.if_not_exists && self.exists(key).await? {
+            return Err(Error::AlreadyExists {
+                key: key.to_string(),
+            });
+        }
+        let expected = hash_file(file.to_owned()).await?;
+        let attributes = self.attributes(key, opts, &expected.1);
+        let mut upload = self.start_multipart(key, attributes, cfg).await?;
+        let streamed = self
+            .stream_parts(key, file, &mut upload, cfg, Progress::new(progress, size))
+            .await;
+        match streamed {
+            Ok(actual) if actual.bytes() == expected.0 && actual.clone().finish() == expected.1 => {
+            }
+            Ok(_) => {
+                let _ = upload.abort().await;
+                return Err(Error::Integrity(format!(
+                    "{shown} changed while it was uploaded to {key}"
+                )));
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        }
+        let result = match upload.finish().await {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(e, key).await),
+        };
+        self.record(key, opts, &expected.1, expected.0).await?;
+        Ok(Written {
+            size: expected.0,
+            sha256: expected.1,
+            etag: result.e_tag,
+        })
+    }
+
+    async fn start_multipart(
+        &self,
+        key: &Key,
+        attributes: Attributes,
+        cfg: &TransferConfig,
+    ) -> Result<WriteMultipart> {
+        let opts = PutMultipartOptions {
+            attributes,
+            ..Default::default()
+        };
+        match self.inner.put_multipart_opts(&Self::path(key), opts).await {
+            Ok(upload) => Ok(WriteMultipart::new_with_chunk_size(upload, cfg.part_size)),
+            Err(e) => Err(self.fail(e, key).await),
+        }
+    }
+
+    async fn stream_parts(
+        &self,
+        key: &Key,
+        file: &Path,
+        upload: &mut WriteMultipart,
+        cfg: &TransferConfig,
+        mut progress: Progress,
+    ) -> Result<StreamHasher> {
+        let shown = file.display().to_string();
+        let mut reader = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| Error::from_io(e, &shown))?;
+        let mut hasher = StreamHasher::default();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
+                .await
+                .map_err(|e| Error::from_io(e, &shown))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            upload
+                .wait_for_capacity(cfg.concurrency)
+                .await
+                .map_err(|e| self.map(e, key))?;
+            upload.write(&buf[..n]);
+            progress.advance(n as u64);
+        }
+        progress.finish();
+        Ok(hasher)
+    }
+
+    /// Downloads to `dest` through a temporary file in the same folder; the rename
+    /// happens only after the bytes match the stored SHA-256 (when one is known).
+    pub async fn get_to_file(
+        &self,
+        key: &Key,
+        dest: &Path,
+        progress: Option<ProgressFn>,
+    ) -> Result<ObjectInfo> {
+        let read = self.open_read(key, None).await?;
+        let info = self.info(key, &read.meta, &read.attributes).await?;
+        let temp = temp_path(dest);
+        let result = async {
+            let shown = temp.display().to_string();
+            let mut file = tokio::fs::File::create(&temp)
+                .await
+                .map_err(|e| Error::from_io(e, &shown))?;
+            let mut hasher = StreamHasher::default();
+            let mut progress = Progress::new(progress, info.size);
+            let mut stream = read.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.map(e, key))?;
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?;
+                progress.advance(chunk.len() as u64);
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| Error::from_io(e, &shown))?;
+            progress.finish();
+            let actual = hasher.finish();
+            match &info.sha256 {
+                Some(expected) if *expected != actual => Err(Error::Integrity(format!(
+                    "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let shown = dest.display().to_string();
+                tokio::fs::rename(&temp, dest)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?;
+                Ok(info)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn map(&self, err: object_store::Error, key: &Key) -> Error {
+        super::errors::map_store_error(err, Some(key), &self.secrets)
+    }
+
+    /// Cloud stores carry headers and the SHA-256 as attributes; file stores can't, so
+    /// for them the same facts go to the journal in [`Store::record`].
+    fn attributes(&self, key: &Key, opts: &PutOptions, sha256: &str) -> Attributes {
+        let mut a = Attributes::new();
+        if self.index.is_some() {
+            return a;
+        }
+        a.insert(Attribute::ContentType, content_type(key, opts).into());
+        a.insert(Attribute::CacheControl, cache_control(key, opts).into());
+        a.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            sha256.to_owned().into(),
+        );
+        for (name, value) in &opts.metadata {
+            a.insert(
+                Attribute::Metadata(name.clone().into()),
+                value.clone().into(),
+            );
+        }
+        if let Some(class) = &self.storage_class {
+            a.insert(Attribute::StorageClass, class.clone().into());
+        }
+        a
+    }
+
+    async fn record(&self, key: &Key, opts: &PutOptions, sha256: &str, size: u64) -> Result<()> {
+        let Some(index) = &self.index else {
+            return Ok(());
+        };
+        let meta = self
+            .inner
+            .head(&Self::path(key))
+            .await
+            .map_err(|e| self.map(e, key))?;
+        let record = ObjectRecord {
+            size,
+            mtime_ns: meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+            sha256: sha256.to_owned(),
+            content_type: content_type(key, opts),
+            cache_control: cache_control(key, opts),
+            metadata: opts.metadata.clone(),
+        };
+        index.put_object(&self.name, key.as_str(), record).await
+    }
+}
+
+fn content_type(key: &Key, opts: &PutOptions) -> String {
+    opts.content_type
+        .clone()
+        .unwrap_or_else(|| headers::content_type_for(key))
+}
+
+fn cache_control(key: &Key, opts: &PutOptions) -> String {
+    opts.cache_control
+        .clone()
+        .unwrap_or_else(|| headers::cache_control_for(key))
+}
+
+/// `(size, sha256)` of a file, read on a blocking thread.
+async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
+    tokio::task::spawn_blocking(move || {
+        let shown = file.display().to_string();
+        let mut f = std::fs::File::open(&file).map_err(|e| Error::from_io(e, &shown))?;
+        let mut hasher = StreamHasher::default();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from_io(e, &shown)),
+            }
+        }
+        Ok((hasher.bytes(), hasher.finish()))
+    })
+    .await
+    .map_err(|e| Error::Unavailable(format!("hashing task failed: {e}")))?
+}
+
+/// A hidden sibling of `dest`, unique per process and call.
+fn temp_path(dest: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dest.with_file_name(format!(".{name}.{}-{n}.stowage-tmp", std::process::id()))
+}
