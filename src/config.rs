@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::store::options::StoreOptions;
 use crate::store::TransferConfig;
+use crate::store::options::StoreOptions;
 
 /// Where writes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,14 @@ pub enum Error {
     Integrity(String),
     #[error("aborted: {0}")]
     Aborted(String),
+    #[error("signature is invalid: {0}")]
+    SignatureInvalid(String),
+    #[error("signature has expired: {0}")]
+    SignatureExpired(String),
+    #[error("invalid DICOM: {0}")]
+    DicomInvalid(String),
+    #[error("unsupported DICOM: {0}")]
+    DicomUnsupported(String),
 }
 
 impl Error {
@@ -43,6 +51,10 @@ impl Error {
             Error::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Error::Integrity(_) => "INTEGRITY",
             Error::Aborted(_) => "ABORTED",
+            Error::SignatureInvalid(_) => "SIGNATURE_INVALID",
+            Error::SignatureExpired(_) => "SIGNATURE_EXPIRED",
+            Error::DicomInvalid(_) => "DICOM_INVALID",
+            Error::DicomUnsupported(_) => "DICOM_UNSUPPORTED",
         }
     }
 

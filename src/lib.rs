@@ -2,6 +2,7 @@
 //! downtime. Everything outside `js` is plain Rust with no Node dependency.
 
 pub mod config;
+pub mod dicom;
 pub mod dual;
 pub mod error;
 pub mod journal;

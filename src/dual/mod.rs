@@ -18,7 +18,7 @@ use crate::store::headers::validate_metadata;
 use crate::store::object::{ObjectInfo, Page, PutOptions};
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
-use crate::store::{JournalSource, Store, TransferConfig, STATE_DIR};
+use crate::store::{JournalSource, STATE_DIR, Store, TransferConfig};
 pub use outcome::{Outcome, PutResult, Side, SideError};
 
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
 use napi::Env;
+use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
 use napi_derive::napi;
 
 use super::error::{promise, to_js};

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
-use napi::bindgen_prelude::{Buffer, Function, PromiseRaw, Unknown};
+use futures::stream::BoxStream;
 use napi::Env;
+use napi::bindgen_prelude::{Buffer, Function, PromiseRaw, Unknown};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 

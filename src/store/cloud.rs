@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
 use url::Url;
 
 use super::options::StoreOptions;
@@ -57,7 +57,7 @@ pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectS
             return Err(Error::config(
                 "cloudOptions.serverSideEncryption",
                 "expected AES256, or aws:kms / aws:kms:dsse with sseKmsKeyId",
-            ))
+            ));
         }
     };
     let store = b

@@ -13,8 +13,8 @@ mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -29,7 +29,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::key::Key;
-use errors::{map_store_error, Secrets};
+use errors::{Secrets, map_store_error};
 use headers::SHA256_METADATA;
 use local::LocalRoot;
 pub use local::STATE_DIR;
@@ -88,7 +88,7 @@ impl Store {
                 return Err(Error::config(
                     field,
                     format!("unsupported scheme {other}:// (expected file, memory, s3 or az)"),
-                ))
+                ));
             }
         };
         let index = match &local {

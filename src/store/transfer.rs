@@ -14,11 +14,11 @@ use object_store::{
 };
 use tokio::io::AsyncWriteExt;
 
-use super::hash::{sha256_hex, StreamHasher};
+use super::Store;
+use super::hash::{StreamHasher, sha256_hex};
 use super::headers::{self, SHA256_METADATA};
 use super::object::{ObjectInfo, PutOptions, Written};
 use super::progress::{Progress, ProgressFn};
-use super::Store;
 use crate::error::{Error, Result};
 use crate::journal::ObjectRecord;
 use crate::key::Key;

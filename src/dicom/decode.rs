@@ -1,0 +1,401 @@
+//! Image geometry checks and extraction of one frame's stored sample values.
+
+use std::borrow::Cow;
+
+use dicom_core::{PrimitiveValue, value::Value};
+use dicom_dictionary_std::tags;
+use dicom_encoding::{Codec, TransferSyntaxIndex};
+use dicom_object::DefaultDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+use super::attributes::{Object, string, uint};
+use super::guard::guarded;
+use super::{codestream, jpeg};
+use crate::error::{Error, Result};
+
+/// Largest decoded frame accepted, in bytes of stored samples.
+pub const MAX_FRAME_BYTES: u64 = 256 << 20;
+/// Largest rows or columns accepted.
+pub const MAX_DIMENSION: u32 = 32768;
+
+/// JPEG baseline, extended, lossless and lossless SV1.
+const JPEG_TRANSFER_SYNTAXES: [&str; 4] = [
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Photometric {
+    Monochrome1,
+    Monochrome2,
+    PaletteColor,
+    Rgb,
+    YbrFull,
+    YbrFull422,
+    /// YBR_RCT, YBR_ICT, YBR_PARTIAL_*: only produced by codecs that return RGB.
+    YbrCodec,
+}
+
+impl Photometric {
+    fn parse(value: &str, samples_per_pixel: u16) -> Result<Self> {
+        let photometric = match (value, samples_per_pixel) {
+            ("MONOCHROME1", 1) => Self::Monochrome1,
+            ("MONOCHROME2", 1) => Self::Monochrome2,
+            ("PALETTE COLOR", 1) => Self::PaletteColor,
+            ("RGB", 3) => Self::Rgb,
+            ("YBR_FULL", 3) => Self::YbrFull,
+            ("YBR_FULL_422", 3) => Self::YbrFull422,
+            ("YBR_RCT" | "YBR_ICT" | "YBR_PARTIAL_422" | "YBR_PARTIAL_420", 3) => Self::YbrCodec,
+            _ => {
+                return Err(Error::DicomUnsupported(format!(
+                    "photometric interpretation {value:?} with {samples_per_pixel} sample(s) per pixel"
+                )));
+            }
+        };
+        Ok(photometric)
+    }
+
+    pub(crate) fn is_grayscale(self) -> bool {
+        matches!(self, Self::Monochrome1 | Self::Monochrome2)
+    }
+}
+
+/// The Image Pixel module attributes that decoding depends on, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageInfo {
+    pub rows: u32,
+    pub cols: u32,
+    pub frames: u32,
+    pub samples_per_pixel: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub signed: bool,
+    pub photometric: Photometric,
+    pub planar: bool,
+}
+
+impl ImageInfo {
+    pub(crate) fn read(obj: &Object) -> Result<Self> {
+        match obj.get(tags::PIXEL_DATA).map(|e| e.value()) {
+            None if obj.get(tags::FLOAT_PIXEL_DATA).is_some()
+                || obj.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some() =>
+            {
+                return Err(Error::DicomUnsupported(
+                    "float pixel data cannot be rendered".into(),
+                ));
+            }
+            None => {
+                return Err(Error::DicomUnsupported(
+                    "the object has no Pixel Data (it is not an image)".into(),
+                ));
+            }
+            Some(Value::Sequence(_)) => {
+                return Err(Error::DicomInvalid("Pixel Data is a sequence".into()));
+            }
+            Some(_) => {}
+        }
+        let required = |tag, name: &str| {
+            uint(obj, tag)
+                .ok_or_else(|| Error::DicomInvalid(format!("{name} is missing or invalid")))
+        };
+        let rows = required(tags::ROWS, "Rows")?;
+        let cols = required(tags::COLUMNS, "Columns")?;
+        let samples_per_pixel = required(tags::SAMPLES_PER_PIXEL, "Samples per Pixel")?;
+        let bits_allocated = required(tags::BITS_ALLOCATED, "Bits Allocated")?;
+        let bits_stored = uint(obj, tags::BITS_STORED).unwrap_or(bits_allocated);
+        let frames = uint(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1);
+        if rows == 0 || cols == 0 || frames == 0 {
+            return Err(Error::DicomInvalid(format!(
+                "empty image: {cols}x{rows} with {frames} frame(s)"
+            )));
+        }
+        if rows > MAX_DIMENSION || cols > MAX_DIMENSION {
+            return Err(Error::DicomUnsupported(format!(
+                "image of {cols}x{rows} exceeds the {MAX_DIMENSION} pixel limit"
+            )));
+        }
+        if !matches!(samples_per_pixel, 1 | 3) {
+            return Err(Error::DicomUnsupported(format!(
+                "{samples_per_pixel} samples per pixel"
+            )));
+        }
+        if !matches!(bits_allocated, 8 | 16) {
+            return Err(Error::DicomUnsupported(format!(
+                "{bits_allocated} bits allocated (8 and 16 are supported)"
+            )));
+        }
+        if bits_stored == 0 || bits_stored > bits_allocated {
+            return Err(Error::DicomInvalid(format!(
+                "bits stored {bits_stored} with bits allocated {bits_allocated}"
+            )));
+        }
+        let frame_bytes = u64::from(rows)
+            * u64::from(cols)
+            * u64::from(samples_per_pixel)
+            * u64::from(bits_allocated / 8);
+        if frame_bytes > MAX_FRAME_BYTES {
+            return Err(Error::DicomUnsupported(format!(
+                "a frame of {cols}x{rows}x{samples_per_pixel} needs {} MiB, over the {} MiB limit",
+                frame_bytes >> 20,
+                MAX_FRAME_BYTES >> 20
+            )));
+        }
+        let photometric = string(obj, tags::PHOTOMETRIC_INTERPRETATION)
+            .ok_or_else(|| Error::DicomInvalid("Photometric Interpretation is missing".into()))?;
+        let samples_per_pixel = samples_per_pixel as u16;
+        Ok(Self {
+            rows,
+            cols,
+            frames,
+            samples_per_pixel,
+            bits_allocated: bits_allocated as u16,
+            bits_stored: bits_stored as u16,
+            signed: uint(obj, tags::PIXEL_REPRESENTATION) == Some(1),
+            photometric: Photometric::parse(&photometric, samples_per_pixel)?,
+            planar: samples_per_pixel > 1 && uint(obj, tags::PLANAR_CONFIGURATION) == Some(1),
+        })
+    }
+
+    pub(crate) fn pixels(&self) -> usize {
+        self.rows as usize * self.cols as usize
+    }
+
+    fn samples(&self) -> usize {
+        self.pixels() * usize::from(self.samples_per_pixel)
+    }
+
+    /// Native YBR_FULL_422 stores two luma samples and one Cb/Cr pair per
+    /// two pixels (PS3.3 C.7.6.3.1.2).
+    fn native_samples(&self) -> usize {
+        if self.photometric == Photometric::YbrFull422 {
+            self.pixels() * 2
+        } else {
+            self.samples()
+        }
+    }
+}
+
+/// One frame of stored values, interleaved per pixel, sign-extended.
+pub(crate) struct Frame {
+    pub samples: Vec<i32>,
+    /// The codec already converted the colour space to RGB.
+    pub codec_rgb: bool,
+}
+
+pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> Result<Frame> {
+    let pixel_data = obj
+        .get(tags::PIXEL_DATA)
+        .ok_or_else(|| Error::DicomUnsupported("the object has no Pixel Data".into()))?;
+    let (raw, codec_rgb) = match pixel_data.value() {
+        Value::Primitive(value) => (native(value, info, frame)?, false),
+        Value::PixelSequence(sequence) => {
+            let ts = obj.meta().transfer_syntax();
+            let data = frame_fragments(
+                sequence.fragments(),
+                sequence.offset_table(),
+                info.frames,
+                frame,
+            )?;
+            let samples = if JPEG_TRANSFER_SYNTAXES.contains(&ts) {
+                let samples = guarded("decoding JPEG", || {
+                    jpeg::decode(&data, info.cols, info.rows, info.samples_per_pixel)
+                })??;
+                samples.into_iter().map(u32::from).collect()
+            } else {
+                registry_decode(obj, info, frame, &data)?
+            };
+            (samples, info.samples_per_pixel == 3)
+        }
+        Value::Sequence(_) => return Err(Error::DicomInvalid("Pixel Data is a sequence".into())),
+    };
+    let samples = stored_values(raw, info);
+    let samples = match (codec_rgb, info.photometric) {
+        (false, Photometric::YbrFull422) => expand_422(&samples, info),
+        _ if info.planar && !codec_rgb => interleave(&samples, info.pixels()),
+        _ => samples,
+    };
+    Ok(Frame { samples, codec_rgb })
+}
+
+/// Keeps the low `bits_stored` bits and sign-extends them if signed.
+fn stored_values(raw: Vec<u32>, info: &ImageInfo) -> Vec<i32> {
+    let bits = u32::from(info.bits_stored);
+    let mask = ((1u64 << bits) - 1) as u32;
+    let sign = 1u32 << (bits - 1);
+    raw.into_iter()
+        .map(|v| {
+            let v = v & mask;
+            if info.signed && v & sign != 0 {
+                v as i32 - (1i64 << bits) as i32
+            } else {
+                v as i32
+            }
+        })
+        .collect()
+}
+
+fn native(value: &PrimitiveValue, info: &ImageInfo, frame: u32) -> Result<Vec<u32>> {
+    let count = info.native_samples();
+    let start = count * frame as usize;
+    let range = start..start + count;
+    let too_short = |available: usize| {
+        Error::DicomInvalid(format!(
+            "Pixel Data holds {available} samples, frame {frame} needs samples {}..{}",
+            range.start, range.end
+        ))
+    };
+    // Values parsed as 16-bit words are already in host order, whatever the
+    // transfer syntax's byte order; bytes are little endian.
+    match (value, info.bits_allocated) {
+        (PrimitiveValue::U16(words), 16) => words
+            .get(range.clone())
+            .map(|w| w.iter().map(|&v| u32::from(v)).collect())
+            .ok_or_else(|| too_short(words.len())),
+        (PrimitiveValue::I16(words), 16) => words
+            .get(range.clone())
+            .map(|w| w.iter().map(|&v| u32::from(v as u16)).collect())
+            .ok_or_else(|| too_short(words.len())),
+        _ => {
+            let bytes = value.to_bytes();
+            let width = usize::from(info.bits_allocated / 8);
+            let available = bytes.len() / width;
+            let bytes = bytes
+                .get(range.start * width..range.end * width)
+                .ok_or_else(|| too_short(available))?;
+            Ok(match width {
+                1 => bytes.iter().map(|&b| u32::from(b)).collect(),
+                _ => bytes
+                    .chunks_exact(2)
+                    .map(|p| u32::from(u16::from_le_bytes([p[0], p[1]])))
+                    .collect(),
+            })
+        }
+    }
+}
+
+/// The bytes of frame `frame`: one fragment per frame, or the Basic Offset
+/// Table, or (without one) fragments grouped by codestream start markers.
+fn frame_fragments<'a>(
+    fragments: &'a [Vec<u8>],
+    offsets: &[u32],
+    frames: u32,
+    frame: u32,
+) -> Result<Cow<'a, [u8]>> {
+    let frame = frame as usize;
+    if fragments.len() == frames as usize {
+        return Ok(Cow::Borrowed(&fragments[frame]));
+    }
+    if frames == 1 {
+        return Ok(Cow::Owned(fragments.concat()));
+    }
+    let selected: Vec<&Vec<u8>> = if offsets.len() == frames as usize {
+        let start = offsets[frame] as usize;
+        let end = offsets.get(frame + 1).map_or(usize::MAX, |&o| o as usize);
+        let mut position = 0usize;
+        fragments
+            .iter()
+            .filter(|fragment| {
+                let inside = (start..end).contains(&position);
+                position = position.saturating_add(fragment.len() + 8);
+                inside
+            })
+            .collect()
+    } else {
+        let mut current = None::<usize>;
+        fragments
+            .iter()
+            .filter(|fragment| {
+                if starts_codestream(fragment) {
+                    current = Some(current.map_or(0, |c| c + 1));
+                }
+                current == Some(frame)
+            })
+            .collect()
+    };
+    if selected.is_empty() {
+        return Err(Error::DicomInvalid(format!(
+            "no encapsulated fragment holds frame {frame} ({} fragments for {frames} frames)",
+            fragments.len()
+        )));
+    }
+    Ok(Cow::Owned(
+        selected.into_iter().flatten().copied().collect(),
+    ))
+}
+
+fn starts_codestream(fragment: &[u8]) -> bool {
+    fragment.starts_with(&[0xFF, 0xD8])
+        || fragment.starts_with(&[0xFF, 0x4F, 0xFF, 0x51])
+        || fragment.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' '])
+}
+
+/// RLE, JPEG 2000 and JPEG-LS through dicom-rs's transfer syntax registry.
+fn registry_decode(
+    obj: &DefaultDicomObject,
+    info: &ImageInfo,
+    frame: u32,
+    data: &[u8],
+) -> Result<Vec<u32>> {
+    let ts_uid = obj.meta().transfer_syntax();
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| Error::DicomUnsupported(format!("unknown transfer syntax {ts_uid}")))?;
+    let Codec::EncapsulatedPixelData(Some(decoder), _) = ts.codec() else {
+        return Err(Error::DicomUnsupported(format!(
+            "no decoder for transfer syntax {} ({ts_uid})",
+            ts.name()
+        )));
+    };
+    if let Some((width, height, components)) = codestream::dimensions(data)
+        && (width != info.cols || height != info.rows || components != info.samples_per_pixel)
+    {
+        return Err(Error::DicomInvalid(format!(
+            "the {} codestream of frame {frame} is {width}x{height} with {components} component(s), \
+             the data set says {}x{} with {}",
+            ts.name(),
+            info.cols,
+            info.rows,
+            info.samples_per_pixel
+        )));
+    }
+    let mut out = Vec::new();
+    guarded("decoding the pixel data", || {
+        decoder.decode_frame(obj, frame, &mut out)
+    })?
+    .map_err(|e| {
+        Error::DicomInvalid(format!("cannot decode frame {frame} ({}): {e}", ts.name()))
+    })?;
+    let width = usize::from(info.bits_allocated / 8);
+    let needed = info.samples() * width;
+    let out = out.get(..needed).ok_or_else(|| {
+        Error::DicomInvalid(format!(
+            "frame {frame} decoded to {} bytes, {needed} expected",
+            out.len()
+        ))
+    })?;
+    Ok(match width {
+        1 => out.iter().map(|&b| u32::from(b)).collect(),
+        _ => out
+            .chunks_exact(2)
+            .map(|p| u32::from(u16::from_le_bytes([p[0], p[1]])))
+            .collect(),
+    })
+}
+
+/// Planar configuration 1 (RRR…GGG…BBB…) to interleaved RGBRGB….
+fn interleave(planes: &[i32], pixels: usize) -> Vec<i32> {
+    (0..pixels)
+        .flat_map(|i| [planes[i], planes[pixels + i], planes[2 * pixels + i]])
+        .collect()
+}
+
+/// Y0 Y1 Cb Cr → Y0 Cb Cr Y1 Cb Cr.
+fn expand_422(packed: &[i32], info: &ImageInfo) -> Vec<i32> {
+    packed
+        .chunks_exact(4)
+        .flat_map(|q| [q[0], q[2], q[3], q[1], q[2], q[3]])
+        .take(info.samples())
+        .collect()
+}

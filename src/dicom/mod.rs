@@ -1,0 +1,102 @@
+//! DICOM rendering: decode one frame, apply the display pipeline described
+//! in `shared/dicom/README.md`, and encode it as WebP, PNG or JPEG.
+//!
+//! Input is untrusted: every failure is `Error::DicomInvalid` (corrupt or
+//! inconsistent data) or `Error::DicomUnsupported` (valid but outside what we
+//! render), never a panic, and memory is bounded by the input size plus one
+//! decoded frame of at most [`MAX_FRAME_BYTES`] bytes.
+
+mod attributes;
+mod codestream;
+mod colour;
+mod decode;
+mod encode;
+mod functional_groups;
+mod guard;
+mod jpeg;
+mod lut;
+mod metadata;
+mod open;
+mod options;
+mod thumbnail;
+
+#[cfg(test)]
+mod tests;
+
+use dicom_object::DefaultDicomObject;
+use image::DynamicImage;
+
+pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
+pub use metadata::Metadata;
+pub use options::{ImageFormat, RenderOptions, Window};
+
+use crate::error::Result;
+use decode::{ImageInfo, Photometric};
+
+/// An encoded frame, its thumbnails and the object's metadata.
+#[derive(Debug, Clone)]
+pub struct Rendition {
+    pub image: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u32,
+    /// `(requested size, encoded image)`, in the order requested.
+    pub thumbnails: Vec<(u32, Vec<u8>)>,
+    pub metadata: Metadata,
+}
+
+/// Decodes `opts.frame` once and encodes it plus every thumbnail in
+/// `opts.format`.
+pub fn render(bytes: &[u8], opts: &RenderOptions) -> Result<Rendition> {
+    opts.validate()?;
+    let obj = open::open(bytes, true)?;
+    let (image, info) = render_object(&obj, opts.frame, opts.window.as_ref())?;
+    let encode =
+        |image: &DynamicImage| encode::encode(image, opts.format, opts.quality, opts.lossless);
+    let thumbnails = opts
+        .thumbnails
+        .iter()
+        .map(|&size| Ok((size, encode(&thumbnail::thumbnail(&image, size))?)))
+        .collect::<Result<_>>()?;
+    Ok(Rendition {
+        image: encode(&image)?,
+        width: image.width(),
+        height: image.height(),
+        frames: info.frames,
+        thumbnails,
+        metadata: Metadata::read(&obj),
+    })
+}
+
+/// Reads the attributes only; Pixel Data is neither decoded nor kept.
+pub fn metadata(bytes: &[u8]) -> Result<Metadata> {
+    Ok(Metadata::read(&open::open(bytes, false)?))
+}
+
+/// Renders one frame to 8 bits: `Luma8` for MONOCHROME1/2, `Rgb8` for colour.
+/// `window` overrides the file's VOI for grayscale images.
+pub fn render_frame(bytes: &[u8], frame: u32, window: Option<&Window>) -> Result<DynamicImage> {
+    let obj = open::open(bytes, true)?;
+    Ok(render_object(&obj, frame, window)?.0)
+}
+
+fn render_object(
+    obj: &DefaultDicomObject,
+    frame: u32,
+    window: Option<&Window>,
+) -> Result<(DynamicImage, ImageInfo)> {
+    if let Some(window) = window {
+        options::validate_window(window)?;
+    }
+    let info = ImageInfo::read(obj)?;
+    options::validate_frame(frame, info.frames)?;
+    let decoded = decode::frame(obj, &info, frame)?;
+    let image = match info.photometric {
+        p if p.is_grayscale() => {
+            lut::render_gray(obj, &info, frame, &decoded.samples, window)?.into()
+        }
+        Photometric::PaletteColor => colour::render_palette(obj, &info, &decoded.samples)?.into(),
+        _ => colour::render_colour(&info, &decoded)?.into(),
+    };
+    Ok((image, info))
+}

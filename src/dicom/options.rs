@@ -1,0 +1,93 @@
+use crate::error::{Error, Result};
+
+/// Output encoding of a rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    #[default]
+    Webp,
+    Png,
+    Jpeg,
+}
+
+/// A VOI window in modality units (after rescale / modality LUT).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub center: f64,
+    pub width: f64,
+}
+
+/// How to render a DICOM image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOptions {
+    pub format: ImageFormat,
+    /// 1..=100; used by lossy WebP and JPEG.
+    pub quality: u8,
+    /// Lossless WebP; PNG is always lossless and JPEG never is.
+    pub lossless: bool,
+    /// Zero-based frame index.
+    pub frame: u32,
+    /// Overrides the file's VOI LUT / window for grayscale images; ignored for colour.
+    pub window: Option<Window>,
+    /// Edge lengths of square boxes that thumbnails must fit in.
+    pub thumbnails: Vec<u32>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            format: ImageFormat::Webp,
+            quality: 90,
+            lossless: false,
+            frame: 0,
+            window: None,
+            thumbnails: Vec::new(),
+        }
+    }
+}
+
+pub(crate) const MAX_THUMBNAIL: u32 = 4096;
+
+impl RenderOptions {
+    /// Checks everything that does not need the file; `frame` is checked
+    /// against the file's frame count after opening it.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(1..=100).contains(&self.quality) {
+            return Err(Error::DicomInvalid(format!(
+                "option quality must be 1..=100, got {}",
+                self.quality
+            )));
+        }
+        if let Some(size) = self
+            .thumbnails
+            .iter()
+            .find(|&&size| !(1..=MAX_THUMBNAIL).contains(&size))
+        {
+            return Err(Error::DicomInvalid(format!(
+                "option thumbnails: size must be 1..={MAX_THUMBNAIL}, got {size}"
+            )));
+        }
+        if let Some(window) = &self.window {
+            validate_window(window)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_window(window: &Window) -> Result<()> {
+    if !window.center.is_finite() || !window.width.is_finite() || window.width <= 0.0 {
+        return Err(Error::DicomInvalid(format!(
+            "option window: center must be finite and width finite and > 0, got center {} width {}",
+            window.center, window.width
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_frame(frame: u32, frames: u32) -> Result<()> {
+    if frame >= frames {
+        return Err(Error::DicomInvalid(format!(
+            "option frame {frame} is out of range: the image has {frames} frame(s)"
+        )));
+    }
+    Ok(())
+}

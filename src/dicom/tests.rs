@@ -1,0 +1,559 @@
+//! Tests against the shared DICOM set: reference renderings, encodings,
+//! metadata, and hostile input.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, GenericImageView};
+use serde_json::Value;
+
+use super::*;
+use crate::error::Error;
+
+fn shared_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/dicom"))
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(shared_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn manifest() -> Vec<Value> {
+    let text = std::fs::read_to_string(shared_dir().join("manifest.json")).expect("manifest.json");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest is JSON");
+    manifest["files"].as_array().expect("files array").clone()
+}
+
+fn entry(name: &str) -> Value {
+    manifest()
+        .into_iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in manifest"))
+}
+
+struct Diff {
+    max: u8,
+    mean: f64,
+    over_4: f64,
+}
+
+fn compare(ours: &DynamicImage, reference: &DynamicImage) -> Result<Diff, String> {
+    if ours.dimensions() != reference.dimensions() || ours.color() != reference.color() {
+        return Err(format!(
+            "got {:?} {:?}, reference {:?} {:?}",
+            ours.dimensions(),
+            ours.color(),
+            reference.dimensions(),
+            reference.color()
+        ));
+    }
+    let (a, b) = (ours.as_bytes(), reference.as_bytes());
+    let diffs: Vec<u8> = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).collect();
+    Ok(Diff {
+        max: diffs.iter().copied().max().unwrap_or(0),
+        mean: diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64,
+        over_4: diffs.iter().filter(|&&d| d > 4).count() as f64 / diffs.len() as f64,
+    })
+}
+
+#[test]
+fn frame_0_matches_every_reference_rendering() {
+    let files = manifest();
+    assert_eq!(files.len(), 21);
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file["name"].as_str().expect("name");
+        let reference = &file["reference"];
+        let lossy = reference["lossy_codec"].as_bool().expect("lossy_codec");
+        let ybr = file["photometric_interpretation"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("YBR"));
+        let expected = image::open(shared_dir().join(reference["file"].as_str().expect("file")))
+            .expect("reference PNG");
+        let started = Instant::now();
+        let outcome = render_frame(&read(name), 0, None)
+            .map_err(|e| e.to_string())
+            .and_then(|ours| compare(&ours, &expected));
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(diff) => {
+                let ok = if lossy {
+                    diff.mean <= 1.0 && diff.over_4 < 0.01
+                } else {
+                    diff.max <= if ybr { 2 } else { 1 }
+                };
+                println!(
+                    "{name:34} max {:3} mean {:.4} >4 {:.4}% {} {elapsed:.0?}",
+                    diff.max,
+                    diff.mean,
+                    diff.over_4 * 100.0,
+                    if ok { "ok" } else { "FAIL" }
+                );
+                if !ok {
+                    failures.push(name.to_owned());
+                }
+            }
+            Err(e) => {
+                println!("{name:34} ERROR {e}");
+                failures.push(name.to_owned());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed: {failures:?}");
+}
+
+#[test]
+fn every_frame_of_multi_frame_files_renders() {
+    for name in [
+        "emri_small_big_endian.dcm",
+        "examples_ybr_color.dcm",
+        "eCT_Supplemental.dcm",
+    ] {
+        let bytes = read(name);
+        let frames = metadata(&bytes).expect("metadata").frames;
+        assert!(frames > 1, "{name}");
+        for frame in 0..frames {
+            render_frame(&bytes, frame, None)
+                .unwrap_or_else(|e| panic!("{name} frame {frame}: {e}"));
+        }
+        let err = render_frame(&bytes, frames, None).expect_err("frame past the end");
+        assert!(
+            matches!(&err, Error::DicomInvalid(m) if m.contains("frame")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn render_encodes_each_format_with_fitting_thumbnails() {
+    let bytes = read("US1_J2KR.dcm");
+    for (format, lossless) in [
+        (ImageFormat::Webp, false),
+        (ImageFormat::Webp, true),
+        (ImageFormat::Png, false),
+        (ImageFormat::Jpeg, false),
+    ] {
+        let opts = RenderOptions {
+            format,
+            lossless,
+            thumbnails: vec![256, 64, 1000],
+            ..RenderOptions::default()
+        };
+        let out = render(&bytes, &opts).expect("render");
+        let expected_format = match format {
+            ImageFormat::Webp => image::ImageFormat::WebP,
+            ImageFormat::Png => image::ImageFormat::Png,
+            ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        };
+        assert_eq!(
+            image::guess_format(&out.image).expect("known format"),
+            expected_format
+        );
+        let main = image::load_from_memory(&out.image).expect("decodes");
+        assert_eq!(
+            (main.width(), main.height(), out.width, out.height),
+            (640, 480, 640, 480)
+        );
+        assert_eq!(out.frames, 1);
+        let sizes: Vec<(u32, (u32, u32))> = out
+            .thumbnails
+            .iter()
+            .map(|(size, data)| {
+                (
+                    *size,
+                    image::load_from_memory(data)
+                        .expect("thumbnail decodes")
+                        .dimensions(),
+                )
+            })
+            .collect();
+        // 640x480 keeps 4:3; 1000 does not upscale.
+        assert_eq!(
+            sizes,
+            vec![(256, (256, 192)), (64, (64, 48)), (1000, (640, 480))]
+        );
+    }
+}
+
+#[test]
+fn lossless_webp_round_trips_exactly() {
+    let bytes = read("CT_small.dcm");
+    let opts = RenderOptions {
+        lossless: true,
+        ..RenderOptions::default()
+    };
+    let out = render(&bytes, &opts).expect("render");
+    let decoded = image::load_from_memory(&out.image)
+        .expect("decodes")
+        .to_luma8();
+    let direct = render_frame(&bytes, 0, None)
+        .expect("render_frame")
+        .to_luma8();
+    assert_eq!(decoded, direct);
+}
+
+#[test]
+fn window_override_replaces_the_files_voi() {
+    let bytes = read("CT_small.dcm");
+    let narrow = Window {
+        center: 40.0,
+        width: 80.0,
+    };
+    let windowed = render_frame(&bytes, 0, Some(&narrow))
+        .expect("render")
+        .to_luma8();
+    let default = render_frame(&bytes, 0, None).expect("render").to_luma8();
+    assert_ne!(windowed, default);
+    // A 1-wide window thresholds at the center.
+    let step = render_frame(
+        &bytes,
+        0,
+        Some(&Window {
+            center: 0.0,
+            width: 1.0,
+        }),
+    )
+    .expect("render")
+    .to_luma8();
+    assert!(step.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+}
+
+#[test]
+fn metadata_matches_the_manifest() {
+    for name in [
+        "MR2_UNCR.dcm",
+        "JPGExtended.dcm",
+        "eCT_Supplemental.dcm",
+        "gdcm-US-ALOKA-16.dcm",
+        "emri_small_big_endian.dcm",
+    ] {
+        let expected = entry(name);
+        let meta = metadata(&read(name)).expect("metadata");
+        assert_eq!(
+            meta.rows,
+            expected["rows"].as_u64().map(|v| v as u32),
+            "{name}"
+        );
+        assert_eq!(
+            meta.columns,
+            expected["columns"].as_u64().map(|v| v as u32),
+            "{name}"
+        );
+        assert_eq!(
+            u64::from(meta.frames),
+            expected["number_of_frames"].as_u64().expect("frames"),
+            "{name}"
+        );
+        assert_eq!(
+            meta.photometric_interpretation.as_deref(),
+            expected["photometric_interpretation"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            meta.transfer_syntax_uid,
+            expected["transfer_syntax_uid"].as_str().expect("ts"),
+            "{name}"
+        );
+        // dicom-rs and pydicom spell "&" differently.
+        let ts_name = meta
+            .transfer_syntax_name
+            .as_deref()
+            .map(|n| n.replace('&', "and"));
+        assert_eq!(
+            ts_name.as_deref(),
+            expected["transfer_syntax_name"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            meta.modality.as_deref(),
+            expected["modality"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            meta.bits_stored.map(u64::from),
+            expected["bits_stored"].as_u64(),
+            "{name}"
+        );
+        for uid in [
+            &meta.study_instance_uid,
+            &meta.series_instance_uid,
+            &meta.sop_instance_uid,
+            &meta.sop_class_uid,
+        ] {
+            let uid = uid.as_deref().expect("UID present");
+            assert!(
+                uid.chars().all(|c| c.is_ascii_digit() || c == '.'),
+                "{name}: {uid:?}"
+            );
+        }
+        let json = serde_json::to_value(&meta).expect("serialises");
+        assert!(json.get("studyInstanceUid").is_some() && json.get("transferSyntaxUid").is_some());
+    }
+    let mr = metadata(&read("MR2_UNCR.dcm")).expect("metadata");
+    assert_eq!(
+        (mr.window_center.clone(), mr.window_width.clone()),
+        (vec![1000.0], vec![2000.0])
+    );
+    let ect = metadata(&read("eCT_Supplemental.dcm")).expect("metadata");
+    assert_eq!(
+        (ect.window_center.clone(), ect.window_width.clone()),
+        (vec![49.0], vec![102.0])
+    );
+}
+
+#[test]
+fn render_carries_metadata_and_frame_count() {
+    let bytes = read("examples_ybr_color.dcm");
+    let opts = RenderOptions {
+        format: ImageFormat::Png,
+        frame: 29,
+        ..RenderOptions::default()
+    };
+    let out = render(&bytes, &opts).expect("render");
+    assert_eq!(out.frames, 30);
+    assert_eq!(out.metadata, metadata(&bytes).expect("metadata"));
+}
+
+#[test]
+fn options_are_validated_with_the_field_named() {
+    let bytes = read("CT_small.dcm");
+    let cases = [
+        (
+            RenderOptions {
+                quality: 0,
+                ..Default::default()
+            },
+            "quality",
+        ),
+        (
+            RenderOptions {
+                quality: 101,
+                ..Default::default()
+            },
+            "quality",
+        ),
+        (
+            RenderOptions {
+                thumbnails: vec![0],
+                ..Default::default()
+            },
+            "thumbnails",
+        ),
+        (
+            RenderOptions {
+                thumbnails: vec![4097],
+                ..Default::default()
+            },
+            "thumbnails",
+        ),
+        (
+            RenderOptions {
+                frame: 1,
+                ..Default::default()
+            },
+            "frame",
+        ),
+        (
+            RenderOptions {
+                window: Some(Window {
+                    center: 0.0,
+                    width: 0.0,
+                }),
+                ..Default::default()
+            },
+            "window",
+        ),
+        (
+            RenderOptions {
+                window: Some(Window {
+                    center: f64::NAN,
+                    width: 10.0,
+                }),
+                ..Default::default()
+            },
+            "window",
+        ),
+    ];
+    for (opts, field) in cases {
+        match render(&bytes, &opts) {
+            Err(Error::DicomInvalid(message)) => assert!(message.contains(field), "{message}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    for (quality, size) in [(1, 1), (100, 4096)] {
+        let opts = RenderOptions {
+            quality,
+            thumbnails: vec![size],
+            ..Default::default()
+        };
+        render(&bytes, &opts).expect("bounds are inclusive");
+    }
+}
+
+fn assert_rejected(bytes: &[u8], what: &str) -> String {
+    let started = Instant::now();
+    let result = std::panic::catch_unwind(|| render_frame(bytes, 0, None));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{what}: took {:?}",
+        started.elapsed()
+    );
+    match result {
+        Ok(Err(Error::DicomInvalid(m) | Error::DicomUnsupported(m))) => m,
+        Ok(Ok(_)) => panic!("{what}: accepted"),
+        Ok(Err(other)) => panic!("{what}: wrong error {} ({other})", other.code()),
+        Err(_) => panic!("{what}: panicked"),
+    }
+}
+
+/// Offset of the first element with `tag` at the top level, found by its
+/// little-endian tag bytes (good enough for the hand-picked files below).
+fn find_tag(bytes: &[u8], group: u16, element: u16) -> usize {
+    let mut needle = group.to_le_bytes().to_vec();
+    needle.extend_from_slice(&element.to_le_bytes());
+    bytes
+        .windows(4)
+        .position(|w| w == needle)
+        .expect("tag present")
+}
+
+#[test]
+fn hostile_inputs_are_rejected_with_a_reason() {
+    let ct = read("CT_small.dcm");
+    println!("empty: {}", assert_rejected(&[], "empty"));
+    println!(
+        "pdf: {}",
+        assert_rejected(
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n",
+            "pdf"
+        )
+    );
+    println!(
+        "preamble only: {}",
+        assert_rejected(&ct[..132], "preamble only")
+    );
+    for cut in [200, 1000, ct.len() / 2, ct.len() - 1] {
+        println!(
+            "truncated at {cut}: {}",
+            assert_rejected(&ct[..cut], "truncated")
+        );
+    }
+
+    // Rows and Columns (US, explicit VR LE) declared as 60000.
+    let mut huge = ct.clone();
+    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
+        let at = find_tag(&huge, group, element) + 8;
+        huge[at..at + 2].copy_from_slice(&60000u16.to_le_bytes());
+    }
+    let message = assert_rejected(&huge, "60000x60000");
+    assert!(message.contains("60000"), "{message}");
+
+    // Pixel Data claiming 4 GiB.
+    let mut long = ct.clone();
+    let at = find_tag(&long, 0x7FE0, 0x0010) + 8;
+    long[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let message = assert_rejected(&long, "4 GiB Pixel Data");
+    assert!(message.contains("declares"), "{message}");
+
+    // No Pixel Data at all.
+    let no_pixels = &ct[..find_tag(&ct, 0x7FE0, 0x0010)];
+    let message = assert_rejected(no_pixels, "no pixel data");
+    assert!(message.contains("Pixel Data"), "{message}");
+    assert!(metadata(no_pixels).is_ok(), "metadata still reads");
+}
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, original: &[u8]) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    // Headers are where parsers go wrong; bias a third of the edits there.
+    let header_end = bytes.len().min(2048);
+    let position = |rng: &mut Rng, len: usize| {
+        if rng.below(3) == 0 {
+            rng.below(header_end.min(len))
+        } else {
+            rng.below(len)
+        }
+    };
+    match rng.below(4) {
+        0 => bytes.truncate(rng.below(bytes.len())),
+        1 => {
+            for _ in 0..1 + rng.below(8) {
+                let at = position(rng, bytes.len());
+                bytes[at] ^= 1 << rng.below(8);
+            }
+        }
+        2 => {
+            let at = position(rng, bytes.len());
+            let value = [0x00, 0xFF, 0x7F, 0x80][rng.below(4)];
+            let end = (at + 1 + rng.below(8)).min(bytes.len());
+            bytes[at..end].fill(value);
+        }
+        _ => {
+            let at = position(rng, bytes.len());
+            let value = (rng.next() as u32).to_le_bytes();
+            let end = (at + 4).min(bytes.len());
+            bytes[at..end].copy_from_slice(&value[..end - at]);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn mutated_files_never_panic() {
+    // Small files keep each case fast in the dev profile; together they
+    // cover every codec in the set.
+    let names: Vec<String> = manifest()
+        .into_iter()
+        .filter(|e| e["size_bytes"].as_u64().is_some_and(|s| s < 300_000))
+        .map(|e| e["name"].as_str().expect("name").to_owned())
+        .collect();
+    let originals: Vec<Vec<u8>> = names.iter().map(|n| read(n)).collect();
+    let mut rng = Rng(0x005E_ED0F_D1C0);
+    let (mut ok, mut rejected) = (0, 0);
+    for case in 0..400 {
+        let index = case % originals.len();
+        let bytes = mutate(&mut rng, &originals[index]);
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(|| {
+            let opts = RenderOptions {
+                format: ImageFormat::Png,
+                thumbnails: vec![32],
+                ..Default::default()
+            };
+            (
+                render(&bytes, &opts).map(|_| ()),
+                metadata(&bytes).map(|_| ()),
+            )
+        });
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "case {case} ({}) took {elapsed:?}",
+            names[index]
+        );
+        match outcome {
+            Ok((render_result, _)) => match render_result {
+                Ok(()) => ok += 1,
+                Err(Error::DicomInvalid(_) | Error::DicomUnsupported(_)) => rejected += 1,
+                Err(other) => panic!("case {case}: wrong error {} ({other})", other.code()),
+            },
+            Err(_) => panic!("case {case} ({}) panicked", names[index]),
+        }
+    }
+    println!("mutations: {ok} rendered, {rejected} rejected");
+}
