@@ -18,7 +18,7 @@ use crate::key::Key;
 
 #[napi]
 pub struct StorageManager {
-    inner: Arc<Storage>,
+    pub(super) inner: Arc<Storage>,
 }
 
 fn key(env: &Env, key: &str) -> napi::Result<Key> {
