@@ -17,6 +17,32 @@ export declare class ObjectReader {
 
 export declare class StorageManager {
   /**
+   * Replays the dual-write journal until both sides hold the same bytes (by
+   * SHA-256). Idempotent; safe while the app keeps writing.
+   */
+  repair(opts?: RepairOpts | undefined | null): Promise<RepairReport>
+  /** Keys whose two sides may differ, not counting writes still running. */
+  pendingRepairs(): Promise<number>
+  /** Repairs in the background every `intervalMs` while anything is pending. */
+  startRepairer(opts?: RepairerOpts | undefined | null): void
+  stopRepairer(): void
+  /**
+   * A GET URL signed without any network call: the CDN with `presign.cdnBaseUrl`,
+   * the cloud's own signature (S3 SigV4, Azure SAS), else a local signed URL.
+   */
+  presignGet(key: string, opts?: PresignGetOpts | undefined | null): string
+  /** A PUT URL. On Azure the uploader must also send `x-ms-blob-type: BlockBlob`. */
+  presignPut(key: string, opts?: PresignPutOpts | undefined | null): string
+  /** GET URLs for many keys in one call (one crossing of the JS boundary). */
+  presignMany(keys: Array<string>, opts?: PresignGetOpts | undefined | null): Array<string>
+  /**
+   * The key a local signed URL grants; throws `SIGNATURE_INVALID` or
+   * `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query.
+   */
+  verifySignedUrl(url: string, method: string): string
+  /** Counts and bytes per side since the manager was created. */
+  stats(): Stats
+  /**
    * Opens the local folder and the cloud store. Throws `INVALID_CONFIG` naming the
    * field on bad settings; makes no network call.
    */
@@ -99,6 +125,30 @@ export interface ObjectInfo {
   location: 'local' | 'cloud' | 'both'
 }
 
+export interface PresignGetOpts {
+  /** Seconds (default `presign.expiresIn`, else 3600). */
+  expiresIn?: number
+  /** e.g. `attachment; filename="scan.dcm"`. */
+  responseContentDisposition?: string
+}
+
+export interface PresignOptions {
+  /** Default lifetime of a URL in seconds (3600; at most 604800). */
+  expiresIn?: number
+  /** GET URLs point here (`{cdnBaseUrl}/{key}`) instead of at the store. */
+  cdnBaseUrl?: string
+  /** Where the `stowage/express` or `stowage/hono` middleware serves local files. */
+  localBaseUrl?: string
+  /** HMAC key of local URLs, at least 32 bytes. */
+  localSecret?: string
+}
+
+export interface PresignPutOpts {
+  expiresIn?: number
+  /** Signed: the uploader must send exactly this `Content-Type`. */
+  contentType?: string
+}
+
 export interface Progress {
   bytes: number
   total: number
@@ -131,11 +181,65 @@ export interface RangeOpts {
   end?: number
 }
 
+export interface RepairerOpts {
+  /** How often to look for pending repairs (default 30000 ms). */
+  intervalMs?: number
+}
+
+export interface RepairOpts {
+  /** Called with `{ done, total }` keys. */
+  onProgress?: (progress: RepairProgress) => void
+}
+
+export interface RepairProgress {
+  done: number
+  total: number
+}
+
+export interface RepairReport {
+  repaired: number
+  failed: number
+  /** Keys still pending (failures, and writes that arrived meanwhile). */
+  remaining: number
+}
+
 /** Why one side of a write failed while the other succeeded. */
 export interface SideFailure {
   side: 'local' | 'cloud'
   code: string
   message: string
+}
+
+export interface SideStats {
+  writes: number
+  bytesWritten: number
+  reads: number
+  bytesRead: number
+  deletes: number
+  failures: number
+}
+
+export interface Stats {
+  local: SideStats
+  cloud: SideStats
+  /** Keys repaired since the manager was created. */
+  repaired: number
+}
+
+/** One audit/metrics event. */
+export interface StorageEvent {
+  /**
+   * `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
+   * `repair-failed`, `integrity-failed`.
+   */
+  type: string
+  key: string
+  size?: number
+  side?: 'local' | 'cloud'
+  /** The error code, for failures. */
+  code?: string
+  message?: string
+  timestamp: Date
 }
 
 export interface StorageOptions {
@@ -153,6 +257,8 @@ export interface StorageOptions {
   concurrency?: number
   partSize?: number
   multipartThreshold?: number
+  presign?: PresignOptions
+  onEvent?: (event: StorageEvent) => void
 }
 
 export interface TransferOpts {

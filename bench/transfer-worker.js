@@ -1,6 +1,7 @@
 'use strict'
 // One measured run of one client on one workload; prints a JSON line.
-// Usage: node bench/transfer-worker.js <stowage|sdk> <small-put|small-get|large-put|large-get> <server.json> <workdir>
+// Usage: node bench/transfer-worker.js <stowage|sdk> <small-put|small-get|large-put|large-get|dual-put> <server.json> <workdir>
+// dual-put writes each small file to a local folder and the S3 server at once.
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -24,16 +25,17 @@ async function pool(items, concurrency, fn) {
   )
 }
 
-function stowageClient() {
+function stowageClient(mode, localDir) {
   const { StorageManager } = require('..')
   const storage = new StorageManager({
-    local: path.join(workdir, 'unused-local'),
-    mode: 'cloud',
+    local: localDir,
+    mode,
     cloud: `s3://${server.bucket}`,
     cloudOptions: { endpoint: server.endpoint, region: server.region, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, allowHttp: true },
   })
   return {
     put: (key, data) => storage.put(key, data),
+    dualPut: (key, data) => storage.put(key, data),
     get: (key) => storage.get(key),
     putFile: (key, file) => storage.putFile(key, file),
     getToFile: (key, file) => storage.getToFile(key, file),
@@ -42,7 +44,7 @@ function stowageClient() {
 
 /** What a careful app does with the AWS SDK: hash with `crypto`, keep the hash as
  * metadata, verify it on the way back. */
-function sdkClient() {
+function sdkClient(localDir) {
   const { S3Client, PutObjectCommand, GetObjectCommand } = require('@aws-sdk/client-s3')
   const { Upload } = require('@aws-sdk/lib-storage')
   const { NodeHttpHandler } = require('@smithy/node-http-handler')
@@ -60,8 +62,19 @@ function sdkClient() {
     for await (const c of fs.createReadStream(file)) h.update(c)
     return h.digest('hex')
   }
+  const put = (key, data, digest) => s3.send(new PutObjectCommand({ Bucket: server.bucket, Key: key, Body: data, Metadata: { sha256: digest } }))
   return {
-    put: (key, data) => s3.send(new PutObjectCommand({ Bucket: server.bucket, Key: key, Body: data, Metadata: { sha256: sha(data) } })),
+    put: (key, data) => put(key, data, sha(data)),
+    /** The hand-rolled dual write: local file and S3 object, both attempted. */
+    dualPut: async (key, data) => {
+      const digest = sha(data)
+      const file = path.join(localDir, key)
+      const results = await Promise.allSettled([
+        fs.promises.mkdir(path.dirname(file), { recursive: true }).then(() => fs.promises.writeFile(file, data)),
+        put(key, data, digest),
+      ])
+      if (results.every((r) => r.status === 'rejected')) throw results[0].reason
+    },
     get: async (key) => {
       const r = await s3.send(new GetObjectCommand({ Bucket: server.bucket, Key: key }))
       const body = Buffer.from(await r.Body.transformToByteArray())
@@ -93,7 +106,8 @@ function sdkClient() {
 }
 
 async function main() {
-  const c = client === 'stowage' ? stowageClient() : sdkClient()
+  const localDir = path.join(workdir, `local-${client}-${process.pid}`)
+  const c = client === 'stowage' ? stowageClient(workload === 'dual-put' ? 'dual' : 'cloud', localDir) : sdkClient(localDir)
   const prefix = `bench/${client}`
   const small = Array.from({ length: SMALL_COUNT }, (_, i) => `${prefix}/small/${i}.bin`)
   const large = Array.from({ length: LARGE_COUNT }, (_, i) => i)
@@ -113,6 +127,10 @@ async function main() {
   switch (workload) {
     case 'small-put':
       await pool(small, SMALL_CONCURRENCY, (k) => c.put(k, payload))
+      ;[files, bytes] = [SMALL_COUNT, SMALL_COUNT * SMALL_SIZE]
+      break
+    case 'dual-put':
+      await pool(small, SMALL_CONCURRENCY, (k) => c.dualPut(k, payload))
       ;[files, bytes] = [SMALL_COUNT, SMALL_COUNT * SMALL_SIZE]
       break
     case 'small-get':
@@ -137,6 +155,7 @@ async function main() {
   delay.disable()
   clearInterval(sampler)
   fs.rmSync(outDir, { recursive: true, force: true })
+  fs.rmSync(localDir, { recursive: true, force: true })
   process.stdout.write(
     JSON.stringify({
       client,

@@ -4,56 +4,25 @@
 // CPU and RSS belong to one client. Also measures the server's ceiling with a plain
 // Rust client. Writes bench/RESULTS.md.
 'use strict'
-const { execFileSync } = require('node:child_process')
-const crypto = require('node:crypto')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
-const { startS3 } = require('../__test__/servers/servers')
+const { startBench } = require('./harness')
 const { median, machine, writeSection } = require('./results')
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
 const WORKLOADS = ['small-put', 'small-get', 'large-put', 'large-get']
-const ROOT = path.join(__dirname, '..')
-
-function run(cmd, args) {
-  return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-}
 
 async function main() {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-bench-'))
-  const server = await startS3(path.join(work, 's3'))
+  const bench = await startBench()
   try {
-    const serverFile = path.join(work, 'server.json')
-    fs.writeFileSync(serverFile, JSON.stringify(server.info))
-    fs.writeFileSync(path.join(work, 'big-20MiB.bin'), crypto.randomBytes(20 * 1024 * 1024))
-
-    console.log('building the ceiling client (cargo, release)…')
-    execFileSync('cargo', ['build', '--release', '--quiet', '--example', 's3_ceiling'], { cwd: ROOT, stdio: 'inherit' })
-    const ceilingBin = path.join(ROOT, 'target', 'release', 'examples', 's3_ceiling')
-    const s = server.info
-    const ceilingArgs = [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, path.join(work, 'big-20MiB.bin')]
-
     const samples = []
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 ? ['sdk', 'stowage'] : ['stowage', 'sdk']
-      samples.push(...run(ceilingBin, ceilingArgs))
-      for (const workload of WORKLOADS) {
-        for (const client of order) {
-          const [r] = run(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work])
-          console.log(`round ${round + 1}: ${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)
-          samples.push(r)
-        }
-      }
+      samples.push(...bench.ceiling())
+      for (const workload of WORKLOADS) for (const client of order) samples.push(bench.worker(client, workload))
     }
     writeSection('transfer', report(samples))
     console.log('wrote bench/RESULTS.md')
   } finally {
-    await server.stop()
-    fs.rmSync(work, { recursive: true, force: true })
+    await bench.stop()
   }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::dual::PresignSettings;
 use crate::error::{Error, Result};
 use crate::store::TransferConfig;
 use crate::store::options::StoreOptions;
@@ -39,6 +40,7 @@ pub struct Config {
     pub concurrency: Option<u32>,
     pub part_size: Option<u64>,
     pub multipart_threshold: Option<u64>,
+    pub presign: PresignSettings,
 }
 
 /// S3's limits on multipart parts.
@@ -118,6 +120,7 @@ impl Config {
         if mode != Mode::Local && self.cloud.is_none() {
             return Err(Error::config("cloud", "required unless mode is 'local'"));
         }
+        self.presign.validate()?;
         for value in self.cache_control.values() {
             if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(Error::config(

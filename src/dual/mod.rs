@@ -2,7 +2,13 @@
 //! dual mode) and reads to the preferred side, falling back to the other one on
 //! `NOT_FOUND` or an outage.
 
+mod events;
+mod locks;
 mod outcome;
+mod presign;
+mod repair;
+mod stats;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,14 +20,17 @@ use crate::config::{Config, Mode, ReadPreference};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::key::Key;
-use crate::store::headers::validate_metadata;
-use crate::store::object::{ObjectInfo, Page, PutOptions};
+use crate::store::object::{ObjectInfo, Page};
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
 use crate::store::{JournalSource, STATE_DIR, Store, TransferConfig};
+pub use events::{Event, EventKind, EventSink};
 pub use outcome::{Outcome, PutResult, Side, SideError};
+pub use presign::{PresignOptions, PresignSettings};
+pub use repair::{RepairProgress, RepairReport};
+pub use stats::SideStats;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Storage {
     local: Option<Store>,
     cloud: Option<Store>,
@@ -30,11 +39,17 @@ pub struct Storage {
     transfer: TransferConfig,
     cache_control: BTreeMap<String, String>,
     journal: Option<Journal>,
+    presign: PresignSettings,
+    events: events::Events,
+    stats: stats::Stats,
+    locks: locks::KeyLocks,
+    /// Journal rows of dual writes still running in this process; repairs leave them be.
+    in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Storage {
     /// Opens both sides. File stores create their folder; nothing goes over the network.
-    pub fn open(config: &Config) -> Result<Storage> {
+    pub fn open(config: &Config, events: Option<EventSink>) -> Result<Storage> {
         config.validate()?;
         let journal = match (&config.journal, &config.local) {
             (Some(path), _) => Some(Journal::open(path)?),
@@ -82,6 +97,11 @@ impl Storage {
                 .map(|(ext, v)| (ext.trim_start_matches('.').to_ascii_lowercase(), v.clone()))
                 .collect(),
             journal,
+            presign: config.presign.clone(),
+            events: events::Events::new(events),
+            stats: stats::Stats::default(),
+            locks: locks::KeyLocks::default(),
+            in_flight: Default::default(),
         })
     }
 
@@ -125,71 +145,6 @@ impl Storage {
             .collect()
     }
 
-    fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
-        validate_metadata(&opts.metadata)?;
-        if opts.cache_control.is_none() {
-            opts.cache_control = key
-                .extension()
-                .and_then(|ext| self.cache_control.get(&ext).cloned());
-        }
-        Ok(opts)
-    }
-
-    pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<PutResult> {
-        let opts = self.put_options(key, opts)?;
-        let sha256 = crate::store::hash::sha256_hex(&data);
-        let cfg = self.transfer;
-        self.write_each(key, |_, store| {
-            let (data, opts, sha256) = (data.clone(), opts.clone(), sha256.clone());
-            async move { store.put_bytes(key, data, &opts, Some(sha256), &cfg).await }
-        })
-        .await
-    }
-
-    pub async fn put_file(
-        &self,
-        key: &Key,
-        file: &Path,
-        opts: PutOptions,
-        progress: Option<ProgressFn>,
-    ) -> Result<PutResult> {
-        let opts = self.put_options(key, opts)?;
-        let cfg = self.transfer;
-        let sides = self.write_sides().len();
-        // Each side reports its own bytes; the caller sees their sum over the sum of totals.
-        let done = std::sync::Arc::new(std::sync::Mutex::new(vec![0u64; sides]));
-        self.write_each(key, |i, store| {
-            let opts = opts.clone();
-            let progress = progress.clone().map(|report| -> ProgressFn {
-                let done = done.clone();
-                std::sync::Arc::new(move |bytes, total| {
-                    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
-                    done[i] = bytes;
-                    report(done.iter().sum(), total * sides as u64);
-                })
-            });
-            async move { store.put_file(key, file, &opts, &cfg, progress).await }
-        })
-        .await
-    }
-
-    /// Runs one write per side concurrently and folds the outcomes.
-    async fn write_each<'a, F, Fut>(&'a self, key: &Key, write: F) -> Result<PutResult>
-    where
-        F: Fn(usize, &'a Store) -> Fut,
-        Fut: std::future::Future<Output = Result<crate::store::object::Written>>,
-    {
-        let sides = self.write_sides();
-        let results = futures::future::join_all(
-            sides
-                .iter()
-                .enumerate()
-                .map(|(i, (_, store))| write(i, store)),
-        )
-        .await;
-        outcome::fold(key, sides.iter().map(|(s, _)| *s).zip(results).collect())
-    }
-
     /// Tries each read side in order; moves on only when the object is missing there or
     /// that side is down, so real errors (bad credentials) are not masked.
     async fn read<'a, T, F, Fut>(&'a self, read: F) -> Result<(Side, T)>
@@ -211,13 +166,15 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &Key) -> Result<Bytes> {
-        self.read(|s| s.get(key)).await.map(|(_, b)| b)
+        let (side, bytes) = self.read(|s| s.get(key)).await?;
+        self.stats.read(side, bytes.len() as u64);
+        Ok(bytes)
     }
 
     pub async fn get_range(&self, key: &Key, start: u64, end: u64) -> Result<Bytes> {
-        self.read(|s| s.get_range(key, start, end))
-            .await
-            .map(|(_, b)| b)
+        let (side, bytes) = self.read(|s| s.get_range(key, start, end)).await?;
+        self.stats.read(side, bytes.len() as u64);
+        Ok(bytes)
     }
 
     pub async fn head(&self, key: &Key) -> Result<(Side, ObjectInfo)> {
@@ -238,8 +195,11 @@ impl Storage {
         dest: &Path,
         progress: Option<ProgressFn>,
     ) -> Result<(Side, ObjectInfo)> {
-        self.read(|s| s.get_to_file(key, dest, progress.clone()))
-            .await
+        let (side, info) = self
+            .read(|s| s.get_to_file(key, dest, progress.clone()))
+            .await?;
+        self.stats.read(side, info.size);
+        Ok((side, info))
     }
 
     pub async fn stream(
@@ -250,13 +210,6 @@ impl Storage {
         self.read(|s| s.stream(key, range.clone()))
             .await
             .map(|(_, s)| s)
-    }
-
-    /// Deletes from every configured side, so a fallback read cannot resurrect it.
-    pub async fn delete(&self, key: &Key) -> Result<()> {
-        let sides = self.read_sides();
-        let results = futures::future::join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
-        results.into_iter().collect::<Result<Vec<()>>>().map(drop)
     }
 
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
@@ -295,6 +248,15 @@ impl Storage {
                 key: from.to_string(),
             }),
         }
+    }
+
+    /// Counts and bytes per side since the manager was created.
+    pub fn stats(&self, side: Side) -> SideStats {
+        self.stats.snapshot(side)
+    }
+
+    pub fn repaired_total(&self) -> u64 {
+        self.stats.repaired_total()
     }
 
     pub async fn list(

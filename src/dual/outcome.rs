@@ -54,6 +54,15 @@ pub struct PutResult {
     pub errors: Vec<SideError>,
 }
 
+impl PutResult {
+    pub fn outcome_mut(&mut self, side: Side) -> &mut Outcome {
+        match side {
+            Side::Local => &mut self.local,
+            Side::Cloud => &mut self.cloud,
+        }
+    }
+}
+
 /// Succeeds when at least one side wrote; otherwise returns the first side's error.
 pub fn fold(key: &Key, results: Vec<(Side, Result<Written>)>) -> Result<PutResult> {
     let mut written = None;

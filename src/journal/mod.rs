@@ -3,6 +3,7 @@
 //! file-system stores. WAL mode with one transaction per change survives `kill -9`.
 
 mod objects;
+mod repairs;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 pub use objects::ObjectRecord;
+pub use repairs::{RepairOp, RepairRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -53,6 +55,7 @@ impl Journal {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
+        .and_then(|_| conn.execute_batch(repairs::REPAIRS_SCHEMA))
         .map_err(|e| sqlite_error(path, e))?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),

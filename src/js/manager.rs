@@ -19,6 +19,31 @@ use crate::key::Key;
 #[napi]
 pub struct StorageManager {
     pub(super) inner: Arc<Storage>,
+    /// The background repair task of `startRepairer`, if running.
+    pub(super) repairer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl StorageManager {
+    fn wrap(
+        env: &Env,
+        config: Result<(Config, Option<crate::dual::EventSink>)>,
+    ) -> napi::Result<Self> {
+        let storage = config
+            .and_then(|(c, events)| Storage::open(&c, events))
+            .map_err(|e| to_js(env, e))?;
+        Ok(StorageManager {
+            inner: Arc::new(storage),
+            repairer: Default::default(),
+        })
+    }
+}
+
+impl Drop for StorageManager {
+    fn drop(&mut self) {
+        if let Some(task) = self.repairer.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
 }
 
 fn key(env: &Env, key: &str) -> napi::Result<Key> {
@@ -58,25 +83,17 @@ impl StorageManager {
     /// field on bad settings; makes no network call.
     #[napi(constructor)]
     pub fn new(env: Env, options: Option<StorageOptions>) -> napi::Result<Self> {
-        let storage = options
-            .unwrap_or_default()
-            .into_config()
-            .and_then(|c| Storage::open(&c))
-            .map_err(|e| to_js(&env, e))?;
-        Ok(StorageManager {
-            inner: Arc::new(storage),
-        })
+        Self::wrap(&env, options.unwrap_or_default().into_config())
     }
 
     /// Builds the manager from S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET,
     /// S3_REGION, S3_USE_SSL, STOWAGE_LOCAL and STOWAGE_MODE.
     #[napi(factory)]
     pub fn from_env(env: Env) -> napi::Result<Self> {
-        let config = Config::from_env(|name| std::env::var(name).ok());
-        let storage = Storage::open(&config).map_err(|e| to_js(&env, e))?;
-        Ok(StorageManager {
-            inner: Arc::new(storage),
-        })
+        Self::wrap(
+            &env,
+            Ok((Config::from_env(|name| std::env::var(name).ok()), None)),
+        )
     }
 
     #[napi(ts_return_type = "Promise<PutResult>")]

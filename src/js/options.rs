@@ -6,8 +6,11 @@ use napi::bindgen_prelude::Status;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::values::Progress;
+use napi::bindgen_prelude::Unknown;
+
+use super::values::{Progress, StorageEvent};
 use crate::config::Config;
+use crate::dual::{EventSink, PresignSettings};
 use crate::store::object::PutOptions;
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
@@ -62,6 +65,34 @@ impl From<CloudOptions> for StoreOptions {
 
 #[napi(object)]
 #[derive(Default)]
+pub struct PresignOptions {
+    /// Default lifetime of a URL in seconds (3600; at most 604800).
+    pub expires_in: Option<u32>,
+    /// GET URLs point here (`{cdnBaseUrl}/{key}`) instead of at the store.
+    pub cdn_base_url: Option<String>,
+    /// Where the `stowage/express` or `stowage/hono` middleware serves local files.
+    pub local_base_url: Option<String>,
+    /// HMAC key of local URLs, at least 32 bytes.
+    pub local_secret: Option<String>,
+}
+
+impl From<PresignOptions> for PresignSettings {
+    fn from(o: PresignOptions) -> Self {
+        PresignSettings {
+            expires_in: o.expires_in.map(u64::from),
+            cdn_base_url: o.cdn_base_url,
+            local_base_url: o.local_base_url,
+            local_secret: o.local_secret,
+        }
+    }
+}
+
+/// Audit and metrics events; a handler that throws is ignored.
+pub type EventCallback =
+    ThreadsafeFunction<StorageEvent, Unknown<'static>, StorageEvent, Status, false, true>;
+
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
 pub struct StorageOptions {
     /// Folder (path or file:// URL) holding the files as plain files.
     pub local: Option<String>,
@@ -79,6 +110,9 @@ pub struct StorageOptions {
     pub concurrency: Option<u32>,
     pub part_size: Option<i64>,
     pub multipart_threshold: Option<i64>,
+    pub presign: Option<PresignOptions>,
+    #[napi(ts_type = "(event: StorageEvent) => void")]
+    pub on_event: Option<EventCallback>,
 }
 
 fn non_negative(field: &str, v: Option<i64>) -> crate::error::Result<Option<u64>> {
@@ -89,7 +123,9 @@ fn non_negative(field: &str, v: Option<i64>) -> crate::error::Result<Option<u64>
 }
 
 impl StorageOptions {
-    pub fn into_config(self) -> crate::error::Result<Config> {
+    /// Splits off the event callback, which is not configuration.
+    pub fn into_config(self) -> crate::error::Result<(Config, Option<EventSink>)> {
+        let events = self.on_event.map(event_sink);
         let mut config = Config {
             local: self.local,
             cloud: self.cloud,
@@ -101,9 +137,10 @@ impl StorageOptions {
             concurrency: self.concurrency,
             part_size: non_negative("partSize", self.part_size)?,
             multipart_threshold: non_negative("multipartThreshold", self.multipart_threshold)?,
+            presign: self.presign.map(Into::into).unwrap_or_default(),
         };
         config.apply_env_cloud(&|name| std::env::var(name).ok());
-        Ok(config)
+        Ok((config, events))
     }
 }
 
@@ -141,6 +178,18 @@ pub struct TransferOpts {
     pub on_progress: Option<ProgressCallback>,
 }
 
+/// Events are queued to the JS thread without waiting; what the handler throws or
+/// returns is dropped there, so a faulty handler cannot break storage.
+fn event_sink(callback: EventCallback) -> EventSink {
+    std::sync::Arc::new(move |event| {
+        callback.call_with_return_value(
+            StorageEvent::from(event),
+            ThreadsafeFunctionCallMode::NonBlocking,
+            |_, _| Ok(()),
+        );
+    })
+}
+
 /// Progress reports are queued to the JS thread without waiting for it.
 pub fn progress_fn(callback: ProgressCallback) -> ProgressFn {
     std::sync::Arc::new(move |bytes, total| {
@@ -165,4 +214,41 @@ pub struct RangeOpts {
     pub start: Option<i64>,
     /// Inclusive, as in `fs.createReadStream`.
     pub end: Option<i64>,
+}
+
+#[napi(object)]
+pub struct PresignGetOpts {
+    /// Seconds (default `presign.expiresIn`, else 3600).
+    pub expires_in: Option<u32>,
+    /// e.g. `attachment; filename="scan.dcm"`.
+    pub response_content_disposition: Option<String>,
+}
+
+#[napi(object)]
+pub struct PresignPutOpts {
+    pub expires_in: Option<u32>,
+    /// Signed: the uploader must send exactly this `Content-Type`.
+    pub content_type: Option<String>,
+}
+
+#[napi(object, object_to_js = false)]
+pub struct RepairOpts {
+    /// Called with `{ done, total }` keys.
+    #[napi(ts_type = "(progress: RepairProgress) => void")]
+    pub on_progress: Option<
+        ThreadsafeFunction<
+            super::values::RepairProgress,
+            (),
+            super::values::RepairProgress,
+            Status,
+            false,
+            true,
+        >,
+    >,
+}
+
+#[napi(object)]
+pub struct RepairerOpts {
+    /// How often to look for pending repairs (default 30000 ms).
+    pub interval_ms: Option<u32>,
 }

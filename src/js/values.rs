@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use napi_derive::napi;
 
-use crate::dual::{PutResult, Side, SideError};
+use crate::dual::{Event, PutResult, RepairReport as CoreRepairReport, Side, SideError, SideStats};
 use crate::store::object::ObjectInfo;
 
 #[napi(object, js_name = "ObjectInfo")]
@@ -98,4 +98,90 @@ pub struct ListResult {
 pub struct Progress {
     pub bytes: i64,
     pub total: i64,
+}
+
+/// One audit/metrics event.
+#[napi(object)]
+pub struct StorageEvent {
+    /// `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
+    /// `repair-failed`, `integrity-failed`.
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub key: String,
+    pub size: Option<i64>,
+    #[napi(ts_type = "'local' | 'cloud'")]
+    pub side: Option<String>,
+    /// The error code, for failures.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<Event> for StorageEvent {
+    fn from(e: Event) -> Self {
+        StorageEvent {
+            kind: e.kind.as_str().to_owned(),
+            key: e.key,
+            size: e.size.map(|s| s as i64),
+            side: e.side.map(|s| s.as_str().to_owned()),
+            code: e.code.map(str::to_owned),
+            message: e.message,
+            timestamp: Utc::now(),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct RepairProgress {
+    pub done: i64,
+    pub total: i64,
+}
+
+#[napi(object)]
+pub struct RepairReport {
+    pub repaired: i64,
+    pub failed: i64,
+    /// Keys still pending (failures, and writes that arrived meanwhile).
+    pub remaining: i64,
+}
+
+impl From<CoreRepairReport> for RepairReport {
+    fn from(r: CoreRepairReport) -> Self {
+        RepairReport {
+            repaired: r.repaired as i64,
+            failed: r.failed as i64,
+            remaining: r.remaining as i64,
+        }
+    }
+}
+
+#[napi(object, js_name = "SideStats")]
+pub struct JsSideStats {
+    pub writes: i64,
+    pub bytes_written: i64,
+    pub reads: i64,
+    pub bytes_read: i64,
+    pub deletes: i64,
+    pub failures: i64,
+}
+
+impl From<SideStats> for JsSideStats {
+    fn from(s: SideStats) -> Self {
+        JsSideStats {
+            writes: s.writes as i64,
+            bytes_written: s.bytes_written as i64,
+            reads: s.reads as i64,
+            bytes_read: s.bytes_read as i64,
+            deletes: s.deletes as i64,
+            failures: s.failures as i64,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct Stats {
+    pub local: JsSideStats,
+    pub cloud: JsSideStats,
+    /// Keys repaired since the manager was created.
+    pub repaired: i64,
 }

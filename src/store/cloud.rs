@@ -1,4 +1,5 @@
-//! Builders of the network stores: `s3://bucket[/prefix]` and `az://container[/prefix]`.
+//! Builders of the network stores, `s3://bucket[/prefix]` and `az://container[/prefix]`,
+//! and of the presigner that signs URLs for the same bucket with the same credentials.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use object_store::prefix::PrefixStore;
 use url::Url;
 
 use super::options::StoreOptions;
+use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
 use crate::error::{Error, Result};
 
 /// The Azure storage emulator's well-known development account.
@@ -16,11 +18,26 @@ const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
-    let bucket = url
-        .host_str()
+/// A cloud store and, when its credentials are at hand, its URL signer.
+pub struct Cloud {
+    pub store: Arc<dyn ObjectStore>,
+    pub presigner: Option<Presigner>,
+    /// The `/prefix` of the URL, which presigned keys need too.
+    pub prefix: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn container_of<'a>(url: &'a Url, field: &str, what: &str) -> Result<&'a str> {
+    url.host_str()
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| Error::config(field, "s3:// URL has no bucket"))?;
+        .ok_or_else(|| Error::config(field, format!("{}:// URL has no {what}", url.scheme())))
+}
+
+pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
+    let bucket = container_of(url, field, "bucket")?;
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(opts.retry_config())
@@ -63,23 +80,76 @@ pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectS
     let store = b
         .build()
         .map_err(|e| Error::config(field, opts.secrets().redact(&e.to_string())))?;
-    Ok(with_prefix(Arc::new(store), url))
+    Ok(Cloud {
+        store: with_prefix(Arc::new(store), url),
+        presigner: s3_presigner(bucket, opts)?,
+        prefix: prefix_of(url),
+    })
 }
 
-pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
-    let container = url
-        .host_str()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::config(field, "az:// URL has no container"))?;
+/// Signs with the same credentials the store uses; without static credentials
+/// (instance roles) there is nothing to sign with, and presigning says so.
+fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> {
+    let access = opts
+        .access_key_id
+        .clone()
+        .or_else(|| env("AWS_ACCESS_KEY_ID"));
+    let secret = opts
+        .secret_access_key
+        .clone()
+        .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+    let (Some(access_key_id), Some(secret_access_key)) = (access, secret) else {
+        return Ok(None);
+    };
+    let region = opts
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let aws = opts.endpoint.is_none() && env("AWS_ENDPOINT").is_none();
+    let endpoint = opts
+        .endpoint
+        .clone()
+        .or_else(|| env("AWS_ENDPOINT"))
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let config = S3PresignConfig {
+        endpoint,
+        // AWS itself is addressed virtual-hosted; self-hosted servers path-style.
+        virtual_hosted_style: opts.virtual_hosted_style.unwrap_or(aws),
+        bucket: bucket.to_owned(),
+        region,
+        access_key_id,
+        secret_access_key,
+        session_token: opts
+            .session_token
+            .clone()
+            .or_else(|| env("AWS_SESSION_TOKEN")),
+    };
+    S3Presigner::new(config).map(|p| Some(Presigner::S3(p)))
+}
+
+pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
+    let container = container_of(url, field, "container")?;
+    let account = AzureAccount::from_options(opts)?;
     let mut b = MicrosoftAzureBuilder::from_env()
         .with_container_name(container)
         .with_retry(opts.retry_config())
         .with_client_options(opts.client_options());
-    if let Some(cs) = &opts.connection_string {
-        b = apply_connection_string(b, cs)?;
+    if let Some(name) = &account.name {
+        b = b.with_account(name);
     }
-    if let Some(v) = &opts.endpoint {
-        b = b.with_endpoint(v.clone());
+    if let Some(key) = &account.key {
+        b = b.with_access_key(key);
+    }
+    if let Some(sas) = &account.sas {
+        b = b.with_config("azure_storage_sas_key".parse().expect("known key"), sas);
+    }
+    if let Some(endpoint) = &account.endpoint {
+        b = b.with_endpoint(endpoint.clone());
+        if endpoint.starts_with("http://") {
+            b = b.with_allow_http(true);
+        }
     }
     if let Some(v) = opts.allow_http {
         b = b.with_allow_http(v);
@@ -87,50 +157,81 @@ pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Arc<dyn Obje
     let store = b
         .build()
         .map_err(|e| Error::config(field, opts.secrets().redact(&e.to_string())))?;
-    Ok(with_prefix(Arc::new(store), url))
+    let presigner = match (&account.name, &account.key) {
+        (Some(name), Some(key)) => Some(Presigner::Azure(AzurePresigner::new(AzureSasConfig {
+            endpoint: account
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://{name}.blob.core.windows.net")),
+            account: name.clone(),
+            account_key: key.clone(),
+            container: container.to_owned(),
+        })?)),
+        _ => None,
+    };
+    Ok(Cloud {
+        store: with_prefix(Arc::new(store), url),
+        presigner,
+        prefix: prefix_of(url),
+    })
 }
 
-/// Reads the parts of a connection string object_store needs. An explicit
-/// `BlobEndpoint` (Azurite on any port) is used as the account URL, path-style.
-fn apply_connection_string(
-    mut b: MicrosoftAzureBuilder,
-    cs: &str,
-) -> Result<MicrosoftAzureBuilder> {
-    let field = "cloudOptions.connectionString";
-    let mut development = false;
-    for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part
-            .split_once('=')
-            .ok_or_else(|| Error::config(field, "expected Name=Value pairs separated by ';'"))?;
-        match name {
-            "AccountName" => b = b.with_account(value),
-            "AccountKey" => b = b.with_access_key(value),
-            "BlobEndpoint" => {
-                b = b.with_endpoint(value.trim_end_matches('/').to_owned());
-                if value.starts_with("http://") {
-                    b = b.with_allow_http(true);
-                }
-            }
-            "SharedAccessSignature" => {
-                b = b.with_config("azure_storage_sas_key".parse().expect("known key"), value)
-            }
-            "UseDevelopmentStorage" => development = value.eq_ignore_ascii_case("true"),
-            _ => {}
+/// The account an `az://` store talks to: a connection string, then explicit options,
+/// then the `AZURE_STORAGE_*` variables (which the builder also reads itself).
+#[derive(Default)]
+struct AzureAccount {
+    name: Option<String>,
+    key: Option<String>,
+    sas: Option<String>,
+    /// Account URL; an explicit one (Azurite on any port) is used path-style.
+    endpoint: Option<String>,
+}
+
+impl AzureAccount {
+    fn from_options(opts: &StoreOptions) -> Result<AzureAccount> {
+        let mut account = match &opts.connection_string {
+            Some(cs) => Self::parse(cs)?,
+            None => AzureAccount::default(),
+        };
+        if let Some(endpoint) = &opts.endpoint {
+            account.endpoint = Some(endpoint.trim_end_matches('/').to_owned());
         }
+        account.name = account.name.or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME"));
+        account.key = account.key.or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"));
+        Ok(account)
     }
-    if development {
-        b = b
-            .with_account(AZURITE_ACCOUNT)
-            .with_access_key(AZURITE_KEY)
-            .with_endpoint(format!("http://127.0.0.1:10000/{AZURITE_ACCOUNT}"))
-            .with_allow_http(true);
+
+    fn parse(cs: &str) -> Result<AzureAccount> {
+        let field = "cloudOptions.connectionString";
+        let mut account = AzureAccount::default();
+        for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part.split_once('=').ok_or_else(|| {
+                Error::config(field, "expected Name=Value pairs separated by ';'")
+            })?;
+            match name {
+                "AccountName" => account.name = Some(value.to_owned()),
+                "AccountKey" => account.key = Some(value.to_owned()),
+                "BlobEndpoint" => account.endpoint = Some(value.trim_end_matches('/').to_owned()),
+                "SharedAccessSignature" => account.sas = Some(value.to_owned()),
+                "UseDevelopmentStorage" if value.eq_ignore_ascii_case("true") => {
+                    account.name = Some(AZURITE_ACCOUNT.into());
+                    account.key = Some(AZURITE_KEY.into());
+                    account.endpoint = Some(format!("http://127.0.0.1:10000/{AZURITE_ACCOUNT}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(account)
     }
-    Ok(b)
+}
+
+fn prefix_of(url: &Url) -> String {
+    url.path().trim_matches('/').to_owned()
 }
 
 /// `s3://bucket/some/prefix` scopes every key under `some/prefix/`.
 fn with_prefix(store: Arc<dyn ObjectStore>, url: &Url) -> Arc<dyn ObjectStore> {
-    let prefix = url.path().trim_matches('/');
+    let prefix = prefix_of(url);
     if prefix.is_empty() {
         store
     } else {

@@ -8,6 +8,7 @@ pub mod headers;
 mod local;
 pub mod object;
 pub mod options;
+pub mod presign;
 pub mod progress;
 mod transfer;
 
@@ -35,7 +36,7 @@ use local::LocalRoot;
 pub use local::STATE_DIR;
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
-pub use transfer::TransferConfig;
+pub use transfer::{TransferConfig, hash_file};
 
 /// One store. File-system stores keep headers and SHA-256 in the journal; the others
 /// keep them as object attributes.
@@ -49,6 +50,9 @@ pub struct Store {
     secrets: Secrets,
     /// S3 storage class (or Azure access tier) given to every object written.
     storage_class: Option<String>,
+    /// The signer for this bucket and the URL's key prefix, for cloud stores with
+    /// static credentials.
+    presigner: Option<Arc<(presign::Presigner, String)>>,
     /// Set once the bucket or container has answered, so a later 404 means "no object".
     container_seen: Arc<AtomicBool>,
 }
@@ -73,17 +77,18 @@ impl Store {
     ) -> Result<Store> {
         let parsed = parse_store_url(url, field)?;
         let secrets = opts.secrets();
-        let (inner, local): (Arc<dyn ObjectStore>, _) = match parsed.scheme() {
+        let remote = |c: cloud::Cloud| (c.store, None, c.presigner.map(|p| (p, c.prefix)));
+        let (inner, local, presigner): (Arc<dyn ObjectStore>, _, _) = match parsed.scheme() {
             "file" => {
                 let path = parsed
                     .to_file_path()
                     .map_err(|_| Error::config(field, "file:// URL is not a local path"))?;
                 let (root, store) = LocalRoot::open(&path)?;
-                (store, Some(root))
+                (store, Some(root), None)
             }
-            "memory" => (Arc::new(InMemory::new()), None),
-            "s3" | "s3a" => (cloud::s3(&parsed, field, opts)?, None),
-            "az" | "azure" | "abfs" => (cloud::azure(&parsed, field, opts)?, None),
+            "memory" => (Arc::new(InMemory::new()), None, None),
+            "s3" | "s3a" => remote(cloud::s3(&parsed, field, opts)?),
+            "az" | "azure" | "abfs" => remote(cloud::azure(&parsed, field, opts)?),
             other => {
                 return Err(Error::config(
                     field,
@@ -105,8 +110,19 @@ impl Store {
             index,
             secrets,
             storage_class: opts.storage_class.clone(),
+            presigner: presigner.map(Arc::new),
             container_seen: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Signs a URL for a key of this store, without any network call.
+    pub fn presign(&self, req: &presign::PresignRequest) -> Option<Result<presign::PresignedUrl>> {
+        let (presigner, prefix) = self.presigner.as_deref()?;
+        if prefix.is_empty() {
+            return Some(presigner.presign(req));
+        }
+        let key = format!("{prefix}/{}", req.key);
+        Some(presigner.presign(&presign::PresignRequest { key: &key, ..*req }))
     }
 
     pub fn name(&self) -> &str {
@@ -134,10 +150,12 @@ impl Store {
     async fn fail(&self, err: object_store::Error, key: &Key) -> Error {
         let not_found = matches!(err, object_store::Error::NotFound { .. });
         let mapped = map_store_error(err, Some(key), &self.secrets);
-        if not_found && matches!(mapped, Error::NotFound { .. }) && self.local.is_none() {
-            if let Err(e) = self.probe_container().await {
-                return e;
-            }
+        if not_found
+            && matches!(mapped, Error::NotFound { .. })
+            && self.local.is_none()
+            && let Err(e) = self.probe_container().await
+        {
+            return e;
         }
         mapped
     }
@@ -466,10 +484,10 @@ pub struct JournalSource {
 
 impl JournalSource {
     fn open(&self, root: &Path) -> Result<Journal> {
-        if let Some((shared_root, journal)) = &self.shared {
-            if shared_root == root {
-                return Ok(journal.clone());
-            }
+        if let Some((shared_root, journal)) = &self.shared
+            && shared_root == root
+        {
+            return Ok(journal.clone());
         }
         Journal::open(&root.join(STATE_DIR).join("journal.db"))
     }

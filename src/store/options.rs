@@ -37,10 +37,10 @@ impl StoreOptions {
         s.add(self.connection_string.as_deref());
         if let Some(cs) = &self.connection_string {
             for part in cs.split(';') {
-                if let Some((name, value)) = part.split_once('=') {
-                    if matches!(name.trim(), "AccountKey" | "SharedAccessSignature") {
-                        s.add(Some(value.trim()));
-                    }
+                if let Some((name, value)) = part.split_once('=')
+                    && matches!(name.trim(), "AccountKey" | "SharedAccessSignature")
+                {
+                    s.add(Some(value.trim()));
                 }
             }
         }

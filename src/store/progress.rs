@@ -28,11 +28,11 @@ impl Progress {
 
     pub fn advance(&mut self, bytes: u64) {
         self.done += bytes;
-        if let Some(report) = &self.report {
-            if self.last.is_none_or(|t| t.elapsed() >= INTERVAL) {
-                self.last = Some(Instant::now());
-                report(self.done, self.total);
-            }
+        if let Some(report) = &self.report
+            && self.last.is_none_or(|t| t.elapsed() >= INTERVAL)
+        {
+            self.last = Some(Instant::now());
+            report(self.done, self.total);
         }
     }
 

@@ -99,45 +99,36 @@ impl Store {
         })
     }
 
-    /// Streams a file into the store. Small files are read once and hashed; large ones
-    /// are hashed first (the hash is stored when the upload starts) and hashed again
-    /// while uploading, so a file that changes mid-upload is refused, not stored torn.
+    /// Streams a large file into the store as a multipart upload. The caller hashed it
+    /// already (`expected` = size and SHA-256, stored when the upload starts); the bytes
+    /// are hashed again as they stream, so a file that changed in between is refused
+    /// with `INTEGRITY`, never stored torn.
     pub async fn put_file(
         &self,
         key: &Key,
         file: &Path,
+        expected: &(u64, String),
         opts: &PutOptions,
         cfg: &TransferConfig,
         progress: Option<ProgressFn>,
     ) -> Result<Written> {
         self.guard(key).await?;
         let shown = file.display().to_string();
-        let size = tokio::fs::metadata(file)
-            .await
-            .map_err(|e| Error::from_io(e, &shown))?
-            .len();
-        if size <= cfg.multipart_threshold {
-            let data = Bytes::from(
-                tokio::fs::read(file)
-                    .await
-                    .map_err(|e| Error::from_io(e, &shown))?,
-            );
-            let mut progress = Progress::new(progress, data.len() as u64);
-            let written = self.put_bytes(key, data, opts, None, cfg).await?;
-            progress.advance(written.size);
-            progress.finish();
-            return Ok(written);
-        }
         if opts.if_not_exists && self.exists(key).await? {
             return Err(Error::AlreadyExists {
                 key: key.to_string(),
             });
         }
-        let expected = hash_file(file.to_owned()).await?;
         let attributes = self.attributes(key, opts, &expected.1);
         let mut upload = self.start_multipart(key, attributes, cfg).await?;
         let streamed = self
-            .stream_parts(key, file, &mut upload, cfg, Progress::new(progress, size))
+            .stream_parts(
+                key,
+                file,
+                &mut upload,
+                cfg,
+                Progress::new(progress, expected.0),
+            )
             .await;
         match streamed {
             Ok(actual) if actual.bytes() == expected.0 && actual.clone().finish() == expected.1 => {
@@ -160,7 +151,7 @@ impl Store {
         self.record(key, opts, &expected.1, expected.0).await?;
         Ok(Written {
             size: expected.0,
-            sha256: expected.1,
+            sha256: expected.1.clone(),
             etag: result.e_tag,
         })
     }
@@ -332,7 +323,7 @@ fn cache_control(key: &Key, opts: &PutOptions) -> String {
 }
 
 /// `(size, sha256)` of a file, read on a blocking thread.
-async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
+pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
     tokio::task::spawn_blocking(move || {
         let shown = file.display().to_string();
         let mut f = std::fs::File::open(&file).map_err(|e| Error::from_io(e, &shown))?;

@@ -1,0 +1,132 @@
+'use strict'
+// Dual-write against real servers: both sides written, reads fall back, failures
+// are queued in the journal and reported, never dropped.
+const fs = require('node:fs')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+const { expectCode } = require('./conformance')
+
+function dual(extra = {}) {
+  const local = tmpDir('dual')
+  const events = []
+  const storage = new StorageManager({ local, mode: 'dual', ...s3Options(), onEvent: (e) => events.push(e), ...extra })
+  const cloud = new StorageManager({ local: tmpDir('dual-cloud-view'), mode: 'cloud', ...s3Options() })
+  return { storage, cloud, local, events }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 50))
+
+describe('dual mode', () => {
+  test('writes both sides with the same bytes and hash', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('dual')
+    const data = bytes(30_000, 3)
+    const r = await storage.put(`${p}/a.bin`, data)
+    expect(r).toMatchObject({ local: 'written', cloud: 'written', sha256: sha256(data) })
+    expect(sha256(fs.readFileSync(path.join(local, p, 'a.bin')))).toBe(sha256(data))
+    expect((await cloud.head(`${p}/a.bin`)).sha256).toBe(sha256(data))
+    expect(sha256(await cloud.get(`${p}/a.bin`))).toBe(sha256(data))
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+  })
+
+  test('reads follow the preference and fall back on NOT_FOUND', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('fallback')
+    await storage.put(`${p}/both.txt`, 'both')
+    expect((await storage.head(`${p}/both.txt`)).location).toBe('cloud')
+    const localFirst = new StorageManager({ local, mode: 'dual', read: 'local-first', ...s3Options() })
+    expect((await localFirst.head(`${p}/both.txt`)).location).toBe('local')
+
+    // Only on local disk (a file from before the migration): served from there.
+    fs.mkdirSync(path.join(local, p), { recursive: true })
+    fs.writeFileSync(path.join(local, p, 'legacy.txt'), 'legacy')
+    expect((await storage.get(`${p}/legacy.txt`)).toString()).toBe('legacy')
+    expect((await storage.head(`${p}/legacy.txt`)).location).toBe('local')
+    // Only in the cloud: served from there by a local-first reader too.
+    await cloud.put(`${p}/cloud-only.txt`, 'cloud')
+    expect((await localFirst.get(`${p}/cloud-only.txt`)).toString()).toBe('cloud')
+    expect((await localFirst.head(`${p}/cloud-only.txt`)).location).toBe('cloud')
+  })
+
+  test('deletes remove both sides', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('del')
+    await storage.put(`${p}/x.txt`, 'x')
+    await storage.delete(`${p}/x.txt`)
+    expect(fs.existsSync(path.join(local, p, 'x.txt'))).toBe(false)
+    await expect(cloud.exists(`${p}/x.txt`)).resolves.toBe(false)
+    await expectCode(storage.get(`${p}/x.txt`), 'NOT_FOUND')
+  })
+
+  test('wrong cloud credentials: written locally, queued, reported as ACCESS_DENIED; repair after the fix', async () => {
+    const local = tmpDir('badcreds')
+    const events = []
+    const bad = new StorageManager({
+      local,
+      mode: 'dual',
+      ...s3Options({ secretAccessKey: 'wrong-secret-for-this-test' }),
+      onEvent: (e) => events.push(e),
+    })
+    const p = runPrefix('creds')
+    const r = await bad.put(`${p}/a.txt`, 'hello')
+    expect(r).toMatchObject({ local: 'written', cloud: 'queued' })
+    expect(r.errors).toEqual([expect.objectContaining({ side: 'cloud', code: 'ACCESS_DENIED' })])
+    expect(JSON.stringify(r)).not.toContain('wrong-secret-for-this-test')
+    await tick()
+    const failed = events.find((e) => e.type === 'cloud-write-failed')
+    expect(failed).toMatchObject({ key: `${p}/a.txt`, side: 'cloud', code: 'ACCESS_DENIED' })
+    expect(JSON.stringify(events)).not.toContain('wrong-secret-for-this-test')
+    await expect(bad.pendingRepairs()).resolves.toBe(1)
+    const stillBad = await bad.repair()
+    expect(stillBad).toMatchObject({ repaired: 0, failed: 1, remaining: 1 })
+
+    // Same local folder and journal, right credentials: the queued write reaches the cloud.
+    const good = new StorageManager({ local, mode: 'dual', ...s3Options() })
+    await expect(good.pendingRepairs()).resolves.toBe(1)
+    expect(await good.repair()).toMatchObject({ repaired: 1, failed: 0, remaining: 0 })
+    const cloud = new StorageManager({ local: tmpDir('v'), mode: 'cloud', ...s3Options() })
+    expect((await cloud.get(`${p}/a.txt`)).toString()).toBe('hello')
+    expect((await cloud.head(`${p}/a.txt`)).sha256).toBe(sha256(Buffer.from('hello')))
+  })
+
+  test('an event handler that throws does not break storage', async () => {
+    const { storage } = dual({
+      onEvent: () => {
+        throw new Error('handler bug')
+      },
+    })
+    const p = runPrefix('throwing')
+    for (let i = 0; i < 20; i++) await storage.put(`${p}/${i}`, `v${i}`)
+    await tick()
+    expect((await storage.get(`${p}/19`)).toString()).toBe('v19')
+  })
+
+  test('events and stats count both sides', async () => {
+    const { storage, events } = dual()
+    const p = runPrefix('stats')
+    await storage.put(`${p}/a`, bytes(1000))
+    await storage.get(`${p}/a`)
+    await storage.delete(`${p}/a`)
+    await tick()
+    expect(events.map((e) => e.type)).toEqual(['put', 'delete'])
+    expect(events[0]).toMatchObject({ key: `${p}/a`, size: 1000 })
+    const s = storage.stats()
+    expect(s.local).toMatchObject({ writes: 1, bytesWritten: 1000, deletes: 1 })
+    expect(s.cloud).toMatchObject({ writes: 1, bytesWritten: 1000, reads: 1, bytesRead: 1000, deletes: 1 })
+  })
+
+  test('background repairer drains the journal', async () => {
+    const local = tmpDir('bg')
+    const p = runPrefix('bg')
+    const bad = new StorageManager({ local, mode: 'dual', ...s3Options({ secretAccessKey: 'nope-nope-nope' }) })
+    await bad.put(`${p}/q.txt`, 'queued')
+    const good = new StorageManager({ local, mode: 'dual', ...s3Options() })
+    good.startRepairer({ intervalMs: 50 })
+    const deadline = Date.now() + 10_000
+    while ((await good.pendingRepairs()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    good.stopRepairer()
+    await expect(good.pendingRepairs()).resolves.toBe(0)
+    expect(good.stats().repaired).toBe(1)
+  })
+})

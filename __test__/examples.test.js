@@ -1,0 +1,54 @@
+'use strict'
+// The example services, started as their own processes and driven over HTTP.
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { freePort } = require('./servers/servers')
+const { tmpDir, sha256, bytes } = require('./helpers')
+
+async function startExample(name) {
+  const port = await freePort()
+  const dataDir = tmpDir(`example-${name}`)
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', name, 'server.js')], {
+    env: { ...process.env, PORT: String(port), DATA_DIR: dataDir, S3_BUCKET: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => String(d).includes('listening') && resolve())
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)))
+  })
+  return { base: `http://127.0.0.1:${port}`, dataDir, stop: () => child.kill('SIGKILL') }
+}
+
+describe.each(['express', 'hono'])('examples/%s', (name) => {
+  let app
+  beforeAll(async () => {
+    app = await startExample(name)
+  })
+  afterAll(() => app.stop())
+
+  test('upload dual-writes, download redirects to a signed URL, health reports', async () => {
+    const body = bytes(250_000, 21)
+    const up = await fetch(`${app.base}/upload/reports/2026/scan.png`, { method: 'PUT', body, headers: { 'content-type': 'image/png' } })
+    expect(up.status).toBe(201)
+    expect(await up.json()).toMatchObject({ local: 'written', cloud: 'written', sha256: sha256(body) })
+    for (const side of ['uploads', 'cloud']) {
+      expect(sha256(fs.readFileSync(path.join(app.dataDir, side, 'reports/2026/scan.png')))).toBe(sha256(body))
+    }
+
+    const down = await fetch(`${app.base}/download/reports/2026/scan.png`, { redirect: 'manual' })
+    expect(down.status).toBe(302)
+    const signed = down.headers.get('location')
+    expect(signed).toContain('X-Stowage-Signature=')
+    const file = await fetch(signed)
+    expect(file.status).toBe(200)
+    expect(file.headers.get('content-type')).toBe('image/png')
+    expect(sha256(Buffer.from(await file.arrayBuffer()))).toBe(sha256(body))
+
+    expect((await fetch(`${app.base}/download/reports/none.png`, { redirect: 'manual' })).status).toBe(404)
+    const health = await (await fetch(`${app.base}/health`)).json()
+    expect(health).toMatchObject({ ok: true, pendingRepairs: 0 })
+    expect(health.stats.local.writes).toBe(1)
+    expect(health.stats.cloud.writes).toBe(1)
+  })
+})

@@ -1,0 +1,120 @@
+'use strict'
+// stowage/express and stowage/hono over real HTTP in real apps: Range, ETag → 304,
+// cache headers, signed PUT uploads, and refusals.
+const http = require('node:http')
+const { StorageManager } = require('..')
+const { freePort } = require('./servers/servers')
+const { tmpDir, sha256, bytes } = require('./helpers')
+
+const SECRET = 'middleware-test-secret-0123456789abcdef'
+
+async function expressApp(storage, port) {
+  const express = require('express')
+  const { signedUrls } = require('../express')
+  const app = express()
+  app.use('/files', signedUrls(storage))
+  app.use((req, res) => res.status(404).send('not ours'))
+  const server = http.createServer(app)
+  await new Promise((r) => server.listen(port, '127.0.0.1', r))
+  return () => new Promise((r) => server.close(r))
+}
+
+async function honoApp(storage, port) {
+  const { Hono } = require('hono')
+  const { serve } = require('@hono/node-server')
+  const { signedUrls } = require('../hono')
+  const app = new Hono()
+  app.use('/files/*', signedUrls(storage))
+  app.all('*', (c) => c.text('not ours', 404))
+  const server = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () => resolve(s))
+  })
+  return () => new Promise((r) => server.close(r))
+}
+
+describe.each([
+  ['express', expressApp],
+  ['hono', honoApp],
+])('%s middleware', (name, start) => {
+  let storage
+  let stop
+  const data = bytes(100_000, 5)
+  beforeAll(async () => {
+    const port = await freePort()
+    storage = new StorageManager({
+      local: tmpDir(`mw-${name}`),
+      mode: 'local',
+      presign: { localBaseUrl: `http://127.0.0.1:${port}/files`, localSecret: SECRET },
+    })
+    await storage.put('scans/ct 1.dcm', data)
+    stop = await start(storage, port)
+  })
+  afterAll(() => stop())
+
+  test('GET serves the bytes with type, cache and ETag headers', async () => {
+    const res = await fetch(storage.presignGet('scans/ct 1.dcm'))
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/dicom')
+    expect(res.headers.get('cache-control')).toBe('public, max-age=2592000, immutable')
+    expect(res.headers.get('etag')).toBe(`"${sha256(data)}"`)
+    expect(res.headers.get('accept-ranges')).toBe('bytes')
+    expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(data))
+  })
+
+  test('If-None-Match → 304 without a body', async () => {
+    const res = await fetch(storage.presignGet('scans/ct 1.dcm'), { headers: { 'if-none-match': `"${sha256(data)}"` } })
+    expect(res.status).toBe(304)
+    expect((await res.arrayBuffer()).byteLength).toBe(0)
+  })
+
+  test('Range requests: bounded, open-ended, suffix, unsatisfiable', async () => {
+    const url = storage.presignGet('scans/ct 1.dcm')
+    const get = (range) => fetch(url, { headers: { range } })
+    let res = await get('bytes=10-19')
+    expect(res.status).toBe(206)
+    expect(res.headers.get('content-range')).toBe(`bytes 10-19/${data.length}`)
+    expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), data.subarray(10, 20))).toBe(0)
+    res = await get(`bytes=${data.length - 5}-`)
+    expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), data.subarray(data.length - 5))).toBe(0)
+    res = await get('bytes=-7')
+    expect(Buffer.compare(Buffer.from(await res.arrayBuffer()), data.subarray(data.length - 7))).toBe(0)
+    res = await get(`bytes=${data.length}-`)
+    expect(res.status).toBe(416)
+    expect(res.headers.get('content-range')).toBe(`bytes */${data.length}`)
+  })
+
+  test('HEAD answers headers only', async () => {
+    const res = await fetch(storage.presignGet('scans/ct 1.dcm'), { method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-length')).toBe(String(data.length))
+  })
+
+  test('signed PUT uploads stream into the store', async () => {
+    const body = bytes(300_000, 9)
+    const res = await fetch(storage.presignPut('uploads/new.png'), { method: 'PUT', body, headers: { 'content-type': 'image/png' } })
+    expect(res.status).toBe(201)
+    expect((await res.json()).sha256).toBe(sha256(body))
+    expect(sha256(await storage.get('uploads/new.png'))).toBe(sha256(body))
+    expect((await storage.head('uploads/new.png')).contentType).toBe('image/png')
+  })
+
+  test('refusals: tampered, wrong method, expired, missing object, unsigned', async () => {
+    const url = storage.presignGet('scans/ct 1.dcm')
+    let res = await fetch(url.replace('ct%201', 'ct%202'))
+    expect(res.status).toBe(403)
+    expect((await res.json()).code).toBe('SIGNATURE_INVALID')
+    res = await fetch(url, { method: 'PUT', body: 'x' })
+    expect(res.status).toBe(403)
+    res = await fetch(storage.presignGet('scans/missing.dcm'))
+    expect(res.status).toBe(404)
+    const base = new URL(url)
+    res = await fetch(`${base.origin}${base.pathname}`)
+    expect(res.status).toBe(404)
+    expect(await res.text()).toBe('not ours')
+    const short = storage.presignGet('scans/ct 1.dcm', { expiresIn: 1 })
+    await new Promise((r) => setTimeout(r, 2100))
+    res = await fetch(short)
+    expect(res.status).toBe(403)
+    expect((await res.json()).code).toBe('SIGNATURE_EXPIRED')
+  })
+})

@@ -1,0 +1,48 @@
+'use strict'
+// What the S3 benchmarks share: a local s3s-fs server, the Rust ceiling client, and
+// running one measured worker process at a time.
+const { execFileSync } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { startS3 } = require('../__test__/servers/servers')
+
+const ROOT = path.join(__dirname, '..')
+
+function runJsonLines(cmd, args) {
+  return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+}
+
+/** Starts s3s-fs in a fresh folder; `work` also holds a 20 MiB test file. */
+async function startBench() {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-bench-'))
+  const server = await startS3(path.join(work, 's3'))
+  const serverFile = path.join(work, 'server.json')
+  fs.writeFileSync(serverFile, JSON.stringify(server.info))
+  const bigFile = path.join(work, 'big-20MiB.bin')
+  fs.writeFileSync(bigFile, crypto.randomBytes(20 * 1024 * 1024))
+  console.log('building the ceiling client (cargo, release)…')
+  execFileSync('cargo', ['build', '--release', '--quiet', '--example', 's3_ceiling'], { cwd: ROOT, stdio: 'inherit' })
+  const s = server.info
+  const ceilingBin = path.join(ROOT, 'target', 'release', 'examples', 's3_ceiling')
+  return {
+    work,
+    serverFile,
+    ceiling: () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile]),
+    worker: (client, workload) => {
+      const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work])
+      console.log(`${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)
+      return r
+    },
+    stop: async () => {
+      await server.stop()
+      fs.rmSync(work, { recursive: true, force: true })
+    },
+  }
+}
+
+module.exports = { startBench }

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// `npm run bench:presign`: 20,000 S3 GET URLs signed by stowage (`presignGet` in a
+// loop, and `presignMany`) vs `@aws-sdk/s3-request-presigner`, interleaved; then an
+// HTTP server that signs a URL per request under load, measuring event-loop delay.
+// Signing is local: no S3 server is needed.
+'use strict'
+const { spawn } = require('node:child_process')
+const http = require('node:http')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
+const os = require('node:os')
+const path = require('node:path')
+const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3')
+const { getSignedUrl } = require('@aws-sdk/s3-request-presigner')
+const { StorageManager } = require('..')
+const { median, machine, writeSection } = require('./results')
+
+const N = 20_000
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+const REQUESTS = 10_000
+const credentials = { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' }
+const endpoint = 'http://127.0.0.1:9000'
+
+const storage = new StorageManager({
+  local: path.join(os.tmpdir(), `stowage-presign-bench-${process.pid}`),
+  mode: 'cloud',
+  cloud: 's3://bench-bucket',
+  cloudOptions: { endpoint, region: 'us-east-1', ...credentials, allowHttp: true },
+})
+const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials })
+const keys = Array.from({ length: N }, (_, i) => `studies/1.2.840.${i}/series/${i % 97}/image-${i}.webp`)
+
+const sdkSign = (key) => getSignedUrl(s3, new GetObjectCommand({ Bucket: 'bench-bucket', Key: key }), { expiresIn: 3600 })
+
+const methods = {
+  'stowage presignGet': async () => {
+    for (const k of keys) storage.presignGet(k, { expiresIn: 3600 })
+  },
+  'stowage presignMany': async () => {
+    storage.presignMany(keys, { expiresIn: 3600 })
+  },
+  'AWS SDK getSignedUrl': async () => {
+    for (const k of keys) await sdkSign(k)
+  },
+}
+
+async function throughput() {
+  const samples = Object.fromEntries(Object.keys(methods).map((m) => [m, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = Object.keys(methods)
+    if (round % 2) order.reverse()
+    for (const name of order) {
+      const t0 = process.hrtime.bigint()
+      await methods[name]()
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+      samples[name].push(N / seconds)
+      console.log(`${name.padEnd(22)} ${(N / seconds).toFixed(0)} URLs/s`)
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
+}
+
+/** A server signing one URL per request while a child process loads it. */
+async function underLoad(name, sign) {
+  const server = http.createServer(async (req, res) => {
+    const key = decodeURIComponent(req.url.slice(1))
+    res.end(await sign(key))
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address()
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  delay.enable()
+  const t0 = process.hrtime.bigint()
+  const load = `
+    const base = 'http://127.0.0.1:${port}/'
+    let next = 0
+    const one = async () => { while (next < ${REQUESTS}) { const i = next++; const r = await fetch(base + 'k/' + i + '.webp'); await r.text() } }
+    Promise.all(Array.from({ length: 32 }, one)).then(() => process.exit(0))`
+  await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', load], { stdio: 'inherit' })
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`load generator exited ${code}`))))
+  })
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  delay.disable()
+  server.close()
+  const r = { name, rps: REQUESTS / seconds, p99: delay.percentile(99) / 1e6 }
+  console.log(`server with ${name}: ${r.rps.toFixed(0)} req/s, event-loop p99 ${r.p99.toFixed(2)} ms`)
+  return r
+}
+
+async function main() {
+  const t = await throughput()
+  const servers = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const pair = [
+      ['stowage', async (k) => storage.presignGet(k)],
+      ['AWS SDK', sdkSign],
+    ]
+    if (round % 2) pair.reverse()
+    for (const [name, sign] of pair) servers.push(await underLoad(name, sign))
+  }
+  const sdk = t['AWS SDK getSignedUrl']
+  const srv = (name, f) => median(servers.filter((s) => s.name === name).map(f))
+  writeSection(
+    'presign',
+    `## Presigned URLs: stowage vs @aws-sdk/s3-request-presigner (\`npm run bench:presign\`)
+
+${machine()}; ${N.toLocaleString('en')} S3 GET URLs per run, ${ROUNDS} interleaved rounds, medians.
+
+| method | URLs/s | vs SDK |
+|---|---|---|
+${Object.entries(t)
+  .map(([name, ups]) => `| ${name} | ${ups.toFixed(0)} | **${(ups / sdk).toFixed(1)}×** |`)
+  .join('\n')}
+
+An HTTP server signing one URL per request, loaded by ${REQUESTS.toLocaleString('en')} requests at 32 in flight
+from another process:
+
+| signer | requests/s | event-loop p99 ms |
+|---|---|---|
+| stowage presignGet | ${srv('stowage', (s) => s.rps).toFixed(0)} | ${srv('stowage', (s) => s.p99).toFixed(2)} |
+| AWS SDK getSignedUrl | ${srv('AWS SDK', (s) => s.rps).toFixed(0)} | ${srv('AWS SDK', (s) => s.p99).toFixed(2)} |
+`,
+  )
+  console.log('wrote bench/RESULTS.md')
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

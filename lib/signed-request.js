@@ -1,0 +1,109 @@
+'use strict'
+// What the `stowage/express` and `stowage/hono` middleware have in common: serving
+// a request that carries a local signed URL. Framework-free: takes the method, URL,
+// headers and body, and answers `{ status, headers, body }` where `body` is a Node
+// Readable, a JSON-able object or null.
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const crypto = require('node:crypto')
+const { pipeline } = require('node:stream/promises')
+
+const SIGNATURE_PARAM = 'X-Stowage-Signature='
+
+function isSigned(url) {
+  return url.includes(SIGNATURE_PARAM)
+}
+
+function errorResponse(status, err) {
+  return { status, headers: { 'content-type': 'application/json' }, body: { code: err.code, message: err.message } }
+}
+
+const STATUS_OF = { SIGNATURE_INVALID: 403, SIGNATURE_EXPIRED: 403, NOT_FOUND: 404, INVALID_KEY: 400, INVALID_CONFIG: 400, ALREADY_EXISTS: 409, INTEGRITY: 422 }
+
+/** `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`; `undefined` when absent, `null` when unsatisfiable. */
+function parseRange(header, size) {
+  if (!header) return undefined
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (!m || (m[1] === '' && m[2] === '')) return null
+  let start
+  let end
+  if (m[1] === '') {
+    const suffix = Number(m[2])
+    if (suffix === 0) return null
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(m[1])
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1)
+  }
+  if (start >= size || end < start) return null
+  return { start, end }
+}
+
+function etagOf(info) {
+  return `"${info.sha256 || (info.etag || '').replace(/"/g, '') || `${info.size}-${info.lastModified.getTime()}`}"`
+}
+
+function matchesEtag(header, etag) {
+  if (!header) return false
+  return header.split(',').some((t) => {
+    const tag = t.trim().replace(/^W\//, '')
+    return tag === '*' || tag === etag
+  })
+}
+
+async function serveGet(storage, key, method, headers) {
+  const info = await storage.head(key)
+  const etag = etagOf(info)
+  const common = {
+    etag,
+    'cache-control': info.cacheControl,
+    'last-modified': info.lastModified.toUTCString(),
+    'accept-ranges': 'bytes',
+  }
+  if (matchesEtag(headers['if-none-match'], etag)) return { status: 304, headers: common, body: null }
+  const range = parseRange(headers.range, info.size)
+  if (range === null) {
+    return { status: 416, headers: { ...common, 'content-range': `bytes */${info.size}` }, body: null }
+  }
+  const length = range ? range.end - range.start + 1 : info.size
+  const out = { ...common, 'content-type': info.contentType, 'content-length': String(length) }
+  if (range) out['content-range'] = `bytes ${range.start}-${range.end}/${info.size}`
+  const status = range ? 206 : 200
+  if (method === 'HEAD' || length === 0) return { status, headers: out, body: null }
+  return { status, headers: out, body: storage.createReadStream(key, range) }
+}
+
+/** Streams the upload to a temporary file, then `putFile`: memory stays flat. */
+async function servePut(storage, key, headers, body) {
+  const temp = path.join(os.tmpdir(), `stowage-upload-${process.pid}-${crypto.randomBytes(8).toString('hex')}`)
+  try {
+    await pipeline(body, fs.createWriteStream(temp))
+    const contentType = headers['content-type']
+    const r = await storage.putFile(key, temp, contentType ? { contentType } : undefined)
+    return { status: 201, headers: { 'content-type': 'application/json', etag: `"${r.sha256}"` }, body: r }
+  } finally {
+    fs.rm(temp, { force: true }, () => {})
+  }
+}
+
+/**
+ * Serves one signed request. `body` (PUT only) is an async iterable of chunks.
+ * Answers `null` when the request carries no stowage signature (not ours).
+ */
+async function handleSigned(storage, { method, url, headers, body }) {
+  if (!isSigned(url)) return null
+  const signedMethod = method === 'HEAD' ? 'GET' : method
+  if (signedMethod !== 'GET' && signedMethod !== 'PUT') return { status: 405, headers: { allow: 'GET, HEAD, PUT' }, body: null }
+  try {
+    const key = storage.verifySignedUrl(url, signedMethod)
+    return signedMethod === 'PUT' ? await servePut(storage, key, headers, body) : await serveGet(storage, key, method, headers)
+  } catch (err) {
+    const status = STATUS_OF[err.code]
+    if (!status) throw err
+    return errorResponse(status, err)
+  }
+}
+
+module.exports = { handleSigned, parseRange }

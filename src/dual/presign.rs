@@ -1,0 +1,120 @@
+//! Which URL a presign call returns: the CDN for GETs when one is configured, the
+//! cloud store's own signature (SigV4, SAS) when it has one, else stowage's local
+//! HMAC URL served by the `stowage/express` or `stowage/hono` middleware.
+
+use super::Storage;
+use crate::config::Mode;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::store::presign::{self, Method, PresignRequest, encode_key_path};
+
+/// `presign` in the constructor's options.
+#[derive(Debug, Clone, Default)]
+pub struct PresignSettings {
+    /// Default lifetime in seconds (3600).
+    pub expires_in: Option<u64>,
+    pub cdn_base_url: Option<String>,
+    pub local_base_url: Option<String>,
+    pub local_secret: Option<String>,
+}
+
+const DEFAULT_EXPIRES_IN: u64 = 3600;
+
+impl PresignSettings {
+    pub fn validate(&self) -> Result<()> {
+        for (field, url) in [
+            ("presign.cdnBaseUrl", &self.cdn_base_url),
+            ("presign.localBaseUrl", &self.local_base_url),
+        ] {
+            if let Some(url) = url {
+                url::Url::parse(url)
+                    .map_err(|e| Error::config(field, format!("not a URL: {e}")))?;
+            }
+        }
+        if let Some(secret) = &self.local_secret
+            && secret.len() < presign::MIN_SECRET_BYTES
+        {
+            return Err(Error::config(
+                "presign.localSecret",
+                format!("must be at least {} bytes", presign::MIN_SECRET_BYTES),
+            ));
+        }
+        if let Some(e) = self.expires_in
+            && !(1..=presign::MAX_EXPIRES_IN).contains(&e)
+        {
+            return Err(Error::config(
+                "presign.expiresIn",
+                "must be 1..604800 seconds",
+            ));
+        }
+        Ok(())
+    }
+
+    fn local(&self) -> Result<(&str, &[u8])> {
+        let base = self.local_base_url.as_deref().ok_or_else(|| {
+            Error::config(
+                "presign.localBaseUrl",
+                "needed to sign URLs for the local side",
+            )
+        })?;
+        let secret = self.local_secret.as_deref().ok_or_else(|| {
+            Error::config(
+                "presign.localSecret",
+                "needed to sign URLs for the local side",
+            )
+        })?;
+        Ok((base, secret.as_bytes()))
+    }
+}
+
+/// What one presign call asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PresignOptions<'a> {
+    pub expires_in: Option<u64>,
+    pub content_type: Option<&'a str>,
+    pub content_disposition: Option<&'a str>,
+}
+
+impl Storage {
+    /// Signs without any network call; `now` is Unix seconds.
+    pub fn presign(
+        &self,
+        key: &Key,
+        method: Method,
+        opts: &PresignOptions,
+        now: u64,
+    ) -> Result<String> {
+        let req = PresignRequest {
+            method,
+            key: key.as_str(),
+            expires_in: opts
+                .expires_in
+                .or(self.presign.expires_in)
+                .unwrap_or(DEFAULT_EXPIRES_IN),
+            now,
+            content_type: opts.content_type,
+            content_disposition: opts.content_disposition,
+        };
+        if let (Method::Get, Some(cdn)) = (method, &self.presign.cdn_base_url) {
+            return Ok(format!(
+                "{}/{}",
+                cdn.trim_end_matches('/'),
+                encode_key_path(key.as_str())
+            ));
+        }
+        let cloud = self.cloud.as_ref().filter(|_| self.mode != Mode::Local);
+        if let Some(signed) = cloud.and_then(|c| c.presign(&req)) {
+            return signed.map(|s| s.url);
+        }
+        let (base, secret) = self.presign.local()?;
+        let expires_at = req.expires_at()?;
+        presign::sign_local(base, secret, method, key.as_str(), expires_at)
+    }
+
+    /// The key a local signed URL grants, or `SIGNATURE_INVALID` / `SIGNATURE_EXPIRED`.
+    pub fn verify_signed_url(&self, url: &str, method: Method, now: u64) -> Result<Key> {
+        let (base, secret) = self.presign.local()?;
+        let key = presign::verify_local(base, url, method, secret, now)?;
+        Key::parse(&key).map_err(|_| Error::SignatureInvalid("the key is not valid".into()))
+    }
+}

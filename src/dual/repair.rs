@@ -1,0 +1,223 @@
+//! `repair()`: replays the dual-write journal until both sides hold the same bytes,
+//! checked by SHA-256. Safe to run while the app writes: each key is repaired under
+//! the same per-key lock the writes take, and always towards its newest intent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::events::{Event, EventKind};
+use super::{Side, Storage};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, RepairOp, RepairRow};
+use crate::key::Key;
+use crate::store::hash::StreamHasher;
+use crate::store::object::PutOptions;
+use crate::store::{STATE_DIR, Store};
+
+/// Receives `(keys_done, keys_total)`.
+pub type RepairProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    pub repaired: u64,
+    pub failed: u64,
+    /// Keys still pending afterwards (failures, and writes that arrived meanwhile).
+    pub remaining: u64,
+}
+
+const BATCH: usize = 256;
+
+impl Storage {
+    fn in_flight(&self) -> Vec<i64> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Keys whose sides may differ, not counting writes still running.
+    pub async fn pending_repairs(&self) -> Result<u64> {
+        match &self.journal {
+            Some(j) => j.pending_repairs(self.in_flight()).await,
+            None => Ok(0),
+        }
+    }
+
+    /// One pass over the journal. Keys are repaired `concurrency` at a time; a key that
+    /// cannot be repaired now (its side is still down) stays for the next pass.
+    pub async fn repair(&self, progress: Option<RepairProgress>) -> Result<RepairReport> {
+        let (Some(journal), Some(_), Some(_)) = (&self.journal, &self.local, &self.cloud) else {
+            return Ok(RepairReport::default());
+        };
+        let total = self.pending_repairs().await?;
+        let mut report = RepairReport::default();
+        let mut after = 0;
+        loop {
+            let rows = journal.repairs(after, BATCH, self.in_flight()).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let results: Vec<_> = futures::stream::iter(rows)
+                .map(|row| async move {
+                    let outcome = self.repair_key(journal, &row).await;
+                    (row, outcome)
+                })
+                .buffer_unordered(self.transfer.concurrency)
+                .collect()
+                .await;
+            for (row, outcome) in results {
+                match outcome {
+                    Ok(()) => report.repaired += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        let _ = journal.note_failure(row.id, e.code()).await;
+                        self.events.emit(|| {
+                            Event::new(EventKind::RepairFailed, row.key.as_str()).error(&e)
+                        });
+                    }
+                }
+                if let Some(p) = &progress {
+                    p(
+                        report.repaired + report.failed,
+                        total.max(report.repaired + report.failed),
+                    );
+                }
+            }
+        }
+        report.remaining = self.pending_repairs().await?;
+        Ok(report)
+    }
+
+    /// Repairs every `interval` while anything is pending, until the task is dropped.
+    pub async fn repair_forever(self: Arc<Self>, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            if self.pending_repairs().await.unwrap_or(0) > 0 {
+                let _ = self.repair(None).await;
+            }
+        }
+    }
+
+    async fn repair_key(&self, journal: &Journal, row: &RepairRow) -> Result<()> {
+        let key = Key::parse(&row.key)?;
+        let _lock = self.locks.lock(key.as_str()).await;
+        let (local, cloud) = (
+            self.local.as_ref().expect("checked"),
+            self.cloud.as_ref().expect("checked"),
+        );
+        match &row.op {
+            RepairOp::Delete => {
+                local.delete(&key).await?;
+                cloud.delete(&key).await?;
+            }
+            RepairOp::Put { sha256 } => self.converge(&key, sha256, local, cloud).await?,
+        }
+        journal.settle(key.as_str(), row.id).await?;
+        self.stats.repaired();
+        self.events
+            .emit(|| Event::new(EventKind::Repaired, key.as_str()));
+        Ok(())
+    }
+
+    /// Makes both sides hold the same object: the side holding the intended bytes wins;
+    /// if neither does (the write never completed), the local side wins, so the two
+    /// still agree.
+    async fn converge(
+        &self,
+        key: &Key,
+        intended: &str,
+        local: &Store,
+        cloud: &Store,
+    ) -> Result<()> {
+        let (l, c) = futures::try_join!(digest(local, key), digest(cloud, key))?;
+        if l == c {
+            return Ok(());
+        }
+        let from_local =
+            l.as_deref() == Some(intended) || (c.as_deref() != Some(intended) && l.is_some());
+        let (from, to, expected, side) = if from_local {
+            (local, cloud, l, Side::Cloud)
+        } else {
+            (cloud, local, c, Side::Local)
+        };
+        let expected = expected.expect("the source side holds the object");
+        let written = self.copy_between(from, to, key).await?;
+        if written != expected {
+            let err = Error::Integrity(format!(
+                "{key}: copied bytes hash to {written}, the source holds {expected}"
+            ));
+            self.events.emit(|| {
+                Event::new(EventKind::IntegrityFailed, key.as_str())
+                    .side(side)
+                    .error(&err)
+            });
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Copies one object with its headers and metadata; returns the SHA-256 of the
+    /// bytes written. Large objects go through a temporary file, not memory.
+    async fn copy_between(&self, from: &Store, to: &Store, key: &Key) -> Result<String> {
+        let info = from.head(key).await?;
+        let opts = PutOptions {
+            content_type: Some(info.content_type.clone()),
+            cache_control: Some(info.cache_control.clone()),
+            metadata: info.metadata.clone(),
+            if_not_exists: false,
+        };
+        if info.size <= self.transfer.multipart_threshold {
+            let data = from.get(key).await?;
+            return Ok(to
+                .put_bytes(key, data, &opts, None, &self.transfer)
+                .await?
+                .sha256);
+        }
+        let dir = match &self.local {
+            Some(local) => local
+                .local_path()
+                .expect("local side is a folder")
+                .join(STATE_DIR)
+                .join("tmp"),
+            None => std::env::temp_dir(),
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Error::from_io(e, &dir.display().to_string()))?;
+        let temp = dir.join(format!(
+            "repair-{}-{}",
+            std::process::id(),
+            crate::store::hash::sha256_hex(key.as_str().as_bytes())
+        ));
+        let result = async {
+            from.get_to_file(key, &temp, None).await?;
+            let expected = crate::store::hash_file(temp.clone()).await?;
+            to.put_file(key, &temp, &expected, &opts, &self.transfer, None)
+                .await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&temp).await;
+        Ok(result?.sha256)
+    }
+}
+
+/// The SHA-256 a side holds for `key` (`None` when absent), hashing the bytes when the
+/// store has no recorded hash (files written before stowage).
+async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
+    match store.head(key).await {
+        Ok(info) if info.sha256.is_some() => Ok(info.sha256),
+        Ok(_) => {
+            let mut hasher = StreamHasher::default();
+            let mut stream = store.stream(key, None).await?;
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk?);
+            }
+            Ok(Some(hasher.finish()))
+        }
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

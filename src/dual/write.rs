@@ -1,0 +1,239 @@
+//! Writes and deletes. With one write side they go straight to it. In dual mode an
+//! intent is committed to the journal first, both sides run concurrently, and the
+//! intent is settled only when both succeeded; a side that failed leaves it queued
+//! for `repair()`, and a crash anywhere leaves it there too.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::join_all;
+
+use super::Storage;
+use super::events::{Event, EventKind};
+use super::outcome::{self, Outcome, PutResult, Side};
+use crate::error::{Error, Result};
+use crate::journal::RepairOp;
+use crate::key::Key;
+use crate::store::Store;
+use crate::store::headers::validate_metadata;
+use crate::store::object::{PutOptions, Written};
+use crate::store::progress::{Progress, ProgressFn};
+
+impl Storage {
+    fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
+        validate_metadata(&opts.metadata)?;
+        if opts.cache_control.is_none() {
+            opts.cache_control = key
+                .extension()
+                .and_then(|ext| self.cache_control.get(&ext).cloned());
+        }
+        Ok(opts)
+    }
+
+    pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<PutResult> {
+        let opts = self.put_options(key, opts)?;
+        let sha256 = crate::store::hash::sha256_hex(&data);
+        let cfg = self.transfer;
+        let intent = RepairOp::Put {
+            sha256: sha256.clone(),
+        };
+        self.write_each(key, intent, |_, store| {
+            let (data, opts, sha256) = (data.clone(), opts.clone(), sha256.clone());
+            async move { store.put_bytes(key, data, &opts, Some(sha256), &cfg).await }
+        })
+        .await
+    }
+
+    /// Small files are read once and written as buffers. Large files are hashed first
+    /// (the journal needs the SHA-256 before either side is touched) and then streamed
+    /// to each side, which checks the bytes it sent against that hash.
+    pub async fn put_file(
+        &self,
+        key: &Key,
+        file: &Path,
+        opts: PutOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<PutResult> {
+        let opts = self.put_options(key, opts)?;
+        let shown = file.display().to_string();
+        let size = tokio::fs::metadata(file)
+            .await
+            .map_err(|e| Error::from_io(e, &shown))?
+            .len();
+        if size <= self.transfer.multipart_threshold {
+            let data = Bytes::from(
+                tokio::fs::read(file)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?,
+            );
+            let mut progress = Progress::new(progress, size);
+            let result = self.put(key, data, opts).await?;
+            progress.advance(size);
+            progress.finish();
+            return Ok(result);
+        }
+        let (size, sha256) = crate::store::hash_file(file.to_owned()).await?;
+        let cfg = self.transfer;
+        let sides = self.write_sides().len();
+        // Each side reports its own bytes; the caller sees their sum over the sum of totals.
+        let done = Arc::new(Mutex::new(vec![0u64; sides]));
+        let intent = RepairOp::Put {
+            sha256: sha256.clone(),
+        };
+        self.write_each(key, intent, |i, store| {
+            let opts = opts.clone();
+            let expected = (size, sha256.clone());
+            let progress = progress.clone().map(|report| -> ProgressFn {
+                let done = done.clone();
+                Arc::new(move |bytes, total| {
+                    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+                    done[i] = bytes;
+                    report(done.iter().sum(), total * sides as u64);
+                })
+            });
+            async move {
+                store
+                    .put_file(key, file, &expected, &opts, &cfg, progress)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// Runs one write per side concurrently and folds the outcomes.
+    async fn write_each<'a, F, Fut>(
+        &'a self,
+        key: &Key,
+        intent: RepairOp,
+        write: F,
+    ) -> Result<PutResult>
+    where
+        F: Fn(usize, &'a Store) -> Fut,
+        Fut: std::future::Future<Output = Result<Written>>,
+    {
+        let sides = self.write_sides();
+        let guard = self.begin(key, intent, sides.len()).await?;
+        let results = join_all(
+            sides
+                .iter()
+                .enumerate()
+                .map(|(i, (_, store))| write(i, store)),
+        )
+        .await;
+        let outcomes: Vec<(Side, Result<Written>)> =
+            sides.iter().map(|(s, _)| *s).zip(results).collect();
+        for (side, result) in &outcomes {
+            match result {
+                Ok(w) => self.stats.wrote(*side, w.size),
+                Err(e) => self.failed(key, *side, e),
+            }
+        }
+        let mut folded = outcome::fold(key, outcomes);
+        if let Some(intent) = guard {
+            match &mut folded {
+                Ok(result) if result.errors.is_empty() => self.settle(key, intent).await?,
+                Ok(result) => {
+                    self.queue(intent, &result.errors[0].error).await;
+                    for i in 0..result.errors.len() {
+                        let side = result.errors[i].side;
+                        *result.outcome_mut(side) = Outcome::Queued;
+                    }
+                }
+                // Neither side took the new bytes, but an older queued intent of this
+                // key may still need replaying, so the row stays for repair to decide.
+                Err(e) => self.queue(intent, e).await,
+            }
+        }
+        let result = folded?;
+        self.events
+            .emit(|| Event::new(EventKind::Put, key.as_str()).size(result.written.size));
+        Ok(result)
+    }
+
+    /// Deletes from every configured side, so a fallback read cannot resurrect it. With
+    /// two sides the delete is journalled like a dual write; a side that fails is
+    /// retried by `repair()` and the call still succeeds.
+    pub async fn delete(&self, key: &Key) -> Result<()> {
+        let sides = self.read_sides();
+        let guard = self.begin(key, RepairOp::Delete, sides.len()).await?;
+        let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
+        let mut first_error = None;
+        for ((side, _), result) in sides.iter().zip(results) {
+            match result {
+                Ok(()) => self.stats.deleted(*side),
+                Err(e) => {
+                    self.failed(key, *side, &e);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (first_error, guard) {
+            (None, Some(intent)) => self.settle(key, intent).await?,
+            (Some(e), Some(intent)) => self.queue(intent, &e).await,
+            (Some(e), None) => return Err(e),
+            (None, None) => {}
+        }
+        self.events
+            .emit(|| Event::new(EventKind::Delete, key.as_str()));
+        Ok(())
+    }
+
+    fn failed(&self, key: &Key, side: Side, error: &Error) {
+        self.stats.failed(side);
+        self.events.emit(|| {
+            Event::new(EventKind::write_failed(side), key.as_str())
+                .side(side)
+                .error(error)
+        });
+    }
+}
+
+/// A journalled dual write in progress: its row id, and the per-key lock that keeps
+/// a repair of the same key out until the write is settled or queued.
+pub(super) struct Intent<'a> {
+    pub id: i64,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Storage {
+    /// Journals the intent when a write touches two sides; single-side writes need none.
+    async fn begin(&self, key: &Key, op: RepairOp, sides: usize) -> Result<Option<Intent<'_>>> {
+        let Some(journal) = self.journal.as_ref().filter(|_| sides > 1) else {
+            return Ok(None);
+        };
+        let lock = self.locks.lock(key.as_str()).await;
+        let id = journal.begin_write(key.as_str(), op).await?;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        Ok(Some(Intent { id, _lock: lock }))
+    }
+
+    async fn settle(&self, key: &Key, intent: Intent<'_>) -> Result<()> {
+        let journal = self
+            .journal
+            .as_ref()
+            .expect("intents exist only with a journal");
+        let result = journal.settle(key.as_str(), intent.id).await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&intent.id);
+        result
+    }
+
+    /// The row stays; a journal failure here is not fatal, the row exists already.
+    async fn queue(&self, intent: Intent<'_>, error: &Error) {
+        let journal = self
+            .journal
+            .as_ref()
+            .expect("intents exist only with a journal");
+        let _ = journal.note_failure(intent.id, error.code()).await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&intent.id);
+    }
+}
