@@ -5,6 +5,7 @@ pub mod config;
 pub mod dicom;
 pub mod dual;
 pub mod error;
+pub mod ingest;
 pub mod journal;
 pub mod key;
 pub mod store;

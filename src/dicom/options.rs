@@ -49,22 +49,24 @@ pub(crate) const MAX_THUMBNAIL: u32 = 4096;
 
 impl RenderOptions {
     /// Checks everything that does not need the file; `frame` is checked
-    /// against the file's frame count after opening it.
+    /// against the file's frame count after opening it. Bad options are the
+    /// caller's mistake, not the file's: `INVALID_CONFIG` naming the option.
     pub(crate) fn validate(&self) -> Result<()> {
         if !(1..=100).contains(&self.quality) {
-            return Err(Error::DicomInvalid(format!(
-                "option quality must be 1..=100, got {}",
-                self.quality
-            )));
+            return Err(Error::config(
+                "quality",
+                format!("must be 1..=100, got {}", self.quality),
+            ));
         }
         if let Some(size) = self
             .thumbnails
             .iter()
             .find(|&&size| !(1..=MAX_THUMBNAIL).contains(&size))
         {
-            return Err(Error::DicomInvalid(format!(
-                "option thumbnails: size must be 1..={MAX_THUMBNAIL}, got {size}"
-            )));
+            return Err(Error::config(
+                "thumbnails",
+                format!("each size must be 1..={MAX_THUMBNAIL}, got {size}"),
+            ));
         }
         if let Some(window) = &self.window {
             validate_window(window)?;
@@ -75,19 +77,23 @@ impl RenderOptions {
 
 pub(crate) fn validate_window(window: &Window) -> Result<()> {
     if !window.center.is_finite() || !window.width.is_finite() || window.width <= 0.0 {
-        return Err(Error::DicomInvalid(format!(
-            "option window: center must be finite and width finite and > 0, got center {} width {}",
-            window.center, window.width
-        )));
+        return Err(Error::config(
+            "window",
+            format!(
+                "center must be finite and width finite and > 0, got center {} width {}",
+                window.center, window.width
+            ),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn validate_frame(frame: u32, frames: u32) -> Result<()> {
     if frame >= frames {
-        return Err(Error::DicomInvalid(format!(
-            "option frame {frame} is out of range: the image has {frames} frame(s)"
-        )));
+        return Err(Error::config(
+            "frame",
+            format!("{frame} is out of range: the image has {frames} frame(s)"),
+        ));
     }
     Ok(())
 }
