@@ -1,6 +1,7 @@
 //! The Node binding: type conversion and promise plumbing only. All behaviour lives
 //! in the plain-Rust modules.
 
+mod dicom;
 mod dual;
 mod error;
 mod manager;
