@@ -17,6 +17,12 @@ export declare class ObjectReader {
 
 export declare class StorageManager {
   /**
+   * Decodes a DICOM instance once and stores, through the current mode:
+   * `dicom/{Study}/{Series}/{SOP}.dcm`, `images/{Study}/{Series}/{SOP}.webp`,
+   * `thumbnails/{SOP}_256.webp` and `thumbnails/{SOP}_64.webp`. Idempotent.
+   */
+  ingestDicom(input: Buffer | Uint8Array | string, opts?: DicomIngestOptions | undefined | null): Promise<DicomIngestResult>
+  /**
    * Replays the dual-write journal until both sides hold the same bytes (by
    * SHA-256). Idempotent; safe while the app keeps writing.
    */
@@ -97,6 +103,104 @@ export interface CloudOptions {
   retryTimeoutMs?: number
   /** Per-request timeout in milliseconds (default 60000). */
   requestTimeoutMs?: number
+}
+
+export interface DicomIngestKeys {
+  /** `dicom/{Study}/{Series}/{SOP}.dcm` */
+  original: string
+  /** `images/{Study}/{Series}/{SOP}.webp` */
+  image: string
+  /** Size → `thumbnails/{SOP}_{size}.webp`, for 256 and 64. */
+  thumbnails: Record<number, string>
+}
+
+export interface DicomIngestOptions {
+  /** 1..100, quality of the lossy WebP rendition and thumbnails (default 90). */
+  quality?: number
+  /** Lossless WebP rendition and thumbnails. */
+  lossless?: boolean
+}
+
+export interface DicomIngestResult {
+  keys: DicomIngestKeys
+  metadata: DicomMetadata
+  /** Each write's outcome per side: the original, the image, then the thumbnails. */
+  results: Array<PutResult>
+}
+
+/** JSON-friendly attributes of a DICOM object; absent attributes are omitted. */
+export interface DicomMetadata {
+  patientId?: string
+  patientName?: string
+  patientBirthDate?: string
+  patientSex?: string
+  studyInstanceUid?: string
+  seriesInstanceUid?: string
+  sopInstanceUid?: string
+  sopClassUid?: string
+  accessionNumber?: string
+  modality?: string
+  /** `YYYYMMDD` as stored. */
+  studyDate?: string
+  /** `HHMMSS.FFFFFF` as stored. */
+  studyTime?: string
+  studyDescription?: string
+  seriesDescription?: string
+  seriesNumber?: number
+  instanceNumber?: number
+  manufacturer?: string
+  rows?: number
+  columns?: number
+  /** Number of Frames, 1 when absent. */
+  frames: number
+  bitsAllocated?: number
+  bitsStored?: number
+  pixelRepresentation?: number
+  samplesPerPixel?: number
+  photometricInterpretation?: string
+  transferSyntaxUid: string
+  transferSyntaxName?: string
+  /** Row spacing, column spacing in mm. */
+  pixelSpacing?: Array<number>
+  /** Window centers that apply to frame 0 (empty when the file has none). */
+  windowCenter: Array<number>
+  windowWidth: Array<number>
+}
+
+export interface DicomRenderOptions {
+  /** Output encoding (default `'webp'`). */
+  format?: 'webp' | 'png' | 'jpeg'
+  /** 1..100, lossy WebP and JPEG (default 90). */
+  quality?: number
+  /** Lossless WebP (PNG is always lossless; JPEG cannot be). */
+  lossless?: boolean
+  /** Zero-based frame (default 0). */
+  frame?: number
+  /** Overrides the file's VOI LUT / window (grayscale only). */
+  window?: DicomWindow
+  /** Sizes of the square boxes thumbnails must fit in, e.g. `[256, 64]` (default none). */
+  thumbnails?: Array<number>
+  /** Rejects the render with `ABORTED` once aborted. */
+  signal?: AbortSignal
+}
+
+export interface DicomRendition {
+  /** The chosen frame, encoded in `format`. */
+  image: Buffer
+  width: number
+  height: number
+  /** Frames in the file. */
+  frames: number
+  /** Requested size → encoded thumbnail that fits in size×size. */
+  thumbnails: Record<number, Buffer>
+  metadata: DicomMetadata
+}
+
+export interface DicomWindow {
+  /** Window center in modality units (after rescale). */
+  center: number
+  /** Window width, > 0. */
+  width: number
 }
 
 export interface ListOpts {
@@ -263,4 +367,15 @@ export interface StorageOptions {
 
 export interface TransferOpts {
   onProgress?: (progress: Progress) => void
+}
+
+export declare namespace dicom {
+  /** Reads the attributes without decoding Pixel Data. */
+  export function metadata(input: Buffer | Uint8Array | string): Promise<DicomMetadata>
+  /**
+   * Decodes one frame (default 0) and encodes it, plus any thumbnails, as WebP
+   * (default, quality 90), PNG or JPEG. Rejects with `DICOM_INVALID`,
+   * `DICOM_UNSUPPORTED`, `INVALID_CONFIG`, `NOT_FOUND` (missing path) or `ABORTED`.
+   */
+  export function render(input: Buffer | Uint8Array | string, opts?: DicomRenderOptions | undefined | null): Promise<DicomRendition>
 }

@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.ObjectReader = nativeBinding.ObjectReader
 module.exports.StorageManager = nativeBinding.StorageManager
+module.exports.dicom = nativeBinding.dicom

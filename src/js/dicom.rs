@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use napi::bindgen_prelude::JsObjectValue;
 use napi::bindgen_prelude::{
-    AsyncTask, Buffer, Either3, Function, FunctionRef, Object, ObjectRef, PromiseRaw, Uint8Array,
-    Unknown,
+    AsyncTask, Buffer, Either3, FnArgs, Function, FunctionRef, Object, ObjectRef, PromiseRaw,
+    Uint8Array, Unknown,
 };
 use napi::{Env, Task};
 use napi_derive::napi;
@@ -238,6 +238,7 @@ pub struct DicomIngestResult {
     pub keys: DicomIngestKeys,
     pub metadata: DicomMetadata,
     /// Each write's outcome per side: the original, the image, then the thumbnails.
+    #[napi(ts_type = "Array<PutResult>")]
     pub results: Vec<JsPutResult>,
 }
 
@@ -338,9 +339,9 @@ impl Abort {
             set.store(true, Ordering::Release);
             Ok(())
         })?;
-        let add: Function<(&str, Function<(), ()>), Unknown> =
+        let add: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
             signal.get_named_property("addEventListener")?;
-        add.apply(signal, ("abort", listener))?;
+        add.apply(signal, FnArgs::from(("abort", listener)))?;
         Ok(Abort {
             flag,
             signal: signal.create_ref()?,
@@ -350,9 +351,12 @@ impl Abort {
 
     fn detach(self, env: &Env) -> napi::Result<()> {
         let signal = self.signal.get_value(env)?;
-        let remove: Function<(&str, Function<(), ()>), Unknown> =
+        let remove: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
             signal.get_named_property("removeEventListener")?;
-        remove.apply(signal, ("abort", self.listener.borrow_back(env)?))?;
+        remove.apply(
+            signal,
+            FnArgs::from(("abort", self.listener.borrow_back(env)?)),
+        )?;
         self.signal.unref(env)
     }
 }
@@ -422,7 +426,7 @@ impl Task for MetadataTask {
 /// Decodes one frame (default 0) and encodes it, plus any thumbnails, as WebP
 /// (default, quality 90), PNG or JPEG. Rejects with `DICOM_INVALID`,
 /// `DICOM_UNSUPPORTED`, `INVALID_CONFIG`, `NOT_FOUND` (missing path) or `ABORTED`.
-#[napi(namespace = "dicom")]
+#[napi(namespace = "dicom", ts_return_type = "Promise<DicomRendition>")]
 pub fn render(
     env: &Env,
     #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Either3<
@@ -452,7 +456,7 @@ pub fn render(
 }
 
 /// Reads the attributes without decoding Pixel Data.
-#[napi(namespace = "dicom")]
+#[napi(namespace = "dicom", ts_return_type = "Promise<DicomMetadata>")]
 pub fn metadata(
     #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Either3<
         Buffer,
