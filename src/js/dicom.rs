@@ -320,6 +320,10 @@ impl DicomRenderOptions<'_> {
     }
 }
 
+/// `EventTarget.addEventListener` / `removeEventListener` with (type, listener).
+type EventListenerMethod<'env> =
+    Function<'env, FnArgs<(&'static str, Function<'env, (), ()>)>, Unknown<'env>>;
+
 /// An `abort` listener on the caller's `AbortSignal` that sets a flag the
 /// worker thread reads. Removed from the signal when the task settles, so a
 /// signal shared by many calls does not collect listeners.
@@ -339,8 +343,7 @@ impl Abort {
             set.store(true, Ordering::Release);
             Ok(())
         })?;
-        let add: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-            signal.get_named_property("addEventListener")?;
+        let add: EventListenerMethod = signal.get_named_property("addEventListener")?;
         add.apply(signal, FnArgs::from(("abort", listener)))?;
         Ok(Abort {
             flag,
@@ -351,8 +354,7 @@ impl Abort {
 
     fn detach(self, env: &Env) -> napi::Result<()> {
         let signal = self.signal.get_value(env)?;
-        let remove: Function<FnArgs<(&str, Function<(), ()>)>, Unknown> =
-            signal.get_named_property("removeEventListener")?;
+        let remove: EventListenerMethod = signal.get_named_property("removeEventListener")?;
         remove.apply(
             signal,
             FnArgs::from(("abort", self.listener.borrow_back(env)?)),
