@@ -94,6 +94,8 @@ async function main() {
     const pair = [
       ['stowage', async (k) => storage.presignGet(k)],
       ['AWS SDK', sdkSign],
+      // The same server answering the key itself: the event loop's floor under this load.
+      ['no signing', async (k) => k],
     ]
     if (round % 2) pair.reverse()
     for (const [name, sign] of pair) servers.push(await underLoad(name, sign))
@@ -119,6 +121,7 @@ from another process:
 |---|---|---|
 | stowage presignGet | ${srv('stowage', (s) => s.rps).toFixed(0)} | ${srv('stowage', (s) => s.p99).toFixed(2)} |
 | AWS SDK getSignedUrl | ${srv('AWS SDK', (s) => s.rps).toFixed(0)} | ${srv('AWS SDK', (s) => s.p99).toFixed(2)} |
+| no signing (baseline) | ${srv('no signing', (s) => s.rps).toFixed(0)} | ${srv('no signing', (s) => s.p99).toFixed(2)} |
 `,
   )
   console.log('wrote bench/RESULTS.md')

@@ -101,54 +101,58 @@ pub(crate) fn decode(
     };
     let len = width as usize * height as usize * usize::from(samples_per_pixel);
     let precision = decoder.get(tj::TJPARAM_TJPARAM_PRECISION);
-    // SAFETY (all three calls): the header was read with the same handle and
-    // checked to be width x height x samples_per_pixel, which is `len`
-    // samples: exactly the buffer size at pitch 0 (tightly packed).
+    let call = DecodeCall {
+        decoder: &decoder,
+        data,
+        len,
+        pixel_format,
+    };
     match precision {
-        2..=8 => {
-            let mut out = vec![0u8; len];
-            decoder.check(unsafe {
-                tj::tj3Decompress8(
-                    decoder.0,
-                    data.as_ptr(),
-                    data.len() as _,
-                    out.as_mut_ptr(),
-                    0,
-                    pixel_format,
-                )
-            })?;
-            Ok(out.into_iter().map(u16::from).collect())
-        }
-        9..=12 => {
-            let mut out = vec![0i16; len];
-            decoder.check(unsafe {
-                tj::tj3Decompress12(
-                    decoder.0,
-                    data.as_ptr(),
-                    data.len() as _,
-                    out.as_mut_ptr(),
-                    0,
-                    pixel_format,
-                )
-            })?;
-            Ok(out.into_iter().map(|v| v as u16).collect())
-        }
-        13..=16 => {
-            let mut out = vec![0u16; len];
-            decoder.check(unsafe {
-                tj::tj3Decompress16(
-                    decoder.0,
-                    data.as_ptr(),
-                    data.len() as _,
-                    out.as_mut_ptr(),
-                    0,
-                    pixel_format,
-                )
-            })?;
-            Ok(out)
-        }
+        2..=8 => Ok(call
+            .decompress::<u8>(tj::tj3Decompress8)?
+            .into_iter()
+            .map(u16::from)
+            .collect()),
+        // 12-bit samples come back as C shorts holding 0..4095.
+        9..=12 => Ok(call
+            .decompress::<i16>(tj::tj3Decompress12)?
+            .into_iter()
+            .map(|v| v as u16)
+            .collect()),
+        13..=16 => call.decompress::<u16>(tj::tj3Decompress16),
         _ => Err(Error::DicomUnsupported(format!(
             "JPEG data precision {precision} bits"
         ))),
+    }
+}
+
+/// The arguments every `tj3Decompress*` variant takes; only the sample type differs.
+struct DecodeCall<'a> {
+    decoder: &'a Decompressor,
+    data: &'a [u8],
+    len: usize,
+    pixel_format: i32,
+}
+
+type DecompressFn<T> =
+    unsafe extern "C" fn(tj::tjhandle, *const u8, tj::size_t, *mut T, i32, i32) -> i32;
+
+impl DecodeCall<'_> {
+    fn decompress<T: Copy + Default>(&self, f: DecompressFn<T>) -> Result<Vec<T>> {
+        let mut out = vec![T::default(); self.len];
+        // SAFETY: the header was read with the same handle and checked to be width x
+        // height x samples_per_pixel, which is `len` samples: exactly the buffer size at
+        // pitch 0 (tightly packed).
+        self.decoder.check(unsafe {
+            f(
+                self.decoder.0,
+                self.data.as_ptr(),
+                self.data.len() as _,
+                out.as_mut_ptr(),
+                0,
+                self.pixel_format,
+            )
+        })?;
+        Ok(out)
     }
 }

@@ -29,6 +29,18 @@ fn method(env: &Env, method: &str) -> napi::Result<Method> {
         .map_err(|e| to_js(env, e))
 }
 
+impl StorageManager {
+    fn sign(
+        &self,
+        key: &str,
+        method: Method,
+        options: &PresignOptions,
+        now: u64,
+    ) -> Result<String, Error> {
+        self.inner.presign(&Key::parse(key)?, method, options, now)
+    }
+}
+
 #[napi]
 impl StorageManager {
     /// Replays the dual-write journal until both sides hold the same bytes (by
@@ -107,18 +119,8 @@ impl StorageManager {
         key: String,
         opts: Option<PresignGetOpts>,
     ) -> napi::Result<String> {
-        let key = Key::parse(&key).map_err(|e| to_js(&env, e))?;
-        let opts = opts.unwrap_or(PresignGetOpts {
-            expires_in: None,
-            response_content_disposition: None,
-        });
-        let options = PresignOptions {
-            expires_in: opts.expires_in.map(u64::from),
-            content_type: None,
-            content_disposition: opts.response_content_disposition.as_deref(),
-        };
-        self.inner
-            .presign(&key, Method::Get, &options, now())
+        let opts = opts.unwrap_or_default();
+        self.sign(&key, Method::Get, &opts.options(), now())
             .map_err(|e| to_js(&env, e))
     }
 
@@ -130,18 +132,8 @@ impl StorageManager {
         key: String,
         opts: Option<PresignPutOpts>,
     ) -> napi::Result<String> {
-        let key = Key::parse(&key).map_err(|e| to_js(&env, e))?;
-        let opts = opts.unwrap_or(PresignPutOpts {
-            expires_in: None,
-            content_type: None,
-        });
-        let options = PresignOptions {
-            expires_in: opts.expires_in.map(u64::from),
-            content_type: opts.content_type.as_deref(),
-            content_disposition: None,
-        };
-        self.inner
-            .presign(&key, Method::Put, &options, now())
+        let opts = opts.unwrap_or_default();
+        self.sign(&key, Method::Put, &opts.options(), now())
             .map_err(|e| to_js(&env, e))
     }
 
@@ -153,20 +145,10 @@ impl StorageManager {
         keys: Vec<String>,
         opts: Option<PresignGetOpts>,
     ) -> napi::Result<Vec<String>> {
-        let expires_in = opts.as_ref().and_then(|o| o.expires_in).map(u64::from);
-        let disposition = opts
-            .as_ref()
-            .and_then(|o| o.response_content_disposition.as_deref());
-        let options = PresignOptions {
-            expires_in,
-            content_type: None,
-            content_disposition: disposition,
-        };
-        let now = now();
+        let opts = opts.unwrap_or_default();
+        let (options, now) = (opts.options(), now());
         keys.iter()
-            .map(|k| {
-                Key::parse(k).and_then(|key| self.inner.presign(&key, Method::Get, &options, now))
-            })
+            .map(|key| self.sign(key, Method::Get, &options, now))
             .collect::<Result<Vec<_>, Error>>()
             .map_err(|e| to_js(&env, e))
     }

@@ -8,3 +8,6 @@ mod manager;
 mod options;
 mod read_stream;
 mod values;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

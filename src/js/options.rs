@@ -10,7 +10,7 @@ use napi::bindgen_prelude::Unknown;
 
 use super::values::{Progress, StorageEvent};
 use crate::config::Config;
-use crate::dual::{EventSink, PresignSettings};
+use crate::dual::{EventSink, PresignOptions as CallOptions, PresignSettings};
 use crate::store::object::PutOptions;
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
@@ -217,6 +217,7 @@ pub struct RangeOpts {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct PresignGetOpts {
     /// Seconds (default `presign.expiresIn`, else 3600).
     pub expires_in: Option<u32>,
@@ -225,10 +226,31 @@ pub struct PresignGetOpts {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct PresignPutOpts {
     pub expires_in: Option<u32>,
     /// Signed: the uploader must send exactly this `Content-Type`.
     pub content_type: Option<String>,
+}
+
+impl PresignGetOpts {
+    pub fn options(&self) -> CallOptions<'_> {
+        CallOptions {
+            expires_in: self.expires_in.map(u64::from),
+            content_type: None,
+            content_disposition: self.response_content_disposition.as_deref(),
+        }
+    }
+}
+
+impl PresignPutOpts {
+    pub fn options(&self) -> CallOptions<'_> {
+        CallOptions {
+            expires_in: self.expires_in.map(u64::from),
+            content_type: self.content_type.as_deref(),
+            content_disposition: None,
+        }
+    }
 }
 
 #[napi(object, object_to_js = false)]

@@ -3,7 +3,7 @@
 //! Only `host` (plus, for PUT, the content headers the uploader must send) is signed,
 //! and the payload is `UNSIGNED-PAYLOAD`, so a URL can be signed without the body.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hmac::Mac;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,7 @@ pub struct S3Presigner {
     secret_access_key: String,
     session_token: Option<String>,
     keys: SigningKeyCache,
+    queries: QueryCache,
 }
 
 impl S3Presigner {
@@ -83,6 +84,7 @@ impl S3Presigner {
             secret_access_key: config.secret_access_key,
             session_token: config.session_token,
             keys: SigningKeyCache::default(),
+            queries: QueryCache::default(),
         })
     }
 
@@ -92,9 +94,13 @@ impl S3Presigner {
         let date = &amz_date[..8];
         let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
         let path = format!("{}/{}", self.path_prefix, encode_path(req.key));
-        let headers = self.signed_headers(req);
-        let query = self.canonical_query(req, &amz_date, &scope, &headers);
-        let canonical_request = canonical_request(req.method, &path, &query, &headers);
+        let parts = self.queries.get(req, &amz_date, || {
+            let headers = self.signed_headers(req);
+            let query = self.canonical_query(req, &amz_date, &scope, &headers);
+            SignedParts { headers, query }
+        });
+        let (headers, query) = (&parts.headers, &parts.query);
+        let canonical_request = canonical_request(req.method, &path, query, headers);
         let string_to_sign = string_to_sign(&amz_date, &scope, &canonical_request);
         let signature =
             self.keys
@@ -106,8 +112,9 @@ impl S3Presigner {
             ),
             method: req.method,
             headers: headers
-                .into_iter()
+                .iter()
                 .filter(|(name, _)| *name != "host")
+                .cloned()
                 .collect(),
             expires_at,
         })
@@ -223,6 +230,49 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32
     let k_region = hmac_sha256(&k_date, region.as_bytes());
     let k_service = hmac_sha256(&k_region, service.as_bytes());
     hmac_sha256(&k_service, b"aws4_request")
+}
+
+/// The signed headers and canonical query depend on the request's time, lifetime and
+/// overrides, never on the key; a batch signed in one second shares them.
+#[derive(Default)]
+struct QueryCache {
+    latest: Mutex<Option<(QueryInputs, Arc<SignedParts>)>>,
+}
+
+#[derive(PartialEq)]
+struct QueryInputs {
+    method: Method,
+    amz_date: String,
+    expires_in: u64,
+    content_type: Option<String>,
+    content_disposition: Option<String>,
+}
+
+struct SignedParts {
+    headers: Vec<(&'static str, String)>,
+    query: String,
+}
+
+impl QueryCache {
+    fn get(
+        &self,
+        req: &PresignRequest,
+        amz_date: &str,
+        build: impl FnOnce() -> SignedParts,
+    ) -> Arc<SignedParts> {
+        let inputs = QueryInputs {
+            method: req.method,
+            amz_date: amz_date.to_owned(),
+            expires_in: req.expires_in,
+            content_type: req.content_type.map(str::to_owned),
+            content_disposition: req.content_disposition.map(str::to_owned),
+        };
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*latest {
+            Some((cached, parts)) if *cached == inputs => parts.clone(),
+            _ => latest.insert((inputs, Arc::new(build()))).1.clone(),
+        }
+    }
 }
 
 /// The last derived signing key (the service is always `s3`), ready-keyed: signing a
