@@ -30,7 +30,7 @@ pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
 pub use metadata::Metadata;
 pub use options::{ImageFormat, RenderOptions, Window};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use decode::{ImageInfo, Photometric};
 
 /// An encoded frame, its thumbnails and the object's metadata.
@@ -53,17 +53,29 @@ pub fn render(bytes: &[u8], opts: &RenderOptions) -> Result<Rendition> {
     let (image, info) = render_object(&obj, opts.frame, opts.window.as_ref())?;
     let encode =
         |image: &DynamicImage| encode::encode(image, opts.format, opts.quality, opts.lossless);
-    let thumbnails = opts
-        .thumbnails
-        .iter()
-        .map(|&size| Ok((size, encode(&thumbnail::thumbnail(&image, size))?)))
-        .collect::<Result<_>>()?;
+    // The full image and the thumbnails encode on two threads: one render uses two
+    // cores even when it is the only one in flight.
+    let (full, thumbnails) = std::thread::scope(|scope| {
+        let thumbnails = scope.spawn(|| {
+            thumbnail::thumbnails(&image, &opts.thumbnails)
+                .into_iter()
+                .map(|(size, thumb)| Ok((size, encode(&thumb)?)))
+                .collect::<Result<Vec<_>>>()
+        });
+        let full = encode(&image);
+        let thumbnails = thumbnails.join().unwrap_or_else(|_| {
+            Err(Error::DicomUnsupported(
+                "the thumbnail encoder failed".into(),
+            ))
+        });
+        (full, thumbnails)
+    });
     Ok(Rendition {
-        image: encode(&image)?,
+        image: full?,
         width: image.width(),
         height: image.height(),
         frames: info.frames,
-        thumbnails,
+        thumbnails: thumbnails?,
         metadata: Metadata::read(&obj),
     })
 }

@@ -126,7 +126,7 @@ fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> 
             .clone()
             .or_else(|| env("AWS_SESSION_TOKEN")),
     };
-    S3Presigner::new(config).map(|p| Some(Presigner::S3(p)))
+    S3Presigner::new(config).map(|p| Some(Presigner::S3(Box::new(p))))
 }
 
 pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
@@ -158,15 +158,17 @@ pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
         .build()
         .map_err(|e| Error::config(field, opts.secrets().redact(&e.to_string())))?;
     let presigner = match (&account.name, &account.key) {
-        (Some(name), Some(key)) => Some(Presigner::Azure(AzurePresigner::new(AzureSasConfig {
-            endpoint: account
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| format!("https://{name}.blob.core.windows.net")),
-            account: name.clone(),
-            account_key: key.clone(),
-            container: container.to_owned(),
-        })?)),
+        (Some(name), Some(key)) => Some(Presigner::Azure(Box::new(AzurePresigner::new(
+            AzureSasConfig {
+                endpoint: account
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{name}.blob.core.windows.net")),
+                account: name.clone(),
+                account_key: key.clone(),
+                container: container.to_owned(),
+            },
+        )?))),
         _ => None,
     };
     Ok(Cloud {

@@ -22,8 +22,9 @@ pub use sigv4::{S3PresignConfig, S3Presigner};
 
 /// The signer of a cloud store, whichever kind it is.
 pub enum Presigner {
-    S3(S3Presigner),
-    Azure(AzurePresigner),
+    // Boxed: both signers carry their credentials and caches inline.
+    S3(Box<S3Presigner>),
+    Azure(Box<AzurePresigner>),
 }
 
 impl Presigner {
