@@ -85,6 +85,18 @@ describe.each(Object.keys(stores))('presigned URLs on %s', (kind) => {
     expect(await (await fetch(urls[1])).text()).toBe('another object')
     expect(() => storage.presignMany([`${p}/ok`, '../bad'])).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }))
   })
+
+  test('presignMany on a large batch (signed on several threads) keeps order and every URL works', async () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => (i % 2 ? `${p}/hello.txt` : `${p}/other.txt`))
+    const urls = storage.presignMany(keys)
+    expect(urls).toHaveLength(keys.length)
+    for (const i of [0, 1, 2499, 2500, 2501, 4998, 4999]) {
+      expect(await (await fetch(urls[i])).text()).toBe(i % 2 ? 'hello presigned world' : 'another object')
+    }
+    const bad = [...keys]
+    bad[4321] = 'a//b'
+    expect(() => storage.presignMany(bad)).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }))
+  })
 })
 
 describe('local signed URLs and the CDN', () => {

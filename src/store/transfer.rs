@@ -218,9 +218,14 @@ impl Store {
         let temp = temp_path(dest);
         let result = async {
             let shown = temp.display().to_string();
-            let mut file = tokio::fs::File::create(&temp)
-                .await
-                .map_err(|e| Error::from_io(e, &shown))?;
+            // Network chunks are small; each tokio file write is a hop to the blocking
+            // pool, so writes are gathered into READ_CHUNK-sized ones.
+            let mut file = tokio::io::BufWriter::with_capacity(
+                READ_CHUNK,
+                tokio::fs::File::create(&temp)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?,
+            );
             let mut hasher = StreamHasher::default();
             let mut progress = Progress::new(progress, info.size);
             let mut stream = read.into_stream();
@@ -232,7 +237,9 @@ impl Store {
                     .map_err(|e| Error::from_io(e, &shown))?;
                 progress.advance(chunk.len() as u64);
             }
-            file.sync_all()
+            file.flush().await.map_err(|e| Error::from_io(e, &shown))?;
+            file.get_ref()
+                .sync_all()
                 .await
                 .map_err(|e| Error::from_io(e, &shown))?;
             progress.finish();
