@@ -52,3 +52,36 @@ describe.each(['express', 'hono'])('examples/%s', (name) => {
     expect(health.stats.cloud.writes).toBe(1)
   })
 })
+
+describe('examples/express DICOM routes', () => {
+  let app
+  beforeAll(async () => {
+    app = await startExample('express')
+  })
+  afterAll(() => app.stop())
+
+  test('POST /studies ingests; the rendition and thumbnails are served as WebP', async () => {
+    const dcm = fs.readFileSync(path.join(__dirname, '..', '..', 'shared', 'dicom', 'CT_small.dcm'))
+    const res = await fetch(`${app.base}/studies`, { method: 'POST', body: dcm, headers: { 'content-type': 'application/dicom' } })
+    expect(res.status).toBe(201)
+    const { keys, modality, rows } = await res.json()
+    expect(modality).toBe('CT')
+    expect(rows).toBe(128)
+    for (const side of ['uploads', 'cloud']) {
+      expect(sha256(fs.readFileSync(path.join(app.dataDir, side, keys.original)))).toBe(sha256(dcm))
+    }
+    const [, study, series, file] = keys.original.split('/')
+    const sop = file.replace(/\.dcm$/, '')
+    for (const route of [`/studies/${study}/${series}/${sop}/image`, `/studies/${sop}/thumbnail/64`]) {
+      const img = await fetch(`${app.base}${route}`)
+      expect(img.status).toBe(200)
+      expect(img.headers.get('content-type')).toBe('image/webp')
+      const bytes = Buffer.from(await img.arrayBuffer())
+      expect(bytes.subarray(0, 4).toString('latin1')).toBe('RIFF')
+      expect(bytes.subarray(8, 12).toString('latin1')).toBe('WEBP')
+    }
+    const bad = await fetch(`${app.base}/studies`, { method: 'POST', body: Buffer.from('%PDF-1.7 not dicom') })
+    expect(bad.status).toBe(400)
+    expect((await bad.json()).code).toBe('DICOM_INVALID')
+  })
+})

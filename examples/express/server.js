@@ -1,7 +1,8 @@
 'use strict'
 // An upload/download service in the middle of a migration: every upload is written
 // to local disk and to the cloud (dual-write), downloads go through signed URLs, and
-// /health shows what is still waiting to reach both sides.
+// /health shows what is still waiting to reach both sides. POST /studies ingests a
+// DICOM file and serves its WebP rendition and thumbnails.
 //
 //   PORT=3000 DATA_DIR=./data node examples/express/server.js
 // Without S3_BUCKET in the environment the "cloud" is a second local folder.
@@ -51,11 +52,43 @@ function createApp(storage) {
     }
   })
 
+  // POST /studies with a DICOM file as the body: stored with its WebP rendition and
+  // 256/64 px thumbnails, through the same dual-write.
+  app.post('/studies', async (req, res, next) => {
+    const fs = require('node:fs')
+    const os = require('node:os')
+    const temp = path.join(os.tmpdir(), `study-${process.pid}-${Date.now()}-${Math.random()}`)
+    try {
+      await require('node:stream/promises').pipeline(req, fs.createWriteStream(temp))
+      const { keys, metadata } = await storage.ingestDicom(temp)
+      res.status(201).json({ keys, modality: metadata.modality, rows: metadata.rows, columns: metadata.columns })
+    } catch (err) {
+      next(err)
+    } finally {
+      fs.rm(temp, { force: true }, () => {})
+    }
+  })
+
+  // Renditions and thumbnails are served through short-lived signed URLs.
+  const redirectTo = async (res, key) => {
+    if (!(await storage.exists(key))) return res.status(404).json({ code: 'NOT_FOUND' })
+    res.redirect(302, storage.presignGet(key, { expiresIn: 300 }))
+  }
+  app.get('/studies/:study/:series/:sop/image', (req, res, next) => {
+    const { study, series, sop } = req.params
+    redirectTo(res, `images/${study}/${series}/${sop}.webp`).catch(next)
+  })
+  app.get('/studies/:sop/thumbnail/:size', (req, res, next) => {
+    if (!['256', '64'].includes(req.params.size)) return res.status(400).json({ code: 'INVALID_SIZE' })
+    redirectTo(res, `thumbnails/${req.params.sop}_${req.params.size}.webp`).catch(next)
+  })
+
   app.get('/health', async (req, res) => {
     res.json({ ok: true, pendingRepairs: await storage.pendingRepairs(), stats: storage.stats() })
   })
 
-  app.use((err, req, res, _next) => res.status(err.code === 'INVALID_KEY' ? 400 : 500).json({ code: err.code, message: err.message }))
+  const clientErrors = ['INVALID_KEY', 'DICOM_INVALID', 'DICOM_UNSUPPORTED']
+  app.use((err, req, res, _next) => res.status(clientErrors.includes(err.code) ? 400 : 500).json({ code: err.code, message: err.message }))
   return app
 }
 
