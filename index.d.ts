@@ -9,6 +9,21 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A running migration. */
+export declare class MigrationJob {
+  /** Workers finish the objects in flight and start no new ones until `resume()`. */
+  pause(): void
+  resume(): void
+  /** Stops the job; copies in flight are cancelled and redone by the next run. */
+  abort(): void
+  progress(): MigrationProgress
+  /**
+   * Resolves with the report when the job ends (completed or aborted); rejects
+   * when the job itself could not run (the source could not be listed, say).
+   */
+  get done(): Promise<MigrationReport>
+}
+
 /** The native half of a read stream; not constructed from JavaScript. */
 export declare class ObjectReader {
   /** The next chunk, or `null` at the end. The object is opened on the first call. */
@@ -83,6 +98,23 @@ export declare class StorageManager {
   rename(from: string, to: string): Promise<ObjectInfo>
   /** One page of objects in key order; pass `next` as `startAfter` for the next page. */
   list(opts?: ListOpts | undefined | null): Promise<ListResult>
+  /**
+   * Starts copying every object under `prefix` from one side to the other on
+   * native threads. Throws `INVALID_CONFIG` on bad options.
+   */
+  migrate(opts?: MigrateOpts | undefined | null): MigrationJob
+  /** Restores every source the migration `id` deleted, from its verified copy. */
+  rollback(id: number): Promise<RollbackReport>
+  /** `'hot' | 'warm' | 'cold'`; rejects with NOT_FOUND when no tier holds the key. */
+  tierOf(key: string): Promise<'hot' | 'warm' | 'cold'>
+  /** Moves the object to `tier` now, verified, whatever its age. */
+  setTier(key: string, tier: 'hot' | 'warm' | 'cold'): Promise<void>
+  /** One cycle of the tier policy. Failed moves are in the report and in events. */
+  runTierCycle(opts?: TierCycleOpts | undefined | null): Promise<CycleReport>
+  /** Runs a tier cycle every `intervalMs` in the background. */
+  startTierService(opts?: TierServiceOpts | undefined | null): void
+  stopTierService(): void
+  tierStats(): Promise<TierStats>
 }
 
 export interface CloudOptions {
@@ -107,6 +139,16 @@ export interface CloudOptions {
   retryTimeoutMs?: number
   /** Per-request timeout in milliseconds (default 60000). */
   requestTimeoutMs?: number
+}
+
+export interface CycleReport {
+  /** The clock the cycle aged objects by. */
+  now: Date
+  toWarm: number
+  toCold: number
+  bytes: number
+  failed: Array<FailedObject>
+  seconds: number
 }
 
 export interface DicomIngestKeys {
@@ -207,6 +249,12 @@ export interface DicomWindow {
   width: number
 }
 
+export interface FailedObject {
+  key: string
+  code: string
+  message: string
+}
+
 export interface ListOpts {
   prefix?: string
   startAfter?: string
@@ -220,6 +268,60 @@ export interface ListResult {
   next?: string
 }
 
+export interface MigrateOpts {
+  from?: 'local' | 'cloud'
+  to?: 'local' | 'cloud'
+  /** Only keys starting with this. */
+  prefix?: string
+  /** Objects copied at once (default: the manager's `concurrency`). */
+  concurrency?: number
+  /**
+   * `'sha256'` (default): the copy's recorded size and SHA-256; `'full'`: reads the
+   * copy back and hashes it.
+   */
+  verify?: 'sha256' | 'full'
+  /** Delete each source object once its copy is verified and journalled. */
+  deleteSource?: boolean
+  /** Walk and count what would be copied; write nothing. */
+  dryRun?: boolean
+  /** Bytes per second across all workers. */
+  bandwidthLimit?: number
+  /** This process's share of the keys, for several cooperating migrations. */
+  shard?: ShardOpts
+  /** Called about 5 times a second, and once at the end. */
+  onProgress?: (progress: MigrationProgress) => void
+}
+
+export interface MigrationProgress {
+  /** Objects in scope; grows until `totalKnown`. */
+  total: number
+  totalKnown: boolean
+  done: number
+  copied: number
+  skipped: number
+  failed: number
+  bytes: number
+  bytesTotal: number
+  /** Bytes copied per second. */
+  rate: number
+  etaSeconds?: number
+  state: 'running' | 'paused' | 'aborted' | 'completed' | 'failed'
+}
+
+export interface MigrationReport {
+  /** Pass to `storage.rollback(id)`. */
+  id: number
+  state: 'completed' | 'aborted'
+  copied: number
+  skipped: number
+  /** The first 1,000 failures; `failedCount` counts them all. */
+  failed: Array<FailedObject>
+  failedCount: number
+  bytes: number
+  seconds: number
+  dryRun: boolean
+}
+
 export interface ObjectInfo {
   key: string
   size: number
@@ -230,7 +332,14 @@ export interface ObjectInfo {
   sha256?: string
   metadata: Record<string, string>
   tier?: 'hot' | 'warm' | 'cold'
-  location: 'local' | 'cloud' | 'both'
+  /** The side or tier that answered. */
+  location: 'local' | 'cloud' | 'warm' | 'cold'
+}
+
+export interface PerTier {
+  hot: TierTotal
+  warm: TierTotal
+  cold: TierTotal
 }
 
 export interface PresignGetOpts {
@@ -311,6 +420,16 @@ export interface RepairReport {
   remaining: number
 }
 
+export interface RollbackReport {
+  restored: number
+  failed: Array<FailedObject>
+}
+
+export interface ShardOpts {
+  index: number
+  count: number
+}
+
 /** Why one side of a write failed while the other succeeded. */
 export interface SideFailure {
   side: 'local' | 'cloud'
@@ -366,7 +485,53 @@ export interface StorageOptions {
   partSize?: number
   multipartThreshold?: number
   presign?: PresignOptions
+  /** Colder tiers and the policy that moves objects there. */
+  tiers?: TierOptions
   onEvent?: (event: StorageEvent) => void
+}
+
+export interface TierCycleOpts {
+  /** The clock to age objects by (tests); default now. */
+  now?: Date
+}
+
+export interface TierOptions {
+  /** Store URL; `?storageClass=STANDARD_IA` sets the class of objects written there. */
+  warm?: string
+  cold?: string
+  policy?: TierPolicyOptions
+}
+
+export interface TierPolicyOptions {
+  /** Days without a read or write before an object moves hot → warm (default 30). */
+  hotToWarmDays?: number
+  /** Days without access before warm → cold (default 365). */
+  warmToColdDays?: number
+  maxObjectsPerCycle?: number
+  maxBytesPerCycle?: number
+  /** Check each copy's size and SHA-256 before the move counts (default true). */
+  verify?: boolean
+  /** Remove the object from the tier it left (default true). */
+  deleteAfterMove?: boolean
+}
+
+export interface TierServiceOpts {
+  /** Time between cycles (default one hour). */
+  intervalMs?: number
+}
+
+export interface TierStats {
+  running: boolean
+  cyclesCompleted: number
+  lastCycle?: CycleReport
+  nextCycleInMs?: number
+  totals: TierTotal
+  perTier: PerTier
+}
+
+export interface TierTotal {
+  objects: number
+  bytes: number
 }
 
 export interface TransferOpts {

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.MigrationJob = nativeBinding.MigrationJob
 module.exports.ObjectReader = nativeBinding.ObjectReader
 module.exports.StorageManager = nativeBinding.StorageManager
 module.exports.dicom = nativeBinding.dicom

@@ -8,6 +8,7 @@ use crate::dual::PresignSettings;
 use crate::error::{Error, Result};
 use crate::store::TransferConfig;
 use crate::store::options::StoreOptions;
+use crate::tier::TierConfig;
 
 /// Where writes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub struct Config {
     pub part_size: Option<u64>,
     pub multipart_threshold: Option<u64>,
     pub presign: PresignSettings,
+    pub tiers: TierConfig,
 }
 
 /// S3's limits on multipart parts.

@@ -2,7 +2,7 @@
 //! binding exposes as `err.code`; messages never carry secrets (see `store::redact`).
 
 /// Every failure stowage reports.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("object not found: {key}")]
     NotFound { key: String },

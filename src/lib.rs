@@ -8,6 +8,8 @@ pub mod error;
 pub mod ingest;
 pub mod journal;
 pub mod key;
+pub mod migrate;
 pub mod store;
+pub mod tier;
 
 mod js;

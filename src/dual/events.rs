@@ -15,6 +15,10 @@ pub enum EventKind {
     Repaired,
     RepairFailed,
     IntegrityFailed,
+    Migrated,
+    MigrateFailed,
+    TierMoved,
+    TierMoveFailed,
 }
 
 impl EventKind {
@@ -27,6 +31,10 @@ impl EventKind {
             EventKind::Repaired => "repaired",
             EventKind::RepairFailed => "repair-failed",
             EventKind::IntegrityFailed => "integrity-failed",
+            EventKind::Migrated => "migrated",
+            EventKind::MigrateFailed => "migrate-failed",
+            EventKind::TierMoved => "tier-moved",
+            EventKind::TierMoveFailed => "tier-move-failed",
         }
     }
 
@@ -34,7 +42,7 @@ impl EventKind {
     pub fn write_failed(side: Side) -> Self {
         match side {
             Side::Local => EventKind::LocalWriteFailed,
-            Side::Cloud => EventKind::CloudWriteFailed,
+            _ => EventKind::CloudWriteFailed,
         }
     }
 }

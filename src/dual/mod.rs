@@ -24,6 +24,7 @@ use crate::store::object::{ObjectInfo, Page};
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
 use crate::store::{JournalSource, STATE_DIR, Store, TransferConfig};
+use crate::tier::Tiers;
 pub use events::{Event, EventKind, EventSink};
 pub use outcome::{Outcome, PutResult, Side, SideError};
 pub use presign::{PresignOptions, PresignSettings};
@@ -40,6 +41,7 @@ pub struct Storage {
     cache_control: BTreeMap<String, String>,
     journal: Option<Journal>,
     presign: PresignSettings,
+    tiers: Option<Tiers>,
     events: events::Events,
     stats: stats::Stats,
     locks: locks::KeyLocks,
@@ -98,6 +100,7 @@ impl Storage {
                 .collect(),
             journal,
             presign: config.presign.clone(),
+            tiers: Tiers::open(&config.tiers, &config.cloud_options, &source)?,
             events: events::Events::new(events),
             stats: stats::Stats::default(),
             locks: locks::KeyLocks::default(),
@@ -117,6 +120,47 @@ impl Storage {
         match side {
             Side::Local => self.local.as_ref(),
             Side::Cloud => self.cloud.as_ref(),
+            Side::Warm | Side::Cold => self
+                .tiers
+                .as_ref()?
+                .read_stores()
+                .find(|(s, _)| *s == side)
+                .map(|(_, store)| store),
+        }
+    }
+
+    /// The configured store whose name (URL without credentials) is `name`.
+    pub(crate) fn store_named(&self, name: &str) -> Result<&Store> {
+        [Side::Local, Side::Cloud, Side::Warm, Side::Cold]
+            .into_iter()
+            .filter_map(|s| self.store(s))
+            .find(|s| s.name() == name)
+            .ok_or_else(|| Error::config("stores", format!("{name} is not configured here")))
+    }
+
+    pub(crate) fn tiers(&self) -> Option<&Tiers> {
+        self.tiers.as_ref()
+    }
+
+    pub(crate) fn transfer(&self) -> TransferConfig {
+        self.transfer
+    }
+
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        self.events.emit(event);
+    }
+
+    /// Orders work on one key in this process (writes, repairs, migrations, moves).
+    pub(crate) async fn lock_key(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.locks.lock(key).await
+    }
+
+    /// Where large objects from non-file stores wait between download and upload:
+    /// inside the local root's state folder when there is one (same disk as the data).
+    pub(crate) fn temp_dir(&self) -> std::path::PathBuf {
+        match self.local.as_ref().and_then(Store::local_path) {
+            Some(root) => root.join(STATE_DIR).join("tmp"),
+            None => std::env::temp_dir(),
         }
     }
 
@@ -133,7 +177,7 @@ impl Storage {
             .collect()
     }
 
-    /// Every configured side, preferred read side first.
+    /// Every configured side, preferred read side first, then the colder tiers.
     fn read_sides(&self) -> Vec<(Side, &Store)> {
         let order = match (self.mode, self.read) {
             (Mode::Local, _) | (_, ReadPreference::LocalFirst) => [Side::Local, Side::Cloud],
@@ -142,12 +186,25 @@ impl Storage {
         order
             .iter()
             .filter_map(|&s| self.store(s).map(|st| (s, st)))
+            .chain(self.tiers.iter().flat_map(Tiers::read_stores))
             .collect()
+    }
+
+    /// Reads `key` from the first side that has it, and records the access for the
+    /// tier policy.
+    async fn read<'a, T, F, Fut>(&'a self, key: &Key, read: F) -> Result<(Side, T)>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let found = self.first_side(read).await?;
+        self.note_read(key).await;
+        Ok(found)
     }
 
     /// Tries each read side in order; moves on only when the object is missing there or
     /// that side is down, so real errors (bad credentials) are not masked.
-    async fn read<'a, T, F, Fut>(&'a self, read: F) -> Result<(Side, T)>
+    async fn first_side<'a, T, F, Fut>(&'a self, read: F) -> Result<(Side, T)>
     where
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -166,19 +223,19 @@ impl Storage {
     }
 
     pub async fn get(&self, key: &Key) -> Result<Bytes> {
-        let (side, bytes) = self.read(|s| s.get(key)).await?;
+        let (side, bytes) = self.read(key, |s| s.get(key)).await?;
         self.stats.read(side, bytes.len() as u64);
         Ok(bytes)
     }
 
     pub async fn get_range(&self, key: &Key, start: u64, end: u64) -> Result<Bytes> {
-        let (side, bytes) = self.read(|s| s.get_range(key, start, end)).await?;
+        let (side, bytes) = self.read(key, |s| s.get_range(key, start, end)).await?;
         self.stats.read(side, bytes.len() as u64);
         Ok(bytes)
     }
 
     pub async fn head(&self, key: &Key) -> Result<(Side, ObjectInfo)> {
-        self.read(|s| s.head(key)).await
+        self.read(key, |s| s.head(key)).await
     }
 
     pub async fn exists(&self, key: &Key) -> Result<bool> {
@@ -196,7 +253,7 @@ impl Storage {
         progress: Option<ProgressFn>,
     ) -> Result<(Side, ObjectInfo)> {
         let (side, info) = self
-            .read(|s| s.get_to_file(key, dest, progress.clone()))
+            .read(key, |s| s.get_to_file(key, dest, progress.clone()))
             .await?;
         self.stats.read(side, info.size);
         Ok((side, info))
@@ -207,7 +264,7 @@ impl Storage {
         key: &Key,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        self.read(|s| s.stream(key, range.clone()))
+        self.read(key, |s| s.stream(key, range.clone()))
             .await
             .map(|(_, s)| s)
     }
@@ -265,6 +322,7 @@ impl Storage {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<(Side, Page)> {
-        self.read(|s| s.list(prefix, start_after, limit)).await
+        self.first_side(|s| s.list(prefix, start_after, limit))
+            .await
     }
 }

@@ -8,6 +8,9 @@ use crate::store::object::Written;
 pub enum Side {
     Local,
     Cloud,
+    /// The colder tiers: never written directly, only by tier moves.
+    Warm,
+    Cold,
 }
 
 impl Side {
@@ -15,6 +18,8 @@ impl Side {
         match self {
             Side::Local => "local",
             Side::Cloud => "cloud",
+            Side::Warm => "warm",
+            Side::Cold => "cold",
         }
     }
 }
@@ -58,7 +63,8 @@ impl PutResult {
     pub fn outcome_mut(&mut self, side: Side) -> &mut Outcome {
         match side {
             Side::Local => &mut self.local,
-            Side::Cloud => &mut self.cloud,
+            // Writes go to the two sides only; tiers are filled by moves.
+            Side::Cloud | Side::Warm | Side::Cold => &mut self.cloud,
         }
     }
 }

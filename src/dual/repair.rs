@@ -12,9 +12,8 @@ use super::{Side, Storage};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp, RepairRow};
 use crate::key::Key;
+use crate::store::Store;
 use crate::store::hash::StreamHasher;
-use crate::store::object::PutOptions;
-use crate::store::{STATE_DIR, Store};
 
 /// Receives `(keys_done, keys_total)`.
 pub type RepairProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -144,7 +143,11 @@ impl Storage {
             (cloud, local, c, Side::Local)
         };
         let expected = expected.expect("the source side holds the object");
-        let written = self.copy_between(from, to, key).await?;
+        let info = from.head(key).await?;
+        let written = from
+            .copy_to(to, &info, &self.transfer, &self.temp_dir())
+            .await?
+            .sha256;
         if written != expected {
             let err = Error::Integrity(format!(
                 "{key}: copied bytes hash to {written}, the source holds {expected}"
@@ -157,50 +160,6 @@ impl Storage {
             return Err(err);
         }
         Ok(())
-    }
-
-    /// Copies one object with its headers and metadata; returns the SHA-256 of the
-    /// bytes written. Large objects go through a temporary file, not memory.
-    async fn copy_between(&self, from: &Store, to: &Store, key: &Key) -> Result<String> {
-        let info = from.head(key).await?;
-        let opts = PutOptions {
-            content_type: Some(info.content_type.clone()),
-            cache_control: Some(info.cache_control.clone()),
-            metadata: info.metadata.clone(),
-            if_not_exists: false,
-        };
-        if info.size <= self.transfer.multipart_threshold {
-            let data = from.get(key).await?;
-            return Ok(to
-                .put_bytes(key, data, &opts, None, &self.transfer)
-                .await?
-                .sha256);
-        }
-        let dir = match &self.local {
-            Some(local) => local
-                .local_path()
-                .expect("local side is a folder")
-                .join(STATE_DIR)
-                .join("tmp"),
-            None => std::env::temp_dir(),
-        };
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| Error::from_io(e, &dir.display().to_string()))?;
-        let temp = dir.join(format!(
-            "repair-{}-{}",
-            std::process::id(),
-            crate::store::hash::sha256_hex(key.as_str().as_bytes())
-        ));
-        let result = async {
-            from.get_to_file(key, &temp, None).await?;
-            let expected = crate::store::hash_file(temp.clone()).await?;
-            to.put_file(key, &temp, &expected, &opts, &self.transfer, None)
-                .await
-        }
-        .await;
-        let _ = tokio::fs::remove_file(&temp).await;
-        Ok(result?.sha256)
     }
 }
 

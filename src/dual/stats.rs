@@ -17,7 +17,7 @@ struct SideCounters {
 
 #[derive(Debug, Default)]
 pub struct Stats {
-    sides: [SideCounters; 2],
+    sides: [SideCounters; 4],
     repaired: AtomicU64,
 }
 

@@ -146,6 +146,8 @@ impl Storage {
             }
         }
         let result = folded?;
+        // The tier record is bookkeeping: the bytes are safely written either way.
+        let _ = self.note_write(key, result.written.size).await;
         self.events
             .emit(|| Event::new(EventKind::Put, key.as_str()).size(result.written.size));
         Ok(result)
@@ -156,7 +158,11 @@ impl Storage {
     /// retried by `repair()` and the call still succeeds.
     pub async fn delete(&self, key: &Key) -> Result<()> {
         let sides = self.read_sides();
-        let guard = self.begin(key, RepairOp::Delete, sides.len()).await?;
+        let journalled = sides
+            .iter()
+            .filter(|(s, _)| matches!(s, Side::Local | Side::Cloud))
+            .count();
+        let guard = self.begin(key, RepairOp::Delete, journalled).await?;
         let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
         let mut first_error = None;
         for ((side, _), result) in sides.iter().zip(results) {
@@ -174,6 +180,7 @@ impl Storage {
             (Some(e), None) => return Err(e),
             (None, None) => {}
         }
+        let _ = self.note_delete(key).await;
         self.events
             .emit(|| Event::new(EventKind::Delete, key.as_str()));
         Ok(())

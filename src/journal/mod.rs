@@ -2,8 +2,10 @@
 //! It holds what plain files cannot: the SHA-256, headers and metadata of objects in
 //! file-system stores. WAL mode with one transaction per change survives `kill -9`.
 
+mod migrations;
 mod objects;
 mod repairs;
+mod tiers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,10 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
+pub use migrations::{MigratedRow, MigrationScope};
 pub use objects::ObjectRecord;
 pub use repairs::{RepairOp, RepairRow};
+pub use tiers::TierRow;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
@@ -56,6 +60,8 @@ impl Journal {
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
         .and_then(|_| conn.execute_batch(repairs::REPAIRS_SCHEMA))
+        .and_then(|_| conn.execute_batch(migrations::MIGRATIONS_SCHEMA))
+        .and_then(|_| conn.execute_batch(tiers::TIERS_SCHEMA))
         .map_err(|e| sqlite_error(path, e))?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),

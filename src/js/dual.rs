@@ -91,26 +91,12 @@ impl StorageManager {
             opts.and_then(|o| o.interval_ms).unwrap_or(30_000).max(10) as u64,
         );
         let task = napi::bindgen_prelude::spawn(self.inner.clone().repair_forever(interval));
-        if let Some(old) = self
-            .repairer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task)
-        {
-            old.abort();
-        }
+        self.repairer.replace(Some(task));
     }
 
     #[napi]
     pub fn stop_repairer(&self) {
-        if let Some(task) = self
-            .repairer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
-        }
+        self.repairer.replace(None);
     }
 
     /// A GET URL signed without any network call: the CDN with `presign.cdnBaseUrl`,

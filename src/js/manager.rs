@@ -1,11 +1,12 @@
 //! `StorageManager`: the class of the API contract.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
+use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, ToNapiValue, Uint8Array, Unknown};
 use napi_derive::napi;
 
 use super::error::{promise, to_js};
@@ -19,8 +20,10 @@ use crate::key::Key;
 #[napi]
 pub struct StorageManager {
     pub(super) inner: Arc<Storage>,
-    /// The background repair task of `startRepairer`, if running.
-    pub(super) repairer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The background task of `startRepairer`, if running.
+    pub(super) repairer: BackgroundTask,
+    /// The background task of `startTierService`, if running.
+    pub(super) tier_service: BackgroundTask,
 }
 
 impl StorageManager {
@@ -34,15 +37,28 @@ impl StorageManager {
         Ok(StorageManager {
             inner: Arc::new(storage),
             repairer: Default::default(),
+            tier_service: Default::default(),
         })
     }
 }
 
-impl Drop for StorageManager {
-    fn drop(&mut self) {
-        if let Some(task) = self.repairer.get_mut().ok().and_then(Option::take) {
+/// A task of the manager that runs until replaced, stopped, or the manager is dropped.
+#[derive(Default)]
+pub(super) struct BackgroundTask(std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>);
+
+impl BackgroundTask {
+    /// Stops the running task, if any, and keeps `next`.
+    pub fn replace(&self, next: Option<tokio::task::JoinHandle<()>>) {
+        let old = std::mem::replace(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()), next);
+        if let Some(task) = old {
             task.abort();
         }
+    }
+}
+
+impl Drop for BackgroundTask {
+    fn drop(&mut self) {
+        self.replace(None);
     }
 }
 
@@ -51,31 +67,27 @@ fn key(env: &Env, key: &str) -> napi::Result<Key> {
 }
 
 /// Rejects instead of throwing, so `await storage.get('../x')` fails like any other error.
-fn parse_keys<'env, V>(
+pub(super) fn reject<'env, V: ToNapiValue>(
     env: &'env Env,
-    keys: &[&str],
-) -> std::result::Result<Vec<Key>, napi::Result<PromiseRaw<'env, V>>>
-where
-    V: napi::bindgen_prelude::ToNapiValue,
-{
-    keys.iter()
-        .map(|k| Key::parse(k))
-        .collect::<Result<Vec<_>>>()
-        .map_err(|e| {
-            promise(env, async move { Err::<(), _>(e) }, |_, ()| {
-                unreachable!("always an error")
-            })
-        })
+    err: Error,
+) -> napi::Result<PromiseRaw<'env, V>> {
+    promise(
+        env,
+        async move { Err::<Infallible, _>(err) },
+        |_, never| match never {},
+    )
 }
 
-macro_rules! keys_or_reject {
-    ($env:expr, $($k:expr),+) => {
-        match parse_keys($env, &[$($k.as_str()),+]) {
-            Ok(keys) => keys,
-            Err(rejection) => return rejection,
+/// The parsed key, or `return` a rejected promise.
+macro_rules! key_or_reject {
+    ($env:expr, $key:expr) => {
+        match crate::key::Key::parse(&$key) {
+            Ok(key) => key,
+            Err(e) => return super::manager::reject($env, e),
         }
     };
 }
+pub(super) use key_or_reject;
 
 #[napi]
 impl StorageManager {
@@ -104,7 +116,7 @@ impl StorageManager {
         data: Either3<Buffer, Uint8Array, String>,
         opts: Option<PutOpts>,
     ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let bytes = match data {
             Either3::A(buffer) => Bytes::from_owner(buffer),
             Either3::B(array) => Bytes::from_owner(array),
@@ -128,7 +140,7 @@ impl StorageManager {
         path: String,
         opts: Option<PutOpts>,
     ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let (opts, progress) = opts.unwrap_or_default().split();
         let storage = self.inner.clone();
         promise(
@@ -144,7 +156,7 @@ impl StorageManager {
 
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn get<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(env, async move { storage.get(&key).await }, |_, b| {
             Ok(Vec::from(b).into())
@@ -160,7 +172,7 @@ impl StorageManager {
         start: i64,
         end_exclusive: i64,
     ) -> napi::Result<PromiseRaw<'env, Buffer>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(
             env,
@@ -182,7 +194,7 @@ impl StorageManager {
         path: String,
         opts: Option<TransferOpts>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let progress = opts
             .and_then(|o| o.on_progress)
             .map(super::options::progress_fn);
@@ -221,7 +233,7 @@ impl StorageManager {
         env: &'env Env,
         key: String,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(
             env,
@@ -236,7 +248,7 @@ impl StorageManager {
         env: &'env Env,
         key: String,
     ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(env, async move { storage.exists(&key).await }, |_, b| Ok(b))
     }
@@ -244,7 +256,7 @@ impl StorageManager {
     /// Deletes from every side; deleting a missing key succeeds.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ()>> {
-        let [key] = keys_or_reject!(env, key).try_into().expect("one key");
+        let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(env, async move { storage.delete(&key).await }, |_, ()| {
             Ok(())
@@ -258,7 +270,7 @@ impl StorageManager {
         from: String,
         to: String,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let [from, to] = keys_or_reject!(env, from, to).try_into().expect("two keys");
+        let (from, to) = (key_or_reject!(env, from), key_or_reject!(env, to));
         let storage = self.inner.clone();
         promise(
             env,
@@ -274,7 +286,7 @@ impl StorageManager {
         from: String,
         to: String,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let [from, to] = keys_or_reject!(env, from, to).try_into().expect("two keys");
+        let (from, to) = (key_or_reject!(env, from), key_or_reject!(env, to));
         let storage = self.inner.clone();
         promise(
             env,

@@ -5,8 +5,10 @@ mod dicom;
 mod dual;
 mod error;
 mod manager;
+mod migrate;
 mod options;
 mod read_stream;
+mod tier;
 mod values;
 
 #[global_allocator]

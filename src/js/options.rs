@@ -111,6 +111,8 @@ pub struct StorageOptions {
     pub part_size: Option<i64>,
     pub multipart_threshold: Option<i64>,
     pub presign: Option<PresignOptions>,
+    /// Colder tiers and the policy that moves objects there.
+    pub tiers: Option<super::tier::TierOptions>,
     #[napi(ts_type = "(event: StorageEvent) => void")]
     pub on_event: Option<EventCallback>,
 }
@@ -138,6 +140,11 @@ impl StorageOptions {
             part_size: non_negative("partSize", self.part_size)?,
             multipart_threshold: non_negative("multipartThreshold", self.multipart_threshold)?,
             presign: self.presign.map(Into::into).unwrap_or_default(),
+            tiers: self
+                .tiers
+                .map(TryInto::try_into)
+                .transpose()?
+                .unwrap_or_default(),
         };
         config.apply_env_cloud(&|name| std::env::var(name).ok());
         Ok((config, events))

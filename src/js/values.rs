@@ -20,7 +20,8 @@ pub struct JsObjectInfo {
     pub metadata: HashMap<String, String>,
     #[napi(ts_type = "'hot' | 'warm' | 'cold'")]
     pub tier: Option<String>,
-    #[napi(ts_type = "'local' | 'cloud' | 'both'")]
+    /// The side or tier that answered.
+    #[napi(ts_type = "'local' | 'cloud' | 'warm' | 'cold'")]
     pub location: String,
 }
 
@@ -35,7 +36,7 @@ impl JsObjectInfo {
             cache_control: info.cache_control,
             sha256: info.sha256,
             metadata: info.metadata.into_iter().collect(),
-            tier: None,
+            tier: matches!(side, Side::Warm | Side::Cold).then(|| side.as_str().to_owned()),
             location: side.as_str().to_owned(),
         }
     }

@@ -2,6 +2,7 @@
 //! object API, with streaming transfers that hash while they move bytes.
 
 mod cloud;
+mod copy;
 pub mod errors;
 pub mod hash;
 pub mod headers;

@@ -18,6 +18,16 @@ pub struct ObjectInfo {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl ObjectInfo {
+    /// Modification time in nanoseconds since the epoch: with `size`, what tells
+    /// whether a file is still the one that was recorded.
+    pub fn mtime_ns(&self) -> i64 {
+        self.last_modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    }
+}
+
 /// Headers and conditions of a write.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {

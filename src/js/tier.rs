@@ -1,0 +1,224 @@
+//! Tiers: `tiers` options, `tierOf`, `setTier`, `runTierCycle`, the tier service and
+//! `tierStats`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use napi::Env;
+use napi::bindgen_prelude::PromiseRaw;
+use napi_derive::napi;
+
+use super::error::promise;
+use super::manager::{StorageManager, key_or_reject};
+use super::migrate::FailedObject;
+use crate::error::{Error, Result};
+use crate::tier::{CycleReport as CoreCycle, Tier, TierConfig, TierPolicy, TierStats as CoreStats};
+
+#[napi(object)]
+#[derive(Default)]
+pub struct TierPolicyOptions {
+    /// Days without a read or write before an object moves hot → warm (default 30).
+    pub hot_to_warm_days: Option<f64>,
+    /// Days without access before warm → cold (default 365).
+    pub warm_to_cold_days: Option<f64>,
+    pub max_objects_per_cycle: Option<i64>,
+    pub max_bytes_per_cycle: Option<i64>,
+    /// Check each copy's size and SHA-256 before the move counts (default true).
+    pub verify: Option<bool>,
+    /// Remove the object from the tier it left (default true).
+    pub delete_after_move: Option<bool>,
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct TierOptions {
+    /// Store URL; `?storageClass=STANDARD_IA` sets the class of objects written there.
+    pub warm: Option<String>,
+    pub cold: Option<String>,
+    pub policy: Option<TierPolicyOptions>,
+}
+
+fn limit(field: &str, v: Option<i64>) -> Result<Option<u64>> {
+    v.map(|n| u64::try_from(n).map_err(|_| Error::config(field, "must not be negative")))
+        .transpose()
+}
+
+impl TryFrom<TierOptions> for TierConfig {
+    type Error = Error;
+
+    fn try_from(o: TierOptions) -> Result<Self> {
+        let p = o.policy.unwrap_or_default();
+        let d = TierPolicy::default();
+        Ok(TierConfig {
+            warm: o.warm,
+            cold: o.cold,
+            policy: TierPolicy {
+                hot_to_warm_days: p.hot_to_warm_days.unwrap_or(d.hot_to_warm_days),
+                warm_to_cold_days: p.warm_to_cold_days.unwrap_or(d.warm_to_cold_days),
+                max_objects_per_cycle: limit(
+                    "tiers.policy.maxObjectsPerCycle",
+                    p.max_objects_per_cycle,
+                )?,
+                max_bytes_per_cycle: limit("tiers.policy.maxBytesPerCycle", p.max_bytes_per_cycle)?,
+                verify: p.verify.unwrap_or(d.verify),
+                delete_after_move: p.delete_after_move.unwrap_or(d.delete_after_move),
+            },
+        })
+    }
+}
+
+#[napi(object)]
+pub struct CycleReport {
+    /// The clock the cycle aged objects by.
+    pub now: DateTime<Utc>,
+    pub to_warm: i64,
+    pub to_cold: i64,
+    pub bytes: i64,
+    pub failed: Vec<FailedObject>,
+    pub seconds: f64,
+}
+
+impl From<CoreCycle> for CycleReport {
+    fn from(c: CoreCycle) -> Self {
+        CycleReport {
+            now: DateTime::from_timestamp_millis(c.now_ms).unwrap_or_default(),
+            to_warm: c.to_warm as i64,
+            to_cold: c.to_cold as i64,
+            bytes: c.bytes as i64,
+            failed: c.failed.into_iter().map(Into::into).collect(),
+            seconds: c.seconds,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct TierTotal {
+    pub objects: i64,
+    pub bytes: i64,
+}
+
+#[napi(object)]
+pub struct PerTier {
+    pub hot: TierTotal,
+    pub warm: TierTotal,
+    pub cold: TierTotal,
+}
+
+#[napi(object)]
+pub struct TierStats {
+    pub running: bool,
+    pub cycles_completed: i64,
+    pub last_cycle: Option<CycleReport>,
+    pub next_cycle_in_ms: Option<i64>,
+    pub totals: TierTotal,
+    pub per_tier: PerTier,
+}
+
+fn total((objects, bytes): (u64, u64)) -> TierTotal {
+    TierTotal {
+        objects: objects as i64,
+        bytes: bytes as i64,
+    }
+}
+
+impl From<CoreStats> for TierStats {
+    fn from(s: CoreStats) -> Self {
+        let [hot, warm, cold] = s.per_tier.map(|(_, n, b)| total((n, b)));
+        TierStats {
+            running: s.running,
+            cycles_completed: s.cycles_completed as i64,
+            last_cycle: s.last_cycle.map(Into::into),
+            next_cycle_in_ms: s.next_cycle_in_ms.map(|n| n as i64),
+            totals: total(s.totals),
+            per_tier: PerTier { hot, warm, cold },
+        }
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct TierCycleOpts {
+    /// The clock to age objects by (tests); default now.
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[napi(object)]
+pub struct TierServiceOpts {
+    /// Time between cycles (default one hour).
+    pub interval_ms: Option<u32>,
+}
+
+#[napi]
+impl StorageManager {
+    /// `'hot' | 'warm' | 'cold'`; rejects with NOT_FOUND when no tier holds the key.
+    #[napi(ts_return_type = "Promise<'hot' | 'warm' | 'cold'>")]
+    pub fn tier_of<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let key = key_or_reject!(env, key);
+        let storage = self.inner.clone();
+        promise(env, async move { storage.tier_of(&key).await }, |_, t| {
+            Ok(t.as_str().to_owned())
+        })
+    }
+
+    /// Moves the object to `tier` now, verified, whatever its age.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_tier<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        #[napi(ts_arg_type = "'hot' | 'warm' | 'cold'")] tier: String,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let key = key_or_reject!(env, key);
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.set_tier(&key, Tier::parse(&tier)?).await },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// One cycle of the tier policy. Failed moves are in the report and in events.
+    #[napi(ts_return_type = "Promise<CycleReport>")]
+    pub fn run_tier_cycle<'env>(
+        &self,
+        env: &'env Env,
+        opts: Option<TierCycleOpts>,
+    ) -> napi::Result<PromiseRaw<'env, CycleReport>> {
+        let now = opts.unwrap_or_default().now.map(|d| d.timestamp_millis());
+        let storage = self.inner.clone();
+        promise(
+            env,
+            async move { storage.run_tier_cycle(now).await },
+            |_, r| Ok(r.into()),
+        )
+    }
+
+    /// Runs a tier cycle every `intervalMs` in the background.
+    #[napi]
+    pub fn start_tier_service(&self, opts: Option<TierServiceOpts>) {
+        let interval = Duration::from_millis(
+            opts.and_then(|o| o.interval_ms)
+                .unwrap_or(3_600_000)
+                .max(10) as u64,
+        );
+        let task = napi::bindgen_prelude::spawn(self.inner.clone().tier_service(interval));
+        self.tier_service.replace(Some(task));
+    }
+
+    #[napi]
+    pub fn stop_tier_service(&self) {
+        self.tier_service.replace(None);
+    }
+
+    #[napi(ts_return_type = "Promise<TierStats>")]
+    pub fn tier_stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, TierStats>> {
+        let storage = self.inner.clone();
+        promise(env, async move { storage.tier_stats().await }, |_, s| {
+            Ok(s.into())
+        })
+    }
+}

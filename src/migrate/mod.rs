@@ -1,0 +1,535 @@
+//! Background migration (`storage.migrate()`): copies every object under a prefix
+//! from one side to the other, verifies each copy, records it in the journal, and
+//! only then may delete the source. The walk is a paginated listing, so a tree of
+//! any size is held one page at a time; a re-run skips what the journal says is
+//! already verified and unchanged.
+
+mod control;
+mod limiter;
+mod progress;
+mod rollback;
+mod shard;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::dual::{Event, EventKind, Side, Storage};
+use crate::error::{Error, Result};
+use crate::journal::{Journal, MigratedRow, MigrationScope};
+use crate::store::hash::StreamHasher;
+use crate::store::object::ObjectInfo;
+use crate::store::{Store, TransferConfig};
+use control::Control;
+pub use control::State;
+use limiter::Limiter;
+use progress::Counters;
+pub use progress::{Failure, Snapshot};
+pub use rollback::RollbackReport;
+pub use shard::Shard;
+
+/// How a copy is checked before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// Size and SHA-256 the target recorded for the copy (a HEAD, or the index).
+    #[default]
+    Sha256,
+    /// Reads the copy back and hashes its bytes.
+    Full,
+}
+
+pub type ProgressSink = Arc<dyn Fn(Snapshot) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct MigrateOptions {
+    pub from: Side,
+    pub to: Side,
+    pub prefix: String,
+    pub concurrency: usize,
+    pub verify: Verify,
+    pub delete_source: bool,
+    pub dry_run: bool,
+    /// Bytes per second across all workers.
+    pub bandwidth_limit: Option<u64>,
+    pub shard: Shard,
+    pub progress: Option<ProgressSink>,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions {
+            from: Side::Local,
+            to: Side::Cloud,
+            prefix: String::new(),
+            concurrency: 16,
+            verify: Verify::default(),
+            delete_source: false,
+            dry_run: false,
+            bandwidth_limit: None,
+            shard: Shard::default(),
+            progress: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrationReport {
+    /// The migration's id in the journal, for `rollback(id)`.
+    pub id: i64,
+    pub state: State,
+    /// Objects copied and verified (in a dry run: that would be copied).
+    pub copied: u64,
+    pub skipped: u64,
+    /// The first 1,000 failures; `failed_count` has them all.
+    pub failed: Vec<Failure>,
+    pub failed_count: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub dry_run: bool,
+}
+
+/// Objects listed per page of the walk, and queued ahead of the workers.
+const PAGE: usize = 1000;
+/// Large objects copied at once, each with at most this many parts in flight, so a
+/// migration's memory stays near `LARGE_AT_ONCE × LARGE_PARTS × partSize`.
+const LARGE_AT_ONCE: usize = 2;
+const LARGE_PARTS: usize = 4;
+const LARGE: u64 = 8 * 1024 * 1024;
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// A running migration: what `storage.migrate()` returns.
+pub struct Migration {
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+    report: watch::Receiver<Option<Result<MigrationReport>>>,
+}
+
+impl Migration {
+    /// Checks the options and prepares the job; the returned future does the work and
+    /// must be spawned on the runtime.
+    pub fn start(
+        storage: Arc<Storage>,
+        opts: MigrateOptions,
+    ) -> Result<(Migration, impl Future<Output = ()> + Send + 'static)> {
+        check(&storage, &opts)?;
+        let control = Arc::new(Control::default());
+        let counters = Arc::new(Counters::default());
+        let (tx, report) = watch::channel(None);
+        let job = Job {
+            storage,
+            opts,
+            control: control.clone(),
+            counters: counters.clone(),
+            limiter: None,
+            large: Semaphore::new(LARGE_AT_ONCE),
+        };
+        let work = async move {
+            let result = job.run().await;
+            tx.send_replace(Some(result));
+        };
+        Ok((
+            Migration {
+                control,
+                counters,
+                report,
+            },
+            work,
+        ))
+    }
+
+    pub fn pause(&self) {
+        self.control.set(State::Paused);
+    }
+
+    pub fn resume(&self) {
+        self.control.set(State::Running);
+    }
+
+    pub fn abort(&self) {
+        self.control.set(State::Aborted);
+    }
+
+    pub fn progress(&self) -> Snapshot {
+        self.counters.snapshot(self.control.state())
+    }
+
+    /// The report, once the job has ended.
+    pub fn done(&self) -> impl Future<Output = Result<MigrationReport>> + Send + 'static {
+        let mut rx = self.report.clone();
+        async move {
+            match rx.wait_for(Option::is_some).await {
+                Ok(report) => report.clone().expect("waited for Some"),
+                Err(_) => Err(Error::Aborted("the migration was dropped".into())),
+            }
+        }
+    }
+}
+
+fn check(storage: &Storage, opts: &MigrateOptions) -> Result<()> {
+    if opts.from == opts.to {
+        return Err(Error::config("to", "must differ from `from`"));
+    }
+    for (side, field) in [(opts.from, "from"), (opts.to, "to")] {
+        if storage.store(side).is_none() {
+            return Err(Error::config(
+                field,
+                format!("no {} store is configured", side.as_str()),
+            ));
+        }
+    }
+    if storage.journal().is_none() {
+        return Err(Error::config(
+            "journal",
+            "a migration needs the journal (set `local` or `journal`)",
+        ));
+    }
+    if !(1..=256).contains(&opts.concurrency) {
+        return Err(Error::config("concurrency", "must be between 1 and 256"));
+    }
+    if opts.bandwidth_limit == Some(0) {
+        return Err(Error::config("bandwidthLimit", "must be at least 1 byte/s"));
+    }
+    Ok(())
+}
+
+/// One object for the workers.
+enum Work {
+    Copy(ObjectInfo),
+    /// Verified by an earlier run and unchanged since.
+    Done(ObjectInfo, MigratedRow),
+}
+
+struct Job {
+    storage: Arc<Storage>,
+    opts: MigrateOptions,
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+    limiter: Option<Limiter>,
+    large: Semaphore,
+}
+
+/// What one run needs at hand: the two stores and the journal.
+struct Sides<'a> {
+    from: &'a Store,
+    to: &'a Store,
+    journal: &'a Journal,
+    id: i64,
+}
+
+impl Job {
+    async fn run(mut self) -> Result<MigrationReport> {
+        self.limiter = self.opts.bandwidth_limit.map(Limiter::new);
+        let storage = self.storage.clone();
+        let sides = Sides {
+            from: storage.store(self.opts.from).expect("checked"),
+            to: storage.store(self.opts.to).expect("checked"),
+            journal: storage.journal().expect("checked"),
+            id: 0,
+        };
+        let id = sides
+            .journal
+            .begin_migration(MigrationScope {
+                source: sides.from.name().to_owned(),
+                target: sides.to.name().to_owned(),
+                scope: format!(
+                    "{} {}/{}",
+                    self.opts.prefix, self.opts.shard.index, self.opts.shard.count
+                ),
+            })
+            .await?;
+        let sides = Sides { id, ..sides };
+        let work = async {
+            let (counted, walked) = futures::join!(self.count(sides.from), self.walk(&sides));
+            // A failed count only leaves the ETA unknown; a failed walk fails the job.
+            drop(counted);
+            walked
+        };
+        let result = tokio::select! {
+            r = work => r,
+            () = self.control.aborted() => Ok(()),
+            () = self.report_progress() => unreachable!("reports until dropped"),
+        };
+        let state = match (&result, self.control.state()) {
+            (Err(_), _) => State::Failed,
+            (Ok(()), State::Aborted) => State::Aborted,
+            (Ok(()), _) => State::Completed,
+        };
+        self.control.set(state);
+        self.send_progress();
+        result?;
+        if state == State::Completed && !self.opts.dry_run {
+            sides.journal.finish_migration(id).await?;
+        }
+        let s = self.counters.snapshot(state);
+        Ok(MigrationReport {
+            id,
+            state,
+            copied: s.copied,
+            skipped: s.skipped,
+            failed: self.counters.failures(),
+            failed_count: s.failed,
+            bytes: s.bytes,
+            seconds: self.counters.seconds(),
+            dry_run: self.opts.dry_run,
+        })
+    }
+
+    fn send_progress(&self) {
+        if let Some(sink) = &self.opts.progress {
+            sink(self.counters.snapshot(self.control.state()));
+        }
+    }
+
+    async fn report_progress(&self) {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            self.send_progress();
+        }
+    }
+
+    /// Lists the scope once for `total` and `bytesTotal`, beside the copying walk.
+    async fn count(&self, from: &Store) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = from.list(&self.opts.prefix, after.as_deref(), PAGE).await?;
+            for o in page
+                .objects
+                .iter()
+                .filter(|o| self.opts.shard.owns(o.key.as_str()))
+            {
+                self.counters
+                    .total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counters
+                    .bytes_total
+                    .fetch_add(o.size, std::sync::atomic::Ordering::Relaxed);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        self.counters
+            .total_known
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Feeds the workers page by page, through a bounded queue.
+    async fn walk(&self, sides: &Sides<'_>) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<Work>(PAGE);
+        let feed = async move {
+            let mut after: Option<String> = None;
+            loop {
+                let page = sides
+                    .from
+                    .list(&self.opts.prefix, after.as_deref(), PAGE)
+                    .await?;
+                let mut known = self.verified(sides, &page.objects).await?;
+                for info in page.objects {
+                    if !self.opts.shard.owns(info.key.as_str()) {
+                        continue;
+                    }
+                    let work = match known.remove(info.key.as_str()) {
+                        Some(row) if unchanged(&info, &row) => Work::Done(info, row),
+                        _ => Work::Copy(info),
+                    };
+                    if tx.send(work).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return Ok(()),
+                }
+            }
+        };
+        // Workers take turns at the queue; the lock is held only while waiting for it.
+        let rx = tokio::sync::Mutex::new(rx);
+        let worker = || async {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(work) = next else { return };
+                self.process(sides, work).await;
+            }
+        };
+        let workers = futures::future::join_all((0..self.opts.concurrency).map(|_| worker()));
+        let (fed, _) = futures::join!(feed, workers);
+        fed
+    }
+
+    async fn verified(
+        &self,
+        sides: &Sides<'_>,
+        objects: &[ObjectInfo],
+    ) -> Result<HashMap<String, MigratedRow>> {
+        let (Some(first), Some(last)) = (objects.first(), objects.last()) else {
+            return Ok(HashMap::new());
+        };
+        sides
+            .journal
+            .migrated_between(
+                sides.from.name(),
+                sides.to.name(),
+                first.key.as_str(),
+                last.key.as_str(),
+            )
+            .await
+    }
+
+    async fn process(&self, sides: &Sides<'_>, work: Work) {
+        if !self.control.proceed().await {
+            return;
+        }
+        let (info, outcome) = match work {
+            Work::Done(info, _) if !self.opts.delete_source || self.opts.dry_run => {
+                self.counters.skipped(info.size);
+                return;
+            }
+            Work::Done(info, row) => {
+                let outcome = self.finish_earlier_copy(sides, &info, &row).await;
+                (info, outcome.map(|()| false))
+            }
+            Work::Copy(info) if self.opts.dry_run => (info, Ok(true)),
+            Work::Copy(info) => {
+                let outcome = self.copy(sides, &info).await;
+                (info, outcome.map(|()| true))
+            }
+        };
+        match outcome {
+            Ok(true) => {
+                self.counters.copied(info.size);
+                if !self.opts.dry_run {
+                    self.emit(Event::new(EventKind::Migrated, info.key.as_str()).size(info.size));
+                }
+            }
+            Ok(false) => self.counters.skipped(info.size),
+            Err(e) => {
+                self.emit(
+                    Event::new(EventKind::MigrateFailed, info.key.as_str())
+                        .side(self.opts.to)
+                        .error(&e),
+                );
+                self.counters.failed(Failure {
+                    key: info.key.to_string(),
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        self.storage.emit(|| event);
+    }
+
+    /// Copies, verifies, records, and (with `deleteSource`) deletes the source, under
+    /// the key's lock so an app write to the same key cannot interleave.
+    async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<()> {
+        let _lock = self.storage.lock_key(info.key.as_str()).await;
+        let _large = match info.size > LARGE {
+            true => Some(self.large.acquire().await.expect("never closed")),
+            false => None,
+        };
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire(info.size).await;
+        }
+        let cfg = self.transfer();
+        let written = sides
+            .from
+            .copy_to(sides.to, info, &cfg, &self.storage.temp_dir())
+            .await?;
+        let row = MigratedRow {
+            key: info.key.to_string(),
+            size: written.size,
+            mtime_ns: info.mtime_ns(),
+            sha256: written.sha256,
+        };
+        verify(sides.to, &row, self.opts.verify).await?;
+        sides
+            .journal
+            .record_migrated(sides.id, sides.from.name(), sides.to.name(), row)
+            .await?;
+        self.storage
+            .note_migrated(info, self.opts.to, info.mtime_ns() / 1_000_000)
+            .await;
+        if self.opts.delete_source {
+            self.delete_source(sides, info).await?;
+        }
+        Ok(())
+    }
+
+    /// A copy verified by an earlier run whose source is still there (a crash came
+    /// before the delete): checks the copy again, then deletes the source.
+    async fn finish_earlier_copy(
+        &self,
+        sides: &Sides<'_>,
+        info: &ObjectInfo,
+        row: &MigratedRow,
+    ) -> Result<()> {
+        let _lock = self.storage.lock_key(info.key.as_str()).await;
+        match verify(sides.to, row, self.opts.verify).await {
+            Ok(()) => self.delete_source(sides, info).await,
+            Err(_) => {
+                drop(_lock);
+                self.copy(sides, info).await
+            }
+        }
+    }
+
+    /// Marks first, deletes second: a crash in between leaves a marked source that
+    /// still exists, which a rollback restores harmlessly and a re-run deletes.
+    async fn delete_source(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<()> {
+        let key = info.key.as_str();
+        sides
+            .journal
+            .set_source_deleted(sides.from.name(), sides.to.name(), key, Some(sides.id))
+            .await?;
+        sides.from.delete(&info.key).await
+    }
+
+    fn transfer(&self) -> TransferConfig {
+        let cfg = self.storage.transfer();
+        TransferConfig {
+            concurrency: cfg.concurrency.min(LARGE_PARTS),
+            ..cfg
+        }
+    }
+}
+
+fn unchanged(info: &ObjectInfo, row: &MigratedRow) -> bool {
+    info.size == row.size
+        && info.mtime_ns() == row.mtime_ns
+        && info.sha256.as_ref().is_none_or(|s| *s == row.sha256)
+}
+
+/// Checks that `to` holds the copy `row` describes.
+async fn verify(to: &Store, row: &MigratedRow, mode: Verify) -> Result<()> {
+    let key = crate::key::Key::parse(&row.key)?;
+    let stored = to.head(&key).await?;
+    let actual = match mode {
+        Verify::Sha256 => stored.sha256,
+        Verify::Full => {
+            let mut hasher = StreamHasher::default();
+            let mut stream = to.stream(&key, None).await?;
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk?);
+            }
+            Some(hasher.finish())
+        }
+    };
+    if stored.size != row.size || actual.as_deref() != Some(row.sha256.as_str()) {
+        return Err(Error::Integrity(format!(
+            "{}: the copy holds {} bytes with SHA-256 {}, expected {} bytes with {}",
+            row.key,
+            stored.size,
+            actual.as_deref().unwrap_or("(none recorded)"),
+            row.size,
+            row.sha256
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `rollback(id)`: puts back every source a migration deleted, copied from its
+//! verified copy and checked against the SHA-256 recorded when it was migrated.
+
+use futures::StreamExt;
+
+use super::Failure;
+use crate::dual::Storage;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, MigratedRow};
+use crate::key::Key;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Default)]
+pub struct RollbackReport {
+    pub restored: u64,
+    pub failed: Vec<Failure>,
+}
+
+const BATCH: usize = 256;
+
+impl Storage {
+    pub async fn rollback(&self, id: i64) -> Result<RollbackReport> {
+        let journal = self
+            .journal()
+            .ok_or_else(|| Error::config("journal", "a rollback needs the journal"))?;
+        let (source, target) =
+            journal
+                .migration_stores(id)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    key: format!("migration {id}"),
+                })?;
+        let (source, target) = (self.store_named(&source)?, self.store_named(&target)?);
+        let mut report = RollbackReport::default();
+        let mut after = String::new();
+        loop {
+            let rows = journal.deleted_by(id, &after, BATCH).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.key.clone();
+            let results: Vec<_> = futures::stream::iter(rows)
+                .map(|row| async move {
+                    let r = self.restore(journal, source, target, &row).await;
+                    (row, r)
+                })
+                .buffer_unordered(self.transfer().concurrency)
+                .collect()
+                .await;
+            for (row, result) in results {
+                match result {
+                    Ok(()) => report.restored += 1,
+                    Err(e) => report.failed.push(Failure {
+                        key: row.key,
+                        code: e.code(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn restore(
+        &self,
+        journal: &Journal,
+        source: &Store,
+        target: &Store,
+        row: &MigratedRow,
+    ) -> Result<()> {
+        let key = Key::parse(&row.key)?;
+        let _lock = self.lock_key(key.as_str()).await;
+        let copy = target.head(&key).await?;
+        let written = target
+            .copy_to(source, &copy, &self.transfer(), &self.temp_dir())
+            .await?;
+        if written.sha256 != row.sha256 || written.size != row.size {
+            return Err(Error::Integrity(format!(
+                "{key}: the copy now holds SHA-256 {}, the migration recorded {}",
+                written.sha256, row.sha256
+            )));
+        }
+        journal
+            .set_source_deleted(source.name(), target.name(), key.as_str(), None)
+            .await
+    }
+}

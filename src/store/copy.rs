@@ -1,0 +1,119 @@
+//! Copies one object between two stores with its headers, hashing the bytes it moves,
+//! so that repairs, migrations and tier moves share one careful path.
+
+use std::path::Path;
+
+use object_store::ObjectStoreExt;
+
+use super::hash::sha256_hex;
+use super::object::{ObjectInfo, PutOptions, Written};
+use super::{Store, TransferConfig, hash_file};
+use crate::error::{Error, Result};
+
+/// Objects up to this size are copied through memory; larger ones stream in parts, so
+/// memory per copy stays bounded by `partSize × concurrency`.
+const IN_MEMORY: u64 = 8 * 1024 * 1024;
+
+impl Store {
+    /// Copies the object `info` describes from this store to `to`. The copy carries the
+    /// source's content type, cache control and metadata. Fails with `INTEGRITY` when
+    /// the bytes read disagree with the source's recorded size or SHA-256, or when a
+    /// source file changed while it was copied; the caller must then not trust `to`.
+    /// `temp_dir` holds downloads of large objects from non-file stores.
+    pub async fn copy_to(
+        &self,
+        to: &Store,
+        info: &ObjectInfo,
+        cfg: &TransferConfig,
+        temp_dir: &Path,
+    ) -> Result<Written> {
+        let key = &info.key;
+        let opts = PutOptions {
+            content_type: Some(info.content_type.clone()),
+            cache_control: Some(info.cache_control.clone()),
+            metadata: info.metadata.clone(),
+            if_not_exists: false,
+        };
+        let written = if info.size <= IN_MEMORY.min(cfg.multipart_threshold) {
+            let data = self.get(key).await?;
+            let sha256 = sha256_hex(&data);
+            check_read(info, data.len() as u64, &sha256)?;
+            to.put_bytes(key, data, &opts, Some(sha256), cfg).await?
+        } else if let Some(root) = self.local_path() {
+            let file = root.join(key.as_str());
+            let expected = hash_file(file.clone()).await?;
+            check_read(info, expected.0, &expected.1)?;
+            to.put_file(key, &file, &expected, &opts, cfg, None).await?
+        } else {
+            self.copy_through_file(to, info, &opts, cfg, temp_dir)
+                .await?
+        };
+        self.check_unchanged(info).await?;
+        Ok(written)
+    }
+
+    async fn copy_through_file(
+        &self,
+        to: &Store,
+        info: &ObjectInfo,
+        opts: &PutOptions,
+        cfg: &TransferConfig,
+        temp_dir: &Path,
+    ) -> Result<Written> {
+        let key = &info.key;
+        tokio::fs::create_dir_all(temp_dir)
+            .await
+            .map_err(|e| Error::from_io(e, &temp_dir.display().to_string()))?;
+        let temp = temp_dir.join(format!(
+            "copy-{}-{}",
+            std::process::id(),
+            sha256_hex(key.as_str().as_bytes())
+        ));
+        let result = async {
+            // get_to_file checks the bytes against the recorded SHA-256.
+            self.get_to_file(key, &temp, None).await?;
+            let expected = hash_file(temp.clone()).await?;
+            check_read(info, expected.0, &expected.1)?;
+            to.put_file(key, &temp, &expected, opts, cfg, None).await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&temp).await;
+        result
+    }
+
+    /// A file store's file may be rewritten behind stowage's back while it is copied;
+    /// its size and mtime afterwards must be those the copy started from.
+    async fn check_unchanged(&self, info: &ObjectInfo) -> Result<()> {
+        if self.local.is_none() {
+            return Ok(());
+        }
+        let now = match self.inner.head(&Self::path(&info.key)).await {
+            Ok(meta) => meta,
+            Err(e) => return Err(self.fail(e, &info.key).await),
+        };
+        let mtime_ns = now.last_modified.timestamp_nanos_opt().unwrap_or_default();
+        if now.size != info.size || mtime_ns != info.mtime_ns() {
+            return Err(Error::Integrity(format!(
+                "{} changed while it was copied",
+                info.key
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn check_read(info: &ObjectInfo, size: u64, sha256: &str) -> Result<()> {
+    if size != info.size {
+        return Err(Error::Integrity(format!(
+            "{} changed while it was copied ({size} bytes read, {} listed)",
+            info.key, info.size
+        )));
+    }
+    match &info.sha256 {
+        Some(recorded) if recorded != sha256 => Err(Error::Integrity(format!(
+            "{}: bytes read hash to {sha256}, the store recorded {recorded}",
+            info.key
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,213 @@
+//! One tier cycle: warm objects past `warmToColdDays` go cold, then hot objects past
+//! `hotToWarmDays` go warm (so an object moves one step per cycle), oldest first,
+//! within the cycle's object and byte budgets. A failed move is reported and left
+//! where it was; it never stops the cycle.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use super::{Tier, Tiers, flush_touches, now_ms};
+use crate::dual::{Event, EventKind, Storage};
+use crate::error::{Error, Result};
+use crate::journal::TierRow;
+use crate::key::Key;
+use crate::migrate::Failure;
+
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    /// The cycle's clock (`now` of `runTierCycle`, or the real time).
+    pub now_ms: i64,
+    pub to_warm: u64,
+    pub to_cold: u64,
+    pub bytes: u64,
+    pub failed: Vec<Failure>,
+    pub seconds: f64,
+}
+
+const DAY_MS: f64 = 86_400_000.0;
+/// Rows read from the journal at once.
+const BATCH: u64 = 256;
+
+/// What is left of the cycle's `maxObjectsPerCycle` and `maxBytesPerCycle`.
+struct Budget {
+    objects: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    /// Takes `size` from the budget, or says the cycle is full.
+    fn take(&mut self, size: u64) -> bool {
+        if self.objects == 0 || size > self.bytes {
+            return false;
+        }
+        self.objects -= 1;
+        self.bytes -= size;
+        true
+    }
+}
+
+impl Storage {
+    pub async fn run_tier_cycle(&self, now: Option<i64>) -> Result<CycleReport> {
+        let tiers = self.tiers_or_fail()?;
+        let journal = self.journal().expect("tiers need the journal");
+        flush_touches(tiers, journal).await?;
+        let started = Instant::now();
+        let now = now.unwrap_or_else(now_ms);
+        let mut report = CycleReport {
+            now_ms: now,
+            ..Default::default()
+        };
+        let mut budget = Budget {
+            objects: tiers.policy.max_objects_per_cycle.unwrap_or(u64::MAX),
+            bytes: tiers.policy.max_bytes_per_cycle.unwrap_or(u64::MAX),
+        };
+        for (from, to, days) in [
+            (Tier::Warm, Tier::Cold, tiers.policy.warm_to_cold_days),
+            (Tier::Hot, Tier::Warm, tiers.policy.hot_to_warm_days),
+        ] {
+            if self.tier_store(from).is_none() || self.tier_store(to).is_none() {
+                continue;
+            }
+            let before = now - (days * DAY_MS) as i64;
+            self.age_tier(tiers, (from, to), before, &mut budget, &mut report)
+                .await?;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        tiers.finished_cycle(&report);
+        Ok(report)
+    }
+
+    /// Moves the objects of `from` last touched before `before` to `to`.
+    async fn age_tier(
+        &self,
+        tiers: &Tiers,
+        (from, to): (Tier, Tier),
+        before: i64,
+        budget: &mut Budget,
+        report: &mut CycleReport,
+    ) -> Result<()> {
+        let journal = self.journal().expect("tiers need the journal");
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let rows = journal
+                .stale_in_tier(
+                    from.as_str(),
+                    before,
+                    after.clone(),
+                    BATCH.min(budget.objects) as usize,
+                )
+                .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = Some((last.last_access_ms, last.key.clone()));
+            let fetched = rows.len();
+            let chosen: Vec<TierRow> = rows
+                .into_iter()
+                .take_while(|r| budget.take(r.size))
+                .collect();
+            let full = chosen.len() < fetched;
+            let moves: Vec<_> = futures::stream::iter(chosen)
+                .map(|row| async move {
+                    let moved = self.move_tier(tiers, &row, from, to).await;
+                    (row, moved)
+                })
+                .buffer_unordered(self.transfer().concurrency)
+                .collect()
+                .await;
+            for (row, moved) in moves {
+                match moved {
+                    Ok(Some(size)) => {
+                        report.bytes += size;
+                        match to {
+                            Tier::Cold => report.to_cold += 1,
+                            _ => report.to_warm += 1,
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => report.failed.push(Failure {
+                        key: row.key,
+                        code: e.code(),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            if full || budget.objects == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Copies one object to the colder (or, with `setTier`, any) tier, verifies the
+    /// copy, records the new tier, then deletes the old copy. Returns the bytes moved,
+    /// or `None` when the object was gone from its tier (its row is dropped).
+    pub(super) async fn move_tier(
+        &self,
+        tiers: &Tiers,
+        row: &TierRow,
+        from: Tier,
+        to: Tier,
+    ) -> Result<Option<u64>> {
+        let journal = self.journal().expect("tiers need the journal");
+        let (Some(source), Some(target)) = (self.tier_store(from), self.tier_store(to)) else {
+            return Err(Error::config("tiers", "tier store missing"));
+        };
+        let key = Key::parse(&row.key)?;
+        let _lock = self.lock_key(key.as_str()).await;
+        let result = async {
+            let info = match source.head(&key).await {
+                Ok(info) => info,
+                Err(Error::NotFound { .. }) => {
+                    journal.forget_tier(key.as_str()).await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let written = source
+                .copy_to(target, &info, &self.transfer(), &self.temp_dir())
+                .await?;
+            if tiers.policy.verify {
+                let stored = target.head(&key).await?;
+                if stored.size != written.size || stored.sha256.as_ref() != Some(&written.sha256) {
+                    return Err(Error::Integrity(format!(
+                        "{key}: the {} copy does not match what was sent",
+                        to.as_str()
+                    )));
+                }
+            }
+            journal
+                .set_tier_row(TierRow {
+                    key: key.to_string(),
+                    tier: to.as_str().into(),
+                    size: written.size,
+                    last_access_ms: row.last_access_ms,
+                })
+                .await?;
+            // The same bucket in another storage class is a rewrite in place.
+            if tiers.policy.delete_after_move && source.name() != target.name() {
+                source.delete(&key).await?;
+            }
+            Ok(Some(written.size))
+        }
+        .await;
+        let hot = self
+            .hot()
+            .map(|(s, _)| s)
+            .unwrap_or(crate::dual::Side::Local);
+        match &result {
+            Ok(Some(size)) => self.emit(|| {
+                Event::new(EventKind::TierMoved, key.as_str())
+                    .size(*size)
+                    .side(to.side(hot))
+            }),
+            Ok(None) => {}
+            Err(e) => self.emit(|| {
+                Event::new(EventKind::TierMoveFailed, key.as_str())
+                    .side(to.side(hot))
+                    .error(e)
+            }),
+        }
+        result
+    }
+}

@@ -1,0 +1,320 @@
+//! Hierarchical storage: objects untouched for `hotToWarmDays` move from the hot
+//! store (the cloud side, or the local side without one) to `tiers.warm`, and after
+//! `warmToColdDays` on to `tiers.cold`. Ages come from the journal's `tiers` table,
+//! which writes, reads and migrations keep current.
+
+mod cycle;
+mod service;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::dual::{Side, Storage};
+use crate::error::{Error, Result};
+use crate::journal::TierRow;
+use crate::key::Key;
+use crate::store::object::ObjectInfo;
+use crate::store::options::StoreOptions;
+use crate::store::{JournalSource, Store, parse_store_url};
+pub use cycle::CycleReport;
+pub use service::TierStats;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    Hot,
+    Warm,
+    Cold,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Hot, Tier::Warm, Tier::Cold];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Hot => "hot",
+            Tier::Warm => "warm",
+            Tier::Cold => "cold",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Tier> {
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| Error::config("tier", format!("{s:?} is not 'hot', 'warm' or 'cold'")))
+    }
+
+    /// Where `head().location` says an object of this tier was found.
+    fn side(self, hot: Side) -> Side {
+        match self {
+            Tier::Hot => hot,
+            Tier::Warm => Side::Warm,
+            Tier::Cold => Side::Cold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierPolicy {
+    pub hot_to_warm_days: f64,
+    pub warm_to_cold_days: f64,
+    pub max_objects_per_cycle: Option<u64>,
+    pub max_bytes_per_cycle: Option<u64>,
+    /// Check the copy's size and SHA-256 before the move counts.
+    pub verify: bool,
+    /// Remove the object from the tier it left (not when both tiers are one bucket).
+    pub delete_after_move: bool,
+}
+
+impl Default for TierPolicy {
+    fn default() -> Self {
+        TierPolicy {
+            hot_to_warm_days: 30.0,
+            warm_to_cold_days: 365.0,
+            max_objects_per_cycle: None,
+            max_bytes_per_cycle: None,
+            verify: true,
+            delete_after_move: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TierConfig {
+    /// Store URLs; `?storageClass=STANDARD_IA` (S3) or `?storageClass=Cool` (Azure)
+    /// gives every object written there that class.
+    pub warm: Option<String>,
+    pub cold: Option<String>,
+    pub policy: TierPolicy,
+}
+
+/// Reads between two flushes of last-access times; a read costs a map insert, not a
+/// database write.
+const TOUCHES_BUFFERED: usize = 4096;
+
+#[derive(Debug)]
+pub struct Tiers {
+    warm: Option<Store>,
+    cold: Option<Store>,
+    policy: TierPolicy,
+    touches: Mutex<HashMap<String, i64>>,
+    service: Mutex<service::ServiceState>,
+}
+
+impl Tiers {
+    pub fn open(
+        config: &TierConfig,
+        options: &StoreOptions,
+        journal: &JournalSource,
+    ) -> Result<Option<Tiers>> {
+        if config.warm.is_none() && config.cold.is_none() {
+            return Ok(None);
+        }
+        for (days, field) in [
+            (config.policy.hot_to_warm_days, "tiers.policy.hotToWarmDays"),
+            (
+                config.policy.warm_to_cold_days,
+                "tiers.policy.warmToColdDays",
+            ),
+        ] {
+            if !(days.is_finite() && days >= 0.0) {
+                return Err(Error::config(field, "must be a number of days, 0 or more"));
+            }
+        }
+        let open = |url: &Option<String>, field: &str| {
+            url.as_deref()
+                .map(|u| open_tier_store(u, field, options, journal))
+                .transpose()
+        };
+        Ok(Some(Tiers {
+            warm: open(&config.warm, "tiers.warm")?,
+            cold: open(&config.cold, "tiers.cold")?,
+            policy: config.policy.clone(),
+            touches: Mutex::default(),
+            service: Mutex::default(),
+        }))
+    }
+
+    /// The warm and cold stores that exist, for reads that fall through the sides.
+    pub fn read_stores(&self) -> impl Iterator<Item = (Side, &Store)> {
+        [(Side::Warm, &self.warm), (Side::Cold, &self.cold)]
+            .into_iter()
+            .filter_map(|(side, store)| store.as_ref().map(|s| (side, s)))
+    }
+}
+
+/// A tier URL may carry `?storageClass=…`; the rest is an ordinary store URL opened
+/// with the cloud side's credentials.
+fn open_tier_store(
+    url: &str,
+    field: &str,
+    options: &StoreOptions,
+    journal: &JournalSource,
+) -> Result<Store> {
+    let mut parsed = parse_store_url(url, field)?;
+    let class = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "storageClass")
+        .map(|(_, v)| v.into_owned());
+    parsed.set_query(None);
+    let options = StoreOptions {
+        storage_class: class.or_else(|| options.storage_class.clone()),
+        ..options.clone()
+    };
+    Store::open(parsed.as_str(), field, &options, journal)
+}
+
+/// Milliseconds since the epoch, the unit of tier ages.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Storage {
+    /// The store of the hot tier: where writes land for good (cloud, else local).
+    fn hot(&self) -> Option<(Side, &Store)> {
+        [Side::Cloud, Side::Local]
+            .into_iter()
+            .find_map(|s| self.store(s).map(|st| (s, st)))
+    }
+
+    fn tier_store(&self, tier: Tier) -> Option<&Store> {
+        match tier {
+            Tier::Hot => self.hot().map(|(_, s)| s),
+            Tier::Warm => self.tiers()?.warm.as_ref(),
+            Tier::Cold => self.tiers()?.cold.as_ref(),
+        }
+    }
+
+    fn tiers_or_fail(&self) -> Result<&Tiers> {
+        self.tiers()
+            .ok_or_else(|| Error::config("tiers", "no warm or cold tier is configured"))
+    }
+
+    /// A write lands in the hot tier; a copy left in a colder tier is stale now.
+    pub(crate) async fn note_write(&self, key: &Key, size: u64) -> Result<()> {
+        let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
+            return Ok(());
+        };
+        let before = journal.tier_row(key.as_str()).await?;
+        journal
+            .set_tier_row(TierRow {
+                key: key.to_string(),
+                tier: Tier::Hot.as_str().into(),
+                size,
+                last_access_ms: now_ms(),
+            })
+            .await?;
+        if let Some(stale) = before
+            .and_then(|r| Tier::parse(&r.tier).ok())
+            .filter(|t| *t != Tier::Hot)
+            .and_then(|t| self.tier_store(t))
+        {
+            stale.delete(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a read; flushed to the journal in batches.
+    pub(crate) async fn note_read(&self, key: &Key) {
+        let (Some(tiers), Some(journal)) = (self.tiers(), self.journal()) else {
+            return;
+        };
+        let full = {
+            let mut touches = tiers.touches.lock().unwrap_or_else(|e| e.into_inner());
+            touches.insert(key.to_string(), now_ms());
+            touches.len() >= TOUCHES_BUFFERED
+        };
+        if full {
+            let _ = flush_touches(tiers, journal).await;
+        }
+    }
+
+    pub(crate) async fn note_delete(&self, key: &Key) -> Result<()> {
+        match (self.tiers(), self.journal()) {
+            (Some(_), Some(journal)) => journal.forget_tier(key.as_str()).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// A migrated object enters the hot tier aged by its source's mtime, so files
+    /// that sat untouched for years can go straight on to a colder tier.
+    pub(crate) async fn note_migrated(&self, info: &ObjectInfo, to: Side, at_ms: i64) {
+        let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
+            return;
+        };
+        if self.hot().map(|(s, _)| s) != Some(to) {
+            return;
+        }
+        if let Ok(None) = journal.tier_row(info.key.as_str()).await {
+            let _ = journal
+                .set_tier_row(TierRow {
+                    key: info.key.to_string(),
+                    tier: Tier::Hot.as_str().into(),
+                    size: info.size,
+                    last_access_ms: at_ms,
+                })
+                .await;
+        }
+    }
+
+    /// The tier holding `key`: the journal's record, else the first store holding it.
+    pub async fn tier_of(&self, key: &Key) -> Result<Tier> {
+        let journal = self
+            .journal()
+            .ok_or_else(|| Error::config("journal", "missing"))?;
+        self.tiers_or_fail()?;
+        if let Some(row) = journal.tier_row(key.as_str()).await? {
+            return Tier::parse(&row.tier);
+        }
+        for tier in Tier::ALL {
+            if let Some(store) = self.tier_store(tier)
+                && store.exists(key).await?
+            {
+                return Ok(tier);
+            }
+        }
+        Err(Error::NotFound {
+            key: key.to_string(),
+        })
+    }
+
+    /// Moves `key` to `tier` now, whatever its age.
+    pub async fn set_tier(&self, key: &Key, tier: Tier) -> Result<()> {
+        let tiers = self.tiers_or_fail()?;
+        let journal = self.journal().expect("tiers need the journal");
+        if self.tier_store(tier).is_none() {
+            return Err(Error::config(
+                "tier",
+                format!("no {} tier is configured", tier.as_str()),
+            ));
+        }
+        let current = self.tier_of(key).await?;
+        if current == tier {
+            return Ok(());
+        }
+        let row = match journal.tier_row(key.as_str()).await? {
+            Some(row) => row,
+            None => TierRow {
+                key: key.to_string(),
+                tier: current.as_str().into(),
+                size: 0,
+                last_access_ms: now_ms(),
+            },
+        };
+        self.move_tier(tiers, &row, current, tier).await.map(drop)
+    }
+}
+
+async fn flush_touches(tiers: &Tiers, journal: &crate::journal::Journal) -> Result<()> {
+    let touches: Vec<(String, i64)> =
+        std::mem::take(&mut *tiers.touches.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect();
+    if touches.is_empty() {
+        return Ok(());
+    }
+    journal.touch_tiers(touches).await
+}
