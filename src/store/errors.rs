@@ -34,6 +34,9 @@ pub fn map_store_error(err: object_store::Error, key: Option<&Key>, secrets: &Se
         E::Precondition { .. } | E::NotModified { .. } => Error::PreconditionFailed(text),
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => Error::AccessDenied(text),
         E::NotImplemented { .. } | E::NotSupported { .. } => Error::Unavailable(text),
+        _ if io_kind(&err) == Some(std::io::ErrorKind::PermissionDenied) => {
+            Error::AccessDenied(text)
+        }
         _ => classify_generic(text),
     }
 }
@@ -72,6 +75,18 @@ fn classify_generic(text: String) -> Error {
 
 fn mentions_missing_bucket(text: &str) -> bool {
     text.contains("NoSuchBucket") || text.contains("ContainerNotFound")
+}
+
+/// The kind of the file-system error behind a file store's error, if any.
+fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source = Some(err);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// The full `source()` chain, since the useful part (status, server code) is nested.

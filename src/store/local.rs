@@ -48,23 +48,30 @@ impl LocalRoot {
             .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))?
     }
 
-    /// Keys under `prefix`, after `start_after`, in byte order, at most `limit`,
-    /// read one directory at a time so memory stays bounded by the tree's depth.
+    /// Files under `prefix`, after `start_after`, in byte order of their keys, at most
+    /// `limit`, with their size and mtime. Directories are read one at a time so memory
+    /// stays bounded by the tree's depth; files are stat'ed, never opened, so an
+    /// unreadable file is still listed (and fails only when read).
     pub async fn list(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Key>> {
+    ) -> Result<Vec<(Key, fs::Metadata)>> {
         let (root, prefix) = (self.canonical.clone(), prefix.to_owned());
         let start_after = start_after.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            SortedWalk::new(root, &prefix, start_after)
+            SortedWalk::new(root.clone(), &prefix, start_after)
+                .filter_map(|key| {
+                    // A file can vanish between the walk and its stat.
+                    let meta = fs::metadata(root.join(key.as_str())).ok()?;
+                    Some((key, meta))
+                })
                 .take(limit)
                 .collect()
         })
         .await
-        .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))?
+        .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))
     }
 }
 
@@ -165,7 +172,7 @@ impl SortedWalk {
 }
 
 impl Iterator for SortedWalk {
-    type Item = Result<Key>;
+    type Item = Key;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -179,7 +186,7 @@ impl Iterator for SortedWalk {
                 self.open(format!("{path}/"));
             } else if let Ok(key) = Key::parse(&path) {
                 // Files whose names are not valid keys (e.g. staging files) are not objects.
-                return Some(Ok(key));
+                return Some(key);
             }
         }
     }
@@ -201,7 +208,7 @@ mod tests {
 
     fn walk(dir: &Path, prefix: &str, after: Option<&str>) -> Vec<String> {
         SortedWalk::new(dir.to_owned(), prefix, after.map(str::to_owned))
-            .map(|k| k.unwrap().to_string())
+            .map(|k| k.to_string())
             .collect()
     }
 

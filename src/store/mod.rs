@@ -415,16 +415,20 @@ impl Store {
         start_after: Option<&str>,
         n: usize,
     ) -> Result<Vec<(Key, ObjectMeta)>> {
-        let mut out = Vec::with_capacity(n);
-        for key in root.list(prefix, start_after, n).await? {
-            // A file can vanish between the walk and its stat.
-            match self.inner.head(&Self::path(&key)).await {
-                Ok(meta) => out.push((key, meta)),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(map_store_error(e, Some(&key), &self.secrets)),
-            }
-        }
-        Ok(out)
+        let files = root.list(prefix, start_after, n).await?;
+        Ok(files
+            .into_iter()
+            .map(|(key, meta)| {
+                let meta = ObjectMeta {
+                    location: Self::path(&key),
+                    last_modified: meta.modified().map(Into::into).unwrap_or_default(),
+                    size: meta.len(),
+                    e_tag: None,
+                    version: None,
+                };
+                (key, meta)
+            })
+            .collect())
     }
 
     async fn list_remote(

@@ -1,0 +1,139 @@
+'use strict'
+// Migration faults with real processes: a migrating child killed with SIGKILL at
+// random points 20 times (deleteSource on, so a crash between copy and delete is
+// exercised), and a file the migrating user cannot read.
+const { spawn, execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+
+const MIGRATOR = path.join(__dirname, 'fixtures', 'migrator.js')
+
+function writeTree(root, files) {
+  for (const [key, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true })
+    fs.writeFileSync(path.join(root, key), data)
+  }
+}
+
+/** Runs the migrator; kills it with SIGKILL after `killAfterMs` unless it ends first. */
+function runMigrator(config, { killAfterMs, uid, gid } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MIGRATOR, JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid,
+      gid,
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const timer = killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    child.on('error', reject)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      if (signal === 'SIGKILL') return resolve({ killed: true })
+      if (code !== 0) return reject(new Error(`migrator exited ${code}: ${err}`))
+      resolve({ killed: false, report: JSON.parse(out) })
+    })
+  })
+}
+
+/** Runs `check` over `items`, 16 at a time. */
+async function inParallel(items, check) {
+  let i = 0
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (i < items.length) await check(items[i++])
+    }),
+  )
+}
+
+test('a migrating process killed with SIGKILL 20 times loses nothing, and a re-run completes verified', async () => {
+  const local = tmpDir('mig-kill')
+  const prefix = runPrefix('kill')
+  const files = {}
+  for (let i = 0; i < 1000; i++) files[`${prefix}/s${i % 10}/f${String(i).padStart(4, '0')}.bin`] = bytes(2048 + (i % 5) * 1000, i + 1)
+  for (let i = 0; i < 5; i++) files[`${prefix}/large/v${i}.bin`] = bytes(9 * 1024 * 1024 + i * 4096, 5000 + i)
+  writeTree(local, files)
+  const config = {
+    manager: { local, mode: 'local', ...s3Options() },
+    migrate: { prefix: `${prefix}/`, deleteSource: true, concurrency: 8, bandwidthLimit: 512 * 1024 },
+  }
+  const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+  // Each file must be, at every crash point, in at least one place with its bytes.
+  const checkNothingLost = () =>
+    inParallel(Object.entries(files), async ([key, data]) => {
+      const file = path.join(local, key)
+      if (fs.existsSync(file)) {
+        expect(`${key} ${sha256(fs.readFileSync(file))}`).toBe(`${key} ${sha256(data)}`)
+      } else {
+        const info = await cloud.head(key)
+        expect(`${key} ${info.size} ${info.sha256}`).toBe(`${key} ${data.length} ${sha256(data)}`)
+      }
+    })
+  let seed = 12345
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  // 20 runs, each killed at a random point. The bandwidth limit stretches the whole
+  // migration over more than 20 runs, so the kills land while files are being copied.
+  let kills = 0
+  for (let round = 0; round < 20; round++) {
+    const result = await runMigrator(config, { killAfterMs: 250 + Math.floor(random() * 700) })
+    if (result.killed) kills++
+    await checkNothingLost()
+  }
+  expect(kills).toBeGreaterThanOrEqual(18)
+  const final = await runMigrator({ ...config, migrate: { ...config.migrate, bandwidthLimit: undefined } })
+  expect(final.report).toMatchObject({ state: 'completed', failedCount: 0 })
+  await inParallel(Object.entries(files), async ([key, data]) => {
+    expect(fs.existsSync(path.join(local, key))).toBe(false)
+    expect(`${key} ${sha256(await cloud.get(key))}`).toBe(`${key} ${sha256(data)}`)
+  })
+  // One migration id across all the runs, so one rollback brings back every file.
+  const storage = new StorageManager(config.manager)
+  const back = await storage.rollback(final.report.id)
+  expect(back.failed).toEqual([])
+  expect(back.restored).toBe(1005)
+  for (const [key, data] of Object.entries(files)) {
+    expect(`${key} ${sha256(fs.readFileSync(path.join(local, key)))}`).toBe(`${key} ${sha256(data)}`)
+  }
+}, 400000)
+
+/** uid/gid of `nobody`, so the permission bits apply (the tests may run as root). */
+function nobody() {
+  const id = (flag) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim())
+  return { uid: id('-u'), gid: id('-g') }
+}
+
+test('a file the migrating user cannot read fails with ACCESS_DENIED; the rest is copied', async () => {
+  // A world-accessible folder outside the test tree, since the migrator runs as nobody.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-'))
+  fs.chmodSync(root, 0o777)
+  const local = path.join(root, 'uploads')
+  const prefix = runPrefix('perm')
+  const files = {}
+  for (let i = 0; i < 8; i++) files[`${prefix}/ok-${i}.bin`] = bytes(4096, i + 1)
+  files[`${prefix}/secret.bin`] = bytes(4096, 99)
+  writeTree(local, files)
+  execFileSync('chmod', ['-R', 'a+rwX', local])
+  fs.chmodSync(path.join(local, `${prefix}/secret.bin`), 0o000)
+  const user = nobody()
+  try {
+    const { report } = await runMigrator(
+      {
+        manager: { local, mode: 'local', journal: path.join(root, 'journal.db'), ...s3Options() },
+        migrate: { prefix: `${prefix}/` },
+      },
+      user,
+    )
+    expect(report.copied).toBe(8)
+    expect(report.failed).toEqual([{ key: `${prefix}/secret.bin`, code: 'ACCESS_DENIED', message: expect.stringContaining('secret.bin') }])
+    const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+    expect(await cloud.exists(`${prefix}/secret.bin`)).toBe(false)
+    expect(sha256(await cloud.get(`${prefix}/ok-3.bin`))).toBe(sha256(files[`${prefix}/ok-3.bin`]))
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+})
