@@ -11,6 +11,7 @@ use napi_derive::napi;
 use super::error::promise;
 use super::manager::{StorageManager, key_or_reject};
 use super::migrate::FailedObject;
+use super::options::CloudOptions;
 use crate::error::{Error, Result};
 use crate::tier::{CycleReport as CoreCycle, Tier, TierConfig, TierPolicy, TierStats as CoreStats};
 
@@ -35,6 +36,10 @@ pub struct TierOptions {
     /// Store URL; `?storageClass=STANDARD_IA` sets the class of objects written there.
     pub warm: Option<String>,
     pub cold: Option<String>,
+    /// Endpoint and credentials of the warm store (default: `cloudOptions`).
+    pub warm_options: Option<CloudOptions>,
+    /// Endpoint and credentials of the cold store (default: `cloudOptions`).
+    pub cold_options: Option<CloudOptions>,
     pub policy: Option<TierPolicyOptions>,
 }
 
@@ -52,6 +57,8 @@ impl TryFrom<TierOptions> for TierConfig {
         Ok(TierConfig {
             warm: o.warm,
             cold: o.cold,
+            warm_options: o.warm_options.map(Into::into),
+            cold_options: o.cold_options.map(Into::into),
             policy: TierPolicy {
                 hot_to_warm_days: p.hot_to_warm_days.unwrap_or(d.hot_to_warm_days),
                 warm_to_cold_days: p.warm_to_cold_days.unwrap_or(d.warm_to_cold_days),

@@ -130,6 +130,12 @@ impl Store {
         &self.name
     }
 
+    /// Whether both name the same bucket and prefix (or folder), e.g. one bucket
+    /// opened twice with different storage classes.
+    pub fn same_location(&self, other: &Store) -> bool {
+        self.name.trim_end_matches('/') == other.name.trim_end_matches('/')
+    }
+
     /// The folder of a file-system store.
     pub fn local_path(&self) -> Option<&Path> {
         self.local.as_ref().map(LocalRoot::path)

@@ -185,7 +185,7 @@ impl Storage {
                 })
                 .await?;
             // The same bucket in another storage class is a rewrite in place.
-            if tiers.policy.delete_after_move && source.name() != target.name() {
+            if tiers.policy.delete_after_move && !source.same_location(target) {
                 source.delete(&key).await?;
             }
             Ok(Some(written.size))

@@ -86,6 +86,9 @@ pub struct TierConfig {
     /// gives every object written there that class.
     pub warm: Option<String>,
     pub cold: Option<String>,
+    /// Credentials and endpoint of each tier; default: the cloud side's.
+    pub warm_options: Option<StoreOptions>,
+    pub cold_options: Option<StoreOptions>,
     pub policy: TierPolicy,
 }
 
@@ -122,14 +125,14 @@ impl Tiers {
                 return Err(Error::config(field, "must be a number of days, 0 or more"));
             }
         }
-        let open = |url: &Option<String>, field: &str| {
+        let open = |url: &Option<String>, own: &Option<StoreOptions>, field: &str| {
             url.as_deref()
-                .map(|u| open_tier_store(u, field, options, journal))
+                .map(|u| open_tier_store(u, field, own.as_ref().unwrap_or(options), journal))
                 .transpose()
         };
         Ok(Some(Tiers {
-            warm: open(&config.warm, "tiers.warm")?,
-            cold: open(&config.cold, "tiers.cold")?,
+            warm: open(&config.warm, &config.warm_options, "tiers.warm")?,
+            cold: open(&config.cold, &config.cold_options, "tiers.cold")?,
             policy: config.policy.clone(),
             touches: Mutex::default(),
             service: Mutex::default(),

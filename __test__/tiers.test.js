@@ -1,0 +1,230 @@
+'use strict'
+// Hierarchical storage against real stores: hot = S3, warm = a folder, cold = Azure
+// (Azurite). Cycles run with a clock override; every move is checked by bytes.
+const { StorageManager } = require('..')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers } = require('./helpers')
+
+const DAY = 86_400_000
+
+function tiered(policy = {}, extra = {}) {
+  const az = azureOptions()
+  const prefix = runPrefix('cold')
+  return new StorageManager({
+    local: tmpDir('tier-local'),
+    mode: 'cloud',
+    ...s3Options(),
+    tiers: {
+      warm: `file://${tmpDir('tier-warm')}`,
+      cold: `${az.cloud}/${prefix}`,
+      coldOptions: az.cloudOptions,
+      policy: { hotToWarmDays: 30, warmToColdDays: 365, ...policy },
+    },
+    ...extra,
+  })
+}
+
+/** The hot store (the S3 bucket) alone. */
+function hotView() {
+  return new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+}
+
+async function putAll(storage, prefix, n) {
+  const files = {}
+  for (let i = 0; i < n; i++) {
+    const key = `${prefix}/obj-${i}.bin`
+    files[key] = bytes(1000 + i * 37, i + 1)
+    await storage.put(key, files[key])
+  }
+  return files
+}
+
+async function expectBytes(storage, files) {
+  for (const [key, data] of Object.entries(files)) {
+    expect(`${key} ${sha256(await storage.get(key))}`).toBe(`${key} ${sha256(data)}`)
+  }
+}
+
+test('objects age hot → warm → cold by last access; reads find them anywhere with the right bytes', async () => {
+  const events = []
+  const storage = tiered({}, { onEvent: (e) => events.push(e) })
+  const prefix = runPrefix('age')
+  const files = await putAll(storage, prefix, 6)
+  const key0 = `${prefix}/obj-0.bin`
+  expect(await storage.tierOf(key0)).toBe('hot')
+
+  const now = Date.now()
+  expect(await storage.runTierCycle({ now: new Date(now + 29 * DAY) })).toMatchObject({ toWarm: 0, toCold: 0, failed: [] })
+  const cycle = await storage.runTierCycle({ now: new Date(now + 31 * DAY) })
+  const total = Object.values(files).reduce((n, b) => n + b.length, 0)
+  expect(cycle).toMatchObject({ toWarm: 6, toCold: 0, bytes: total, failed: [] })
+  for (const key of Object.keys(files)) expect(await storage.tierOf(key)).toBe('warm')
+  // Moved, not copied: the hot store no longer holds them.
+  expect(await hotView().exists(key0)).toBe(false)
+  const info = await storage.head(key0)
+  expect(info).toMatchObject({ location: 'warm', tier: 'warm', sha256: sha256(files[key0]) })
+  await expectBytes(storage, files)
+
+  const cold = await storage.runTierCycle({ now: new Date(now + 31 * DAY + 366 * DAY) })
+  expect(cold).toMatchObject({ toCold: 6, toWarm: 0, failed: [] })
+  expect(await storage.tierOf(key0)).toBe('cold')
+  expect((await storage.head(key0)).location).toBe('cold')
+  await expectBytes(storage, files)
+
+  const moved = events.filter((e) => e.type === 'tier-moved')
+  expect(moved.length).toBe(12)
+  expect(moved.filter((e) => e.side === 'cold').map((e) => e.key).sort()).toEqual(Object.keys(files).sort())
+
+  const stats = await storage.tierStats()
+  expect(stats).toMatchObject({
+    running: false,
+    cyclesCompleted: 3,
+    perTier: { hot: { objects: 0, bytes: 0 }, warm: { objects: 0, bytes: 0 }, cold: { objects: 6, bytes: total } },
+    totals: { objects: 6, bytes: total },
+  })
+  expect(stats.lastCycle).toMatchObject({ toCold: 6 })
+
+  // Writing an object again brings it back hot and drops the stale cold copy.
+  const fresh = bytes(500, 4242)
+  await storage.put(key0, fresh)
+  expect(await storage.tierOf(key0)).toBe('hot')
+  expect(sha256(await storage.get(key0))).toBe(sha256(fresh))
+  expect((await storage.head(key0)).location).toBe('cloud')
+})
+
+test('a read keeps an object hot: ages count from the last access', async () => {
+  const storage = tiered({ hotToWarmDays: 0 })
+  const prefix = runPrefix('touch')
+  const files = await putAll(storage, prefix, 2)
+  const [read, unread] = Object.keys(files)
+  await new Promise((r) => setTimeout(r, 20))
+  await storage.get(read)
+  // The cycle's clock sits between the writes and the read.
+  const cycle = await storage.runTierCycle({ now: new Date(Date.now() - 5) })
+  expect(cycle.toWarm).toBe(1)
+  expect(await storage.tierOf(read)).toBe('hot')
+  expect(await storage.tierOf(unread)).toBe('warm')
+})
+
+test('cycle budgets: maxObjectsPerCycle and maxBytesPerCycle', async () => {
+  const byCount = tiered({ maxObjectsPerCycle: 3 })
+  const files = await putAll(byCount, runPrefix('budget'), 7)
+  const later = { now: new Date(Date.now() + 40 * DAY) }
+  expect((await byCount.runTierCycle(later)).toWarm).toBe(3)
+  expect((await byCount.runTierCycle(later)).toWarm).toBe(3)
+  expect((await byCount.runTierCycle(later)).toWarm).toBe(1)
+  await expectBytes(byCount, files)
+
+  const byBytes = tiered({ maxBytesPerCycle: 2500 })
+  await putAll(byBytes, runPrefix('bytes'), 4) // 1000, 1037, 1074, 1111 bytes
+  const first = await byBytes.runTierCycle(later)
+  expect(first).toMatchObject({ toWarm: 2, bytes: 2037 })
+})
+
+test('setTier moves one object now, verified, and back to hot', async () => {
+  const storage = tiered()
+  const prefix = runPrefix('set')
+  const files = await putAll(storage, prefix, 2)
+  const key = `${prefix}/obj-1.bin`
+  await storage.setTier(key, 'cold')
+  expect(await storage.tierOf(key)).toBe('cold')
+  expect(await hotView().exists(key)).toBe(false)
+  expect(sha256(await storage.get(key))).toBe(sha256(files[key]))
+  await storage.setTier(key, 'hot')
+  expect(await storage.tierOf(key)).toBe('hot')
+  expect(sha256(await hotView().get(key))).toBe(sha256(files[key]))
+  await expect(storage.setTier(key, 'lukewarm')).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
+  await expect(storage.tierOf(`${prefix}/missing`)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  await expect(storage.tierOf('../x')).rejects.toMatchObject({ code: 'INVALID_KEY' })
+})
+
+test('an unreachable tier fails moves in the report and in events, never by throwing; nothing is lost', async () => {
+  const events = []
+  const s3 = s3Options()
+  const storage = new StorageManager({
+    local: tmpDir('tier-down'),
+    mode: 'cloud',
+    ...s3,
+    tiers: {
+      warm: s3.cloud,
+      // Nothing listens on port 9: every request to the warm tier is refused.
+      warmOptions: { ...s3.cloudOptions, endpoint: 'http://127.0.0.1:9', maxRetries: 0, retryTimeoutMs: 100 },
+      policy: { hotToWarmDays: 1 },
+    },
+    onEvent: (e) => events.push(e),
+  })
+  const prefix = runPrefix('down')
+  const files = await putAll(storage, prefix, 3)
+  const report = await storage.runTierCycle({ now: new Date(Date.now() + 2 * DAY) })
+  expect(report.toWarm).toBe(0)
+  expect(report.failed.map((f) => f.code)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE'])
+  const failed = events.filter((e) => e.type === 'tier-move-failed')
+  expect(failed.map((e) => [e.code, e.side])).toEqual(Array(3).fill(['UNAVAILABLE', 'warm']))
+  for (const key of Object.keys(files)) expect(await storage.tierOf(key)).toBe('hot')
+  await expectBytes(storage, files)
+})
+
+test('the tier service runs cycles on an interval until stopped', async () => {
+  const storage = tiered({ hotToWarmDays: 0 })
+  const files = await putAll(storage, runPrefix('svc'), 2)
+  storage.startTierService({ intervalMs: 150 })
+  const running = await storage.tierStats()
+  expect(running.running).toBe(true)
+  expect(running.nextCycleInMs).toBeLessThanOrEqual(150)
+  await new Promise((r) => setTimeout(r, 700))
+  const after = await storage.tierStats()
+  expect(after.cyclesCompleted).toBeGreaterThanOrEqual(2)
+  expect(after.perTier.warm.objects).toBe(2)
+  storage.stopTierService()
+  await new Promise((r) => setTimeout(r, 50))
+  const stopped = await storage.tierStats()
+  expect(stopped.running).toBe(false)
+  expect(stopped.nextCycleInMs).toBeUndefined()
+  await expectBytes(storage, files)
+})
+
+test('one bucket, another storage class: S3 and Azure Cool rewrite in place', async () => {
+  const s3 = servers().s3
+  const withClass = (storageClass) =>
+    new StorageManager({
+      local: tmpDir('tier-class'),
+      mode: 'cloud',
+      ...s3Options(),
+      tiers: { warm: `s3://${s3.bucket}?storageClass=${storageClass}`, policy: { hotToWarmDays: 1 } },
+    })
+  // s3s-fs knows only STANDARD and REDUCED_REDUNDANCY: its refusal of STANDARD_IA
+  // shows the class reaches the server, and the failed move leaves the object hot.
+  const refused = withClass('STANDARD_IA')
+  const kept = await putAll(refused, runPrefix('ia'), 1)
+  const refusal = await refused.runTierCycle({ now: new Date(Date.now() + 2 * DAY) })
+  expect(refusal.toWarm).toBe(0)
+  expect(refusal.failed[0].message).toContain('InvalidStorageClass')
+  expect(await refused.tierOf(Object.keys(kept)[0])).toBe('hot')
+  await expectBytes(refused, kept)
+
+  const storage = withClass('REDUCED_REDUNDANCY')
+  const files = await putAll(storage, runPrefix('class'), 2)
+  const report = await storage.runTierCycle({ now: new Date(Date.now() + 2 * DAY) })
+  expect(report).toMatchObject({ toWarm: 2, failed: [] })
+  for (const key of Object.keys(files)) expect(await storage.tierOf(key)).toBe('warm')
+  // Same bucket: the object stays where it was, with its bytes.
+  await expectBytes(hotView(), files)
+
+  const az = azureOptions()
+  const azure = new StorageManager({
+    local: tmpDir('tier-az'),
+    mode: 'cloud',
+    ...az,
+    tiers: { warm: `${az.cloud}?storageClass=Cool`, policy: { hotToWarmDays: 1 } },
+  })
+  const azFiles = await putAll(azure, runPrefix('cool'), 2)
+  const azReport = await azure.runTierCycle({ now: new Date(Date.now() + 2 * DAY) })
+  expect(azReport).toMatchObject({ toWarm: 2, failed: [] })
+  await expectBytes(azure, azFiles)
+})
+
+test('tiers need a warm or cold store; bad policies name their field', async () => {
+  const plain = new StorageManager({ local: tmpDir('tier-none'), mode: 'local' })
+  await expect(plain.runTierCycle()).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
+  expect(() => tiered({ hotToWarmDays: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('hotToWarmDays') }))
+  expect(() => tiered({ maxObjectsPerCycle: -5 })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('maxObjectsPerCycle') }))
+})
