@@ -1,0 +1,140 @@
+'use strict'
+// The `stowage` command line, run as a real process against the S3 test server.
+const { execFile } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { tmpDir, sha256, bytes, runPrefix, servers, s3Options } = require('./helpers')
+
+const BIN = path.join(__dirname, '..', 'bin', 'stowage.js')
+
+function s3Env(overrides = {}) {
+  const s3 = servers().s3
+  return {
+    ...process.env,
+    S3_ENDPOINT: s3.endpoint,
+    S3_ACCESS_KEY: s3.accessKeyId,
+    S3_SECRET_KEY: s3.secretAccessKey,
+    S3_REGION: s3.region,
+    ...overrides,
+  }
+}
+
+/** Runs the CLI; resolves with its exit code and output (never rejects on exit codes). */
+function cli(args, env = s3Env()) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, stdout, stderr })
+    })
+  })
+}
+
+function writeTree(root, files) {
+  for (const [key, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true })
+    fs.writeFileSync(path.join(root, key), data)
+  }
+}
+
+function tree(prefix, n) {
+  const files = {}
+  for (let i = 0; i < n; i++) files[`${prefix}/dir${i % 3}/f${i}.bin`] = bytes(3000 + i * 11, i + 1)
+  return files
+}
+
+const bucket = () => `s3://${servers().s3.bucket}`
+const cloudView = () => new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+
+test('migrate: dry run, progress in a log, a verified copy, resumable re-run, shards and --delete-source', async () => {
+  const local = tmpDir('cli-mig')
+  const prefix = runPrefix('cli')
+  const files = tree(prefix, 30)
+  writeTree(local, files)
+
+  const dry = await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`, '--dry-run'])
+  expect(dry.code).toBe(0)
+  expect(dry.stdout).toMatch(/^completed: would copy 30, skipped 0/m)
+  expect(await cloudView().exists(Object.keys(files)[0])).toBe(false)
+
+  const half = await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`, '--shard', '0/2'])
+  expect(half.code).toBe(0)
+  const copiedByShard = Number(/copied (\d+)/.exec(half.stdout)[1])
+  expect(copiedByShard).toBeGreaterThan(5)
+  expect(copiedByShard).toBeLessThan(25)
+
+  const run = await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`, '--bwlimit', '10M'])
+  expect(run.code).toBe(0)
+  expect(run.stdout).toContain(`copied ${30 - copiedByShard}, skipped ${copiedByShard}`)
+  // Not a terminal: plain progress lines, the last one at 100 %.
+  expect(run.stderr).toMatch(/\[#+\] 100% 30\/30 files/)
+  for (const [key, data] of Object.entries(files)) expect(sha256(await cloudView().get(key))).toBe(sha256(data))
+
+  const verify = await cli(['verify', local, bucket(), '--prefix', `${prefix}/`])
+  expect(verify).toMatchObject({ code: 0 })
+  expect(verify.stdout).toContain('30 checked, 0 missing or different')
+
+  const moved = await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`, '--delete-source'])
+  expect(moved.code).toBe(0)
+  expect(moved.stdout).toContain('skipped 30')
+  for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
+})
+
+test('verify reports missing and different copies with exit code 1', async () => {
+  const local = tmpDir('cli-verify')
+  const prefix = runPrefix('ver')
+  const files = tree(prefix, 4)
+  writeTree(local, files)
+  expect((await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`])).code).toBe(0)
+  const [changed, missing] = Object.keys(files)
+  fs.writeFileSync(path.join(local, changed), bytes(files[changed].length, 999))
+  await cloudView().delete(missing)
+  const r = await cli(['verify', local, bucket(), '--prefix', `${prefix}/`])
+  expect(r.code).toBe(1)
+  expect(r.stdout).toContain(`MISSING ${missing}`)
+  expect(r.stdout).toContain(`SHA-256 ${changed}`)
+  expect(r.stdout).toContain('4 checked, 2 missing or different')
+})
+
+test('failures exit 1 without leaking the secret; bad usage exits 2', async () => {
+  const local = tmpDir('cli-bad')
+  writeTree(local, { 'a.txt': bytes(10) })
+  const secret = 'definitely-wrong-secret-value-123'
+  const denied = await cli(['migrate', local, bucket()], s3Env({ S3_SECRET_KEY: secret }))
+  expect(denied.code).toBe(1)
+  expect(denied.stdout).toContain('ACCESS_DENIED')
+  expect(denied.stdout + denied.stderr).not.toContain(secret)
+
+  for (const args of [['migrate', local], ['migrate', local, bucket(), '--shard', '3/2'], ['migrate', local, bucket(), '--bwlimit', 'fast'], ['frobnicate'], ['migrate', '--no-such-flag']]) {
+    const r = await cli(args)
+    expect(`${args.join(' ')} → ${r.code}`).toBe(`${args.join(' ')} → 2`)
+    expect(r.stderr).toMatch(/usage: stowage|INVALID_CONFIG/)
+  }
+})
+
+test('repair, tier-cycle and stats', async () => {
+  const local = tmpDir('cli-ops')
+  const warm = tmpDir('cli-warm')
+  const prefix = runPrefix('ops')
+  // A dual write while the cloud is unreachable (nothing listens on port 9) is queued.
+  const down = s3Options({ endpoint: 'http://127.0.0.1:9', maxRetries: 0, retryTimeoutMs: 100 })
+  const storage = new StorageManager({ local, mode: 'dual', ...down })
+  const queued = await storage.put(`${prefix}/a.bin`, bytes(2000, 1))
+  expect(queued.cloud).toBe('queued')
+  const repaired = await cli(['repair', local, bucket()])
+  expect(repaired).toMatchObject({ code: 0 })
+  expect(repaired.stdout).toContain('repaired 1, failed 0, still pending 0')
+  expect(sha256(await cloudView().get(`${prefix}/a.bin`))).toBe(sha256(bytes(2000, 1)))
+
+  const tiered = new StorageManager({ local, mode: 'cloud', ...s3Options(), tiers: { warm: `file://${warm}` } })
+  await tiered.put(`${prefix}/c.bin`, bytes(5000, 3))
+  const later = new Date(Date.now() + 40 * 86_400_000).toISOString()
+  const cycle = await cli(['tier-cycle', local, bucket(), '--warm', `file://${warm}`, '--now', later])
+  expect(cycle.code).toBe(0)
+  expect(cycle.stdout).toMatch(/moved [1-9]\d* to warm/)
+  expect(sha256(fs.readFileSync(path.join(warm, `${prefix}/c.bin`)))).toBe(sha256(bytes(5000, 3)))
+
+  const stats = await cli(['stats', local, bucket(), '--warm', `file://${warm}`])
+  expect(stats.code).toBe(0)
+  expect(stats.stdout).toContain('pending repairs: 0')
+  expect(stats.stdout).toMatch(/warm\s+[1-9]\d* objects/)
+})
