@@ -499,6 +499,10 @@ export interface TierOptions {
   /** Store URL; `?storageClass=STANDARD_IA` sets the class of objects written there. */
   warm?: string
   cold?: string
+  /** Endpoint and credentials of the warm store (default: `cloudOptions`). */
+  warmOptions?: CloudOptions
+  /** Endpoint and credentials of the cold store (default: `cloudOptions`). */
+  coldOptions?: CloudOptions
   policy?: TierPolicyOptions
 }
 
