@@ -1,6 +1,6 @@
 //! Headers and SHA-256 of objects kept as plain files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -49,18 +49,29 @@ impl Journal {
                 "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata
                  FROM objects WHERE store = ?1 AND key = ?2",
             )?
-            .query_row(params![store, key], |row| {
-                let metadata: String = row.get(5)?;
-                Ok(ObjectRecord {
-                    size: row.get::<_, i64>(0)? as u64,
-                    mtime_ns: row.get(1)?,
-                    sha256: row.get(2)?,
-                    content_type: row.get(3)?,
-                    cache_control: row.get(4)?,
-                    metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-                })
-            })
+            .query_row(params![store, key], object_record)
             .optional()
+        })
+        .await
+    }
+
+    /// The rows of `store` with keys in `first..=last` (one page of a listing), by key.
+    pub async fn objects_between(
+        &self,
+        store: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<HashMap<String, ObjectRecord>> {
+        let args = [store, first, last].map(str::to_owned);
+        self.run(move |c| {
+            c.prepare_cached(
+                "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata, key
+                 FROM objects WHERE store = ?1 AND key >= ?2 AND key <= ?3",
+            )?
+            .query_map(params![args[0], args[1], args[2]], |row| {
+                Ok((row.get(6)?, object_record(row)?))
+            })?
+            .collect()
         })
         .await
     }
@@ -74,6 +85,18 @@ impl Journal {
         })
         .await
     }
+}
+
+fn object_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRecord> {
+    let metadata: String = row.get(5)?;
+    Ok(ObjectRecord {
+        size: row.get::<_, i64>(0)? as u64,
+        mtime_ns: row.get(1)?,
+        sha256: row.get(2)?,
+        content_type: row.get(3)?,
+        cache_control: row.get(4)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -114,5 +137,12 @@ mod tests {
             j.get_object("file:///y", "a/b.png").await.unwrap(),
             Some(record(9))
         );
+        j.put_object("file:///y", "a/c.png", record(3))
+            .await
+            .unwrap();
+        j.put_object("file:///y", "b.png", record(4)).await.unwrap();
+        let page = j.objects_between("file:///y", "a/", "a/z").await.unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page["a/c.png"], record(3));
     }
 }

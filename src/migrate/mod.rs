@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::dual::{Event, EventKind, Side, Storage};
 use crate::error::{Error, Result};
@@ -124,7 +124,6 @@ impl Migration {
             control: control.clone(),
             counters: counters.clone(),
             limiter: None,
-            large: Semaphore::new(LARGE_AT_ONCE),
         };
         let work = async move {
             let result = job.run().await;
@@ -208,7 +207,6 @@ struct Job {
     control: Arc<Control>,
     counters: Arc<Counters>,
     limiter: Option<Limiter>,
-    large: Semaphore,
 }
 
 /// What one run needs at hand: the two stores and the journal.
@@ -318,9 +316,11 @@ impl Job {
         Ok(())
     }
 
-    /// Feeds the workers page by page, through a bounded queue.
+    /// Feeds the workers page by page. Large objects have their own queue and a few
+    /// workers of their own, so they neither hold up the small ones nor multiply memory.
     async fn walk(&self, sides: &Sides<'_>) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<Work>(PAGE);
+        let (small_tx, small_rx) = mpsc::channel::<Work>(PAGE);
+        let (large_tx, large_rx) = mpsc::channel::<Work>(PAGE);
         let feed = async move {
             let mut after: Option<String> = None;
             loop {
@@ -333,11 +333,16 @@ impl Job {
                     if !self.opts.shard.owns(info.key.as_str()) {
                         continue;
                     }
+                    let lane = if info.size > LARGE {
+                        &large_tx
+                    } else {
+                        &small_tx
+                    };
                     let work = match known.remove(info.key.as_str()) {
                         Some(row) if unchanged(&info, &row) => Work::Done(info, row),
                         _ => Work::Copy(info),
                     };
-                    if tx.send(work).await.is_err() {
+                    if lane.send(work).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -347,7 +352,17 @@ impl Job {
                 }
             }
         };
-        // Workers take turns at the queue; the lock is held only while waiting for it.
+        let (fed, (), ()) = futures::join!(
+            feed,
+            self.drain(sides, small_rx, self.opts.concurrency),
+            self.drain(sides, large_rx, LARGE_AT_ONCE.min(self.opts.concurrency)),
+        );
+        fed
+    }
+
+    /// `workers` workers taking turns at one queue until it is closed and empty.
+    async fn drain(&self, sides: &Sides<'_>, rx: mpsc::Receiver<Work>, workers: usize) {
+        // The lock is held only while waiting for the next item.
         let rx = tokio::sync::Mutex::new(rx);
         let worker = || async {
             loop {
@@ -356,9 +371,7 @@ impl Job {
                 self.process(sides, work).await;
             }
         };
-        let workers = futures::future::join_all((0..self.opts.concurrency).map(|_| worker()));
-        let (fed, _) = futures::join!(feed, workers);
-        fed
+        futures::future::join_all((0..workers).map(|_| worker())).await;
     }
 
     async fn verified(
@@ -430,10 +443,6 @@ impl Job {
     /// the key's lock so an app write to the same key cannot interleave.
     async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<()> {
         let _lock = self.storage.lock_key(info.key.as_str()).await;
-        let _large = match info.size > LARGE {
-            true => Some(self.large.acquire().await.expect("never closed")),
-            false => None,
-        };
         if let Some(limiter) = &self.limiter {
             limiter.acquire(info.size).await;
         }

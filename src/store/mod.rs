@@ -29,7 +29,7 @@ use object_store::{
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::journal::Journal;
+use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
 use errors::{Secrets, map_store_error};
 use headers::SHA256_METADATA;
@@ -220,6 +220,21 @@ impl Store {
         meta: &ObjectMeta,
         attributes: &Attributes,
     ) -> Result<ObjectInfo> {
+        let record = match &self.index {
+            Some(index) => index.get_object(&self.name, key.as_str()).await?,
+            None => None,
+        };
+        Ok(self.describe(key, meta, attributes, record))
+    }
+
+    /// `info` with the journal row (of file stores) already looked up.
+    fn describe(
+        &self,
+        key: &Key,
+        meta: &ObjectMeta,
+        attributes: &Attributes,
+        record: Option<ObjectRecord>,
+    ) -> ObjectInfo {
         let mut info = ObjectInfo {
             key: key.clone(),
             size: meta.size,
@@ -230,8 +245,7 @@ impl Store {
             sha256: None,
             metadata: BTreeMap::new(),
         };
-        if let Some(index) = &self.index {
-            let record = index.get_object(&self.name, key.as_str()).await?;
+        if self.index.is_some() {
             let mtime_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
             if let Some(r) = record.filter(|r| r.size == meta.size && r.mtime_ns == mtime_ns) {
                 info.sha256 = Some(r.sha256);
@@ -239,7 +253,7 @@ impl Store {
                 info.cache_control = r.cache_control;
                 info.metadata = r.metadata;
             }
-            return Ok(info);
+            return info;
         }
         for (attribute, value) in attributes {
             match attribute {
@@ -254,7 +268,7 @@ impl Store {
                 _ => {}
             }
         }
-        Ok(info)
+        info
     }
 
     /// Opens a read of `key` (all of it, or `range`).
@@ -404,10 +418,23 @@ impl Store {
             None => self.list_remote(prefix, start_after, limit + 1).await?,
         };
         let more = metas.len() > limit;
-        let mut objects = Vec::with_capacity(limit);
-        for (key, meta) in metas.into_iter().take(limit) {
-            objects.push(self.info(&key, &meta, &Attributes::new()).await?);
-        }
+        let metas = &metas[..metas.len().min(limit)];
+        // One journal query per page, not one per key.
+        let mut records = match (&self.index, metas.first(), metas.last()) {
+            (Some(index), Some((first, _)), Some((last, _))) => {
+                index
+                    .objects_between(&self.name, first.as_str(), last.as_str())
+                    .await?
+            }
+            _ => Default::default(),
+        };
+        let objects: Vec<ObjectInfo> = metas
+            .iter()
+            .map(|(key, meta)| {
+                let record = records.remove(key.as_str());
+                self.describe(key, meta, &Attributes::new(), record)
+            })
+            .collect();
         let next = more
             .then(|| objects.last().map(|o| o.key.to_string()))
             .flatten();

@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+// `npm run bench:migrate`: migrate a generated corpus (2,000 × 50 KiB + 20 × 20 MiB
+// random files in nested folders) from a local folder to one local s3s-fs server, with
+// SHA-256 verification: stowage's migrate() vs a hand-tuned fs + AWS SDK script vs
+// `rclone copy --checksum` (when rclone is on PATH), interleaved round by round, each run
+// in a fresh process and a fresh bucket, against the server's ceiling. Writes
+// bench/RESULTS.md.
+'use strict'
+const { spawnSync } = require('node:child_process')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+const { startBench, runJsonLines } = require('./harness')
+const { median, machine, writeSection } = require('./results')
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+const SMALL_COUNT = 2000
+const SMALL_SIZE = 50 * 1024
+const SMALL_PER_FOLDER = 100
+const LARGE_COUNT = 20
+const LARGE_SIZE = 20 * 1024 * 1024
+const FILES = SMALL_COUNT + LARGE_COUNT
+const CORPUS_BYTES = SMALL_COUNT * SMALL_SIZE + LARGE_COUNT * LARGE_SIZE
+const MiB = 1024 * 1024
+
+const pad = (n, w) => String(n).padStart(w, '0')
+
+/** Writes the corpus; returns key → { size, sha256 } for checking every copy. */
+function generateCorpus(dir) {
+  const expected = new Map()
+  const write = (key, data) => {
+    const file = path.join(dir, key)
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file, data)
+    expected.set(key, { size: data.length, sha256: crypto.createHash('sha256').update(data).digest('hex') })
+  }
+  for (let i = 0; i < SMALL_COUNT; i++) write(`small/${pad(Math.floor(i / SMALL_PER_FOLDER), 3)}/file-${pad(i, 4)}.bin`, crypto.randomBytes(SMALL_SIZE))
+  for (let i = 0; i < LARGE_COUNT; i++) write(`large/file-${pad(i, 2)}.bin`, crypto.randomBytes(LARGE_SIZE))
+  return expected
+}
+
+/** Reads what the server stored (s3s-fs keeps objects as files under <root>/<bucket>)
+ * and compares every object's size and SHA-256 with the corpus. Not timed. */
+function checkBucket(bucketDir, expected) {
+  const found = fs
+    .readdirSync(bucketDir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(bucketDir, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+  const problems = []
+  for (const key of found) {
+    const want = expected.get(key)
+    if (!want) {
+      problems.push(`unexpected object ${key}`)
+      continue
+    }
+    const data = fs.readFileSync(path.join(bucketDir, key))
+    if (data.length !== want.size || crypto.createHash('sha256').update(data).digest('hex') !== want.sha256) problems.push(`${key} differs`)
+  }
+  const have = new Set(found)
+  for (const key of expected.keys()) if (!have.has(key)) problems.push(`missing ${key}`)
+  return problems
+}
+
+/** Removes a bucket and the per-object sidecar files s3s-fs keeps beside the buckets
+ * (`.bucket-<base64 name>.object-<base64 key>.{internal,metadata}.json`). */
+function removeBucket(root, bucket) {
+  fs.rmSync(path.join(root, bucket), { recursive: true, force: true })
+  const prefixes = ['base64', 'base64url'].map((enc) => `.bucket-${Buffer.from(bucket).toString(enc).replace(/=+$/, '')}.`)
+  for (const name of fs.readdirSync(root)) if (prefixes.some((p) => name.startsWith(p))) fs.rmSync(path.join(root, name), { force: true })
+}
+
+function hasRclone() {
+  const r = spawnSync('rclone', ['version'], { stdio: 'ignore' })
+  return !r.error && r.status === 0
+}
+
+async function main() {
+  const bench = await startBench()
+  const { work, serverFile, server } = bench
+  const corpus = path.join(work, 'corpus')
+  console.log(`generating the corpus: ${SMALL_COUNT} × 50 KiB + ${LARGE_COUNT} × 20 MiB in ${corpus}`)
+  const expected = generateCorpus(corpus)
+  const clients = ['stowage', 'node']
+  if (hasRclone()) clients.push('rclone')
+  else console.log('rclone not installed, skipped')
+
+  const samples = []
+  const ceilings = []
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const c = bench.ceiling()
+      const small = c.find((r) => r.workload === 'small-put')
+      const large = c.find((r) => r.workload === 'large-put')
+      if (small && large) {
+        ceilings.push({ smallFps: small.files / small.seconds, largeMiBs: large.bytes / MiB / large.seconds, seconds: small.seconds + large.seconds })
+        console.log(`ceiling  round ${round}: small-put ${(small.files / small.seconds).toFixed(0)} files/s, large-put ${(large.bytes / MiB / large.seconds).toFixed(0)} MiB/s`)
+      }
+      // The client that goes first rotates from round to round.
+      const order = clients.map((_, i) => clients[(i + round) % clients.length])
+      for (const client of order) {
+        const bucket = `migrate-r${round}-${client}`
+        fs.mkdirSync(path.join(server.dir, bucket))
+        try {
+          const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'migrate-worker.js'), client, serverFile, corpus, bucket, work, String(round)])
+          if (r.copied !== FILES || r.failedCount !== 0) {
+            throw new Error(`${client} round ${round}: copied ${r.copied} of ${FILES}, ${r.failedCount} failed: ${JSON.stringify(r.failed)}${r.state ? `, state ${r.state}` : ''}`)
+          }
+          const problems = checkBucket(path.join(server.dir, bucket), expected)
+          if (problems.length) throw new Error(`${client} round ${round}: the server's copy differs from the corpus: ${problems.slice(0, 5).join('; ')} (${problems.length} problems)`)
+          if (fs.existsSync(path.join(corpus, '.stowage'))) throw new Error(`${client} wrote ${path.join(corpus, '.stowage')} into the source folder`)
+          console.log(
+            `${client.padEnd(8)} round ${round}: ${(FILES / r.seconds).toFixed(0)} files/s, ${(CORPUS_BYTES / MiB / r.seconds).toFixed(0)} MiB/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms === null ? '—' : r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB` +
+              (r.reportedSeconds ? ` (job report: ${r.reportedSeconds.toFixed(2)} s of ${r.seconds.toFixed(2)} s)` : ''),
+          )
+          samples.push(r)
+        } finally {
+          removeBucket(server.dir, bucket)
+          for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path.join(work, `journal-${round}.db${suffix}`), { force: true })
+        }
+      }
+    }
+  } finally {
+    await bench.stop()
+  }
+  writeSection('migrate', report(samples, ceilings, clients))
+  console.log('wrote bench/RESULTS.md')
+}
+
+function report(samples, ceilings, clients) {
+  const m = (client, f) => median(samples.filter((r) => r.client === client).map(f))
+  const fps = (c) => m(c, (r) => FILES / r.seconds)
+  const mibs = (c) => m(c, (r) => CORPUS_BYTES / MiB / r.seconds)
+  const cpu = (c) => m(c, (r) => (r.cpuSeconds / FILES) * 1000)
+  const rss = (c) => m(c, (r) => r.peakRssMiB)
+  const p99 = (c) => (c === 'rclone' ? null : m(c, (r) => r.eventLoopP99Ms))
+  const ceiling = ceilings.length ? median(ceilings.map((c) => FILES / c.seconds)) : null
+  const names = { stowage: 'stowage `migrate()`', node: 'fs + AWS SDK v3', rclone: '`rclone copy --checksum`' }
+  const f1 = (x) => (x === null ? '—' : x.toFixed(1))
+  const rows = clients.map((c) => {
+    const speed = c === 'stowage' ? '' : `**${(fps('stowage') / fps(c)).toFixed(2)}×**`
+    const cpuRatio = c === 'stowage' ? '' : `**${(cpu(c) / cpu('stowage')).toFixed(1)}×**`
+    const ofCeiling = ceiling ? `${((fps(c) / ceiling) * 100).toFixed(0)} %` : 'not measured'
+    return `| ${names[c]} | ${fps(c).toFixed(0)} | ${mibs(c).toFixed(0)} | ${speed} | ${ofCeiling} | ${cpu(c).toFixed(2)} | ${cpuRatio} | ${f1(p99(c))} | ${rss(c).toFixed(0)} |`
+  })
+  if (ceiling) rows.push(`| server ceiling (Rust, no hashing) | ${ceiling.toFixed(0)} | ${((ceiling * CORPUS_BYTES) / FILES / MiB).toFixed(0)} | | 100 % | | | | |`)
+
+  const verdict = (ok) => (ok ? 'met' : '**not met**')
+  const speedGoal = ceiling ? Math.min(2 * fps('node'), 0.9 * ceiling) : 2 * fps('node')
+  const targets = [
+    `speed ≥ ${speedGoal.toFixed(0)} files/s (${ceiling ? `the lower of 2× Node = ${(2 * fps('node')).toFixed(0)} and 90 % of the ceiling = ${(0.9 * ceiling).toFixed(0)}` : '2× Node; ceiling not measured'}): ${fps('stowage').toFixed(0)}, ${verdict(fps('stowage') >= speedGoal)}`,
+    clients.includes('rclone') ? `≥ rclone's throughput: ${(fps('stowage') / fps('rclone')).toFixed(2)}×, ${verdict(fps('stowage') >= fps('rclone'))}` : `≥ rclone's throughput: not measured (rclone not installed)`,
+    `≥ 3× less client CPU per file than Node: ${(cpu('node') / cpu('stowage')).toFixed(1)}×, ${verdict(cpu('node') / cpu('stowage') >= 3)}`,
+    `peak RSS < 200 MiB: ${rss('stowage').toFixed(0)} MiB, ${verdict(rss('stowage') < 200)}`,
+    `event-loop p99 < 5 ms: ${p99('stowage').toFixed(1)} ms, ${verdict(p99('stowage') < 5)}`,
+  ]
+  const ceilingText = ceilings.length
+    ? `The ceiling is bench/s3_ceiling.rs (object_store from a plain Rust loop: no Node, no file reads,
+no hashing, no metadata) putting the same number of objects of the same sizes, measured each round:
+2,000 × 50 KiB at 16 in flight (median ${median(ceilings.map((c) => c.smallFps)).toFixed(0)} files/s) then 20 × 20 MiB at 4 in flight
+(median ${median(ceilings.map((c) => c.largeMiBs)).toFixed(0)} MiB/s). Its files/s for this corpus = 2,020 ÷ (small-put seconds + large-put
+seconds). A migration's files/s cannot be split into small and large files, so the whole corpus is
+compared with the ceiling's time for the whole corpus rather than with small-put files/s alone (the
+corpus has ${Math.round(((LARGE_COUNT * LARGE_SIZE) / CORPUS_BYTES) * 100)} % of its bytes in the 20 large files, so small-put files/s alone would overstate the ceiling
+about ${Math.round(median(ceilings.map((c) => c.smallFps)) / ceiling)}-fold). Clients overlap the two kinds of files and use more connections, so they can exceed 100 %.`
+    : `The server's ceiling was not measured in this run (target/release/examples/s3_ceiling was not built
+and BENCH_SKIP_CEILING_BUILD=1 was set); run \`npm run bench:migrate\` without it to fill the column.`
+
+  return `## Migration: stowage vs fs + AWS SDK vs rclone (\`npm run bench:migrate\`)
+
+${machine()}; ${ROUNDS} interleaved rounds (the client that goes first rotates), medians; each
+run a fresh process and a fresh bucket on one local s3s-fs server. Corpus: 2,000 × 50 KiB in 20
+folders + 20 × 20 MiB, random bytes, ${(CORPUS_BYTES / MiB).toFixed(0)} MiB, read from the page cache.
+
+- **stowage**: \`migrate({ from: 'local', to: 'cloud', concurrency: 16 })\`, fresh journal per
+  round; SHA-256 of each file stored with the object and checked against the copy's recorded
+  size and SHA-256 (default \`verify: 'sha256'\`); every copy journalled in SQLite.
+- **fs + AWS SDK v3**: recursive \`readdir\`, SHA-256 with \`crypto\`, \`PutObject\` (≤ 10 MiB, read
+  into memory) or lib-storage \`Upload\` (partSize 10 MiB, queueSize 4, hashed in a first
+  streaming pass) with \`Metadata: { sha256 }\`, then \`HeadObject\` to compare the stored sha256
+  and ContentLength; 32 files in flight, keep-alive agent with 64 sockets, SDK defaults otherwise
+  (so CRC32 request checksums are on, as in the transfer benchmark).
+- **rclone** ${clients.includes('rclone') ? `(${rcloneVersion()})` : '(not installed: skipped)'}: \`copy --checksum --transfers 16 --checkers 16\`. It verifies
+  **MD5, not SHA-256**: every file here is below its 200 MiB upload cutoff, so each is one PUT with
+  a Content-MD5 header computed from the local file, then a HEAD whose ETag (the MD5) and size must
+  match ("corrupted on transfer" otherwise). Its CPU is the rclone process's (from /proc), its RSS
+  its VmHWM; it has no event loop.
+- After every run the benchmark reads back all ${FILES.toLocaleString('en-US')} stored objects from the server's folder and
+  compares size and SHA-256 with the corpus (not timed); any difference stops the benchmark.
+
+${ceilingText}
+
+| client | files/s | MiB/s | speed (stowage ÷ client) | % of the server's ceiling | client CPU ms per file | CPU ratio (client ÷ stowage) | event-loop p99 ms | peak RSS MiB |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+
+Targets for stowage: ${targets.join('; ')}.
+`
+}
+
+function rcloneVersion() {
+  const r = spawnSync('rclone', ['version'], { encoding: 'utf8' })
+  return (r.stdout || '').split('\n')[0].trim()
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
