@@ -457,12 +457,13 @@ export interface Stats {
 export interface StorageEvent {
   /**
    * `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
-   * `repair-failed`, `integrity-failed`.
+   * `repair-failed`, `integrity-failed`, `migrated`, `migrate-failed`, `tier-moved`,
+   * `tier-move-failed`.
    */
   type: string
   key: string
   size?: number
-  side?: 'local' | 'cloud'
+  side?: 'local' | 'cloud' | 'warm' | 'cold'
   /** The error code, for failures. */
   code?: string
   message?: string

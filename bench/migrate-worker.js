@@ -46,18 +46,11 @@ async function stowage() {
 /** What a careful user writes with the AWS SDK: walk, hash with `crypto`, upload with
  * the hash as metadata, then HEAD each object and compare its metadata and length. */
 async function node() {
-  const { S3Client, PutObjectCommand, HeadObjectCommand } = require('@aws-sdk/client-s3')
+  const { PutObjectCommand, HeadObjectCommand } = require('@aws-sdk/client-s3')
   const { Upload } = require('@aws-sdk/lib-storage')
-  const { NodeHttpHandler } = require('@smithy/node-http-handler')
-  const http = require('node:http')
+  const { s3Client } = require('./sdk')
   return async () => {
-    const s3 = new S3Client({
-      endpoint: server.endpoint,
-      region: server.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-      requestHandler: new NodeHttpHandler({ httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }) }),
-    })
+    const s3 = s3Client(server)
     const entries = await fs.promises.readdir(corpus, { recursive: true, withFileTypes: true })
     const files = entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name))
     const failed = []

@@ -6,7 +6,7 @@
 // in a fresh process and a fresh bucket, against the server's ceiling. Writes
 // bench/RESULTS.md.
 'use strict'
-const { spawnSync } = require('node:child_process')
+const { execFileSync, spawnSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -100,6 +100,9 @@ async function main() {
       for (const client of order) {
         const bucket = `migrate-r${round}-${client}`
         fs.mkdirSync(path.join(server.dir, bucket))
+        // Every client starts with the previous run's writes on disk, not in dirty pages
+        // that the kernel would flush (and throttle the server with) during its run.
+        execFileSync('sync')
         try {
           const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'migrate-worker.js'), client, serverFile, corpus, bucket, work, String(round)])
           if (r.copied !== FILES || r.failedCount !== 0) {

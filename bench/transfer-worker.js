@@ -45,17 +45,9 @@ function stowageClient(mode, localDir) {
 /** What a careful app does with the AWS SDK: hash with `crypto`, keep the hash as
  * metadata, verify it on the way back. */
 function sdkClient(localDir) {
-  const { S3Client, PutObjectCommand, GetObjectCommand } = require('@aws-sdk/client-s3')
+  const { PutObjectCommand, GetObjectCommand } = require('@aws-sdk/client-s3')
   const { Upload } = require('@aws-sdk/lib-storage')
-  const { NodeHttpHandler } = require('@smithy/node-http-handler')
-  const http = require('node:http')
-  const s3 = new S3Client({
-    endpoint: server.endpoint,
-    region: server.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }) }),
-  })
+  const s3 = require('./sdk').s3Client(server)
   const sha = (b) => crypto.createHash('sha256').update(b).digest('hex')
   const hashFile = async (file) => {
     const h = crypto.createHash('sha256')

@@ -102,6 +102,7 @@ impl Config {
             part_size: part_size as usize,
             multipart_threshold,
             concurrency: concurrency as usize,
+            ..d
         })
     }
 

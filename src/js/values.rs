@@ -105,12 +105,13 @@ pub struct Progress {
 #[napi(object)]
 pub struct StorageEvent {
     /// `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
-    /// `repair-failed`, `integrity-failed`.
+    /// `repair-failed`, `integrity-failed`, `migrated`, `migrate-failed`, `tier-moved`,
+    /// `tier-move-failed`.
     #[napi(js_name = "type")]
     pub kind: String,
     pub key: String,
     pub size: Option<i64>,
-    #[napi(ts_type = "'local' | 'cloud'")]
+    #[napi(ts_type = "'local' | 'cloud' | 'warm' | 'cold'")]
     pub side: Option<String>,
     /// The error code, for failures.
     pub code: Option<String>,

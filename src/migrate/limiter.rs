@@ -2,9 +2,10 @@
 //! its bytes on the clock and starts when the bytes reserved before it have had their
 //! time, so the average rate over the job stays at or under the limit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Limiter {
@@ -29,7 +30,7 @@ impl Limiter {
             *next = Some(start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_second));
             start
         };
-        tokio::time::sleep_until(start.into()).await;
+        tokio::time::sleep_until(start).await;
     }
 }
 

@@ -93,11 +93,14 @@ pub struct MigrationReport {
 
 /// Objects listed per page of the walk, and queued ahead of the workers.
 const PAGE: usize = 1000;
-/// Large objects copied at once, each with at most this many parts in flight, so a
-/// migration's memory stays near `LARGE_AT_ONCE × LARGE_PARTS × partSize`.
+/// Objects above `LARGE` go to their own lane: `LARGE_AT_ONCE` at a time, each one PUT
+/// from memory up to `LARGE_IN_MEMORY`, else with at most `LARGE_PARTS` parts in
+/// flight, so a migration's memory stays near `LARGE_AT_ONCE × max(LARGE_IN_MEMORY,
+/// LARGE_PARTS × partSize)` on top of the small lane's `concurrency × LARGE`.
 const LARGE_AT_ONCE: usize = 2;
 const LARGE_PARTS: usize = 4;
 const LARGE: u64 = 8 * 1024 * 1024;
+const LARGE_IN_MEMORY: u64 = 32 * 1024 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// A running migration: what `storage.migrate()` returns.
@@ -504,6 +507,9 @@ impl Job {
         let cfg = self.storage.transfer();
         TransferConfig {
             concurrency: cfg.concurrency.min(LARGE_PARTS),
+            // The large lane has few workers, so a one-request PUT from memory is affordable
+            // and spares the server a multipart assembly.
+            copy_in_memory: LARGE_IN_MEMORY,
             ..cfg
         }
     }

@@ -10,10 +10,6 @@ use super::object::{ObjectInfo, PutOptions, Written};
 use super::{Store, TransferConfig, hash_file};
 use crate::error::{Error, Result};
 
-/// Objects up to this size are copied through memory; larger ones stream in parts, so
-/// memory per copy stays bounded by `partSize × concurrency`.
-const IN_MEMORY: u64 = 8 * 1024 * 1024;
-
 impl Store {
     /// Copies the object `info` describes from this store to `to`. The copy carries the
     /// source's content type, cache control and metadata. Fails with `INTEGRITY` when
@@ -34,7 +30,9 @@ impl Store {
             metadata: info.metadata.clone(),
             if_not_exists: false,
         };
-        let written = if info.size <= IN_MEMORY.min(cfg.multipart_threshold) {
+        // Larger objects stream in parts, so memory per copy stays bounded by
+        // `partSize × concurrency`.
+        let written = if info.size <= cfg.copy_in_memory.min(cfg.multipart_threshold) {
             let data = self.get(key).await?;
             let sha256 = sha256_hex(&data);
             check_read(info, data.len() as u64, &sha256)?;

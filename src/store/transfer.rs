@@ -29,6 +29,9 @@ pub struct TransferConfig {
     pub part_size: usize,
     pub multipart_threshold: u64,
     pub concurrency: usize,
+    /// Store-to-store copies up to this size go through memory as one PUT; larger ones
+    /// stream in parts.
+    pub copy_in_memory: u64,
 }
 
 impl Default for TransferConfig {
@@ -37,6 +40,7 @@ impl Default for TransferConfig {
             part_size: 10 * 1024 * 1024,
             multipart_threshold: 100 * 1024 * 1024,
             concurrency: 16,
+            copy_in_memory: 8 * 1024 * 1024,
         }
     }
 }
