@@ -412,7 +412,7 @@ impl Job {
             Work::Copy(info) if self.opts.dry_run => (info, Ok(true)),
             Work::Copy(info) => {
                 let outcome = self.copy(sides, &info).await;
-                (info, outcome.map(|()| true))
+                (info, outcome)
             }
         };
         match outcome {
@@ -443,24 +443,43 @@ impl Job {
     }
 
     /// Copies, verifies, records, and (with `deleteSource`) deletes the source, under
-    /// the key's lock so an app write to the same key cannot interleave.
-    async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<()> {
+    /// the key's lock so an app write to the same key cannot interleave. Returns
+    /// whether bytes were copied: a target that already holds the object with the
+    /// source's recorded SHA-256 (a dual write, say) is verified in place instead.
+    async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
         let _lock = self.storage.lock_key(info.key.as_str()).await;
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire(info.size).await;
-        }
-        let cfg = self.transfer();
-        let written = sides
-            .from
-            .copy_to(sides.to, info, &cfg, &self.storage.temp_dir())
-            .await?;
-        let row = MigratedRow {
+        let row = |size, sha256| MigratedRow {
             key: info.key.to_string(),
-            size: written.size,
+            size,
             mtime_ns: info.mtime_ns(),
-            sha256: written.sha256,
+            sha256,
         };
-        verify(sides.to, &row, self.opts.verify).await?;
+        let held = match &info.sha256 {
+            Some(sha256) => {
+                let held = row(info.size, sha256.clone());
+                verify(sides.to, &held, self.opts.verify)
+                    .await
+                    .ok()
+                    .map(|()| held)
+            }
+            None => None,
+        };
+        let copied = held.is_none();
+        let row = match held {
+            Some(row) => row,
+            None => {
+                if let Some(limiter) = &self.limiter {
+                    limiter.acquire(info.size).await;
+                }
+                let written = sides
+                    .from
+                    .copy_to(sides.to, info, &self.transfer(), &self.storage.temp_dir())
+                    .await?;
+                let row = row(written.size, written.sha256);
+                verify(sides.to, &row, self.opts.verify).await?;
+                row
+            }
+        };
         sides
             .journal
             .record_migrated(sides.id, sides.from.name(), sides.to.name(), row)
@@ -471,7 +490,7 @@ impl Job {
         if self.opts.delete_source {
             self.delete_source(sides, info).await?;
         }
-        Ok(())
+        Ok(copied)
     }
 
     /// A copy verified by an earlier run whose source is still there (a crash came
@@ -487,7 +506,7 @@ impl Job {
             Ok(()) => self.delete_source(sides, info).await,
             Err(_) => {
                 drop(_lock);
-                self.copy(sides, info).await
+                self.copy(sides, info).await.map(drop)
             }
         }
     }
