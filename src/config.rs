@@ -123,6 +123,13 @@ impl Config {
         if mode != Mode::Local && self.cloud.is_none() {
             return Err(Error::config("cloud", "required unless mode is 'local'"));
         }
+        let tiered = self.tiers.warm.is_some() || self.tiers.cold.is_some();
+        if tiered && self.journal.is_none() && self.local.is_none() {
+            return Err(Error::config(
+                "tiers",
+                "tiers keep ages in the journal: set `local` or `journal`",
+            ));
+        }
         self.presign.validate()?;
         for value in self.cache_control.values() {
             if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
@@ -228,6 +235,23 @@ mod tests {
             "cloud"
         );
         assert_eq!(field(&Config::default()), "local");
+        let cloud_only = Config {
+            cloud: Some("memory://".into()),
+            tiers: TierConfig {
+                warm: Some("memory://".into()),
+                ..TierConfig::default()
+            },
+            ..Config::default()
+        };
+        assert_eq!(field(&cloud_only), "tiers");
+        assert!(
+            Config {
+                journal: Some("/tmp/j.db".into()),
+                ..cloud_only
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
