@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::dual::{Event, EventKind, Side, Storage};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, MigratedRow, MigrationScope};
+use crate::key::Key;
 use crate::store::hash::StreamHasher;
 use crate::store::object::ObjectInfo;
 use crate::store::{Store, TransferConfig};
@@ -123,10 +124,10 @@ impl Migration {
         let (tx, report) = watch::channel(None);
         let job = Job {
             storage,
+            limiter: opts.bandwidth_limit.map(Limiter::new),
             opts,
             control: control.clone(),
             counters: counters.clone(),
-            limiter: None,
         };
         let work = async move {
             let result = job.run().await;
@@ -221,8 +222,7 @@ struct Sides<'a> {
 }
 
 impl Job {
-    async fn run(mut self) -> Result<MigrationReport> {
-        self.limiter = self.opts.bandwidth_limit.map(Limiter::new);
+    async fn run(self) -> Result<MigrationReport> {
         let storage = self.storage.clone();
         let sides = Sides {
             from: storage.store(self.opts.from).expect("checked"),
@@ -301,21 +301,14 @@ impl Job {
                 .iter()
                 .filter(|o| self.opts.shard.owns(o.key.as_str()))
             {
-                self.counters
-                    .total
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.counters
-                    .bytes_total
-                    .fetch_add(o.size, std::sync::atomic::Ordering::Relaxed);
+                self.counters.counted(o.size);
             }
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
-        self.counters
-            .total_known
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.counters.count_finished();
         Ok(())
     }
 
@@ -457,7 +450,7 @@ impl Job {
         let held = match &info.sha256 {
             Some(sha256) => {
                 let held = row(info.size, sha256.clone());
-                verify(sides.to, &held, self.opts.verify)
+                verify(sides.to, &info.key, &held, self.opts.verify)
                     .await
                     .ok()
                     .map(|()| held)
@@ -476,7 +469,7 @@ impl Job {
                     .copy_to(sides.to, info, &self.transfer(), &self.storage.temp_dir())
                     .await?;
                 let row = row(written.size, written.sha256);
-                verify(sides.to, &row, self.opts.verify).await?;
+                verify(sides.to, &info.key, &row, self.opts.verify).await?;
                 row
             }
         };
@@ -502,7 +495,7 @@ impl Job {
         row: &MigratedRow,
     ) -> Result<()> {
         let _lock = self.storage.lock_key(info.key.as_str()).await;
-        match verify(sides.to, row, self.opts.verify).await {
+        match verify(sides.to, &info.key, row, self.opts.verify).await {
             Ok(()) => self.delete_source(sides, info).await,
             Err(_) => {
                 drop(_lock);
@@ -541,14 +534,13 @@ fn unchanged(info: &ObjectInfo, row: &MigratedRow) -> bool {
 }
 
 /// Checks that `to` holds the copy `row` describes.
-async fn verify(to: &Store, row: &MigratedRow, mode: Verify) -> Result<()> {
-    let key = crate::key::Key::parse(&row.key)?;
-    let stored = to.head(&key).await?;
+async fn verify(to: &Store, key: &Key, row: &MigratedRow, mode: Verify) -> Result<()> {
+    let stored = to.head(key).await?;
     let actual = match mode {
         Verify::Sha256 => stored.sha256,
         Verify::Full => {
             let mut hasher = StreamHasher::default();
-            let mut stream = to.stream(&key, None).await?;
+            let mut stream = to.stream(key, None).await?;
             while let Some(chunk) = stream.next().await {
                 hasher.update(&chunk?);
             }

@@ -19,15 +19,15 @@ pub struct Failure {
 #[derive(Debug)]
 pub struct Counters {
     started: Instant,
-    pub(super) total: AtomicU64,
-    pub(super) bytes_total: AtomicU64,
+    total: AtomicU64,
+    bytes_total: AtomicU64,
     /// Set when the counting walk has seen every object in scope.
-    pub(super) total_known: AtomicBool,
-    pub(super) copied: AtomicU64,
-    pub(super) skipped: AtomicU64,
+    total_known: AtomicBool,
+    copied: AtomicU64,
+    skipped: AtomicU64,
     skipped_bytes: AtomicU64,
     failed: AtomicU64,
-    pub(super) bytes: AtomicU64,
+    bytes: AtomicU64,
     failures: Mutex<Vec<Failure>>,
 }
 
@@ -67,6 +67,16 @@ impl Default for Counters {
 }
 
 impl Counters {
+    /// The counting walk found one more object in scope.
+    pub fn counted(&self, bytes: u64) {
+        self.total.fetch_add(1, Relaxed);
+        self.bytes_total.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn count_finished(&self) {
+        self.total_known.store(true, Relaxed);
+    }
+
     pub fn copied(&self, bytes: u64) {
         self.copied.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);

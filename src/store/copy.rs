@@ -68,9 +68,8 @@ impl Store {
             sha256_hex(key.as_str().as_bytes())
         ));
         let result = async {
-            // get_to_file checks the bytes against the recorded SHA-256.
-            self.get_to_file(key, &temp, None).await?;
-            let expected = hash_file(temp.clone()).await?;
+            // The download checks the bytes against the recorded SHA-256 as it writes.
+            let (_, expected) = self.download(key, &temp, None).await?;
             check_read(info, expected.0, &expected.1)?;
             to.put_file(key, &temp, &expected, opts, cfg, None).await
         }
@@ -89,8 +88,7 @@ impl Store {
             Ok(meta) => meta,
             Err(e) => return Err(self.fail(e, &info.key).await),
         };
-        let mtime_ns = now.last_modified.timestamp_nanos_opt().unwrap_or_default();
-        if now.size != info.size || mtime_ns != info.mtime_ns() {
+        if now.size != info.size || super::mtime_ns(&now) != info.mtime_ns() {
             return Err(Error::Integrity(format!(
                 "{} changed while it was copied",
                 info.key

@@ -58,6 +58,12 @@ pub struct Store {
     container_seen: Arc<AtomicBool>,
 }
 
+/// Modification time of a stored object in nanoseconds since the epoch, as the journal
+/// records it.
+fn mtime_ns(meta: &ObjectMeta) -> i64 {
+    meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
+}
+
 /// How a store URL was given: `file://…`, an absolute or relative path, or a scheme.
 pub fn parse_store_url(url: &str, field: &str) -> Result<Url> {
     if !url.contains("://") {
@@ -246,8 +252,8 @@ impl Store {
             metadata: BTreeMap::new(),
         };
         if self.index.is_some() {
-            let mtime_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
-            if let Some(r) = record.filter(|r| r.size == meta.size && r.mtime_ns == mtime_ns) {
+            if let Some(r) = record.filter(|r| r.size == meta.size && r.mtime_ns == mtime_ns(meta))
+            {
                 info.sha256 = Some(r.sha256);
                 info.content_type = r.content_type;
                 info.cache_control = r.cache_control;
@@ -398,7 +404,7 @@ impl Store {
             .head(&Self::path(to))
             .await
             .map_err(|e| map_store_error(e, Some(to), &self.secrets))?;
-        record.mtime_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+        record.mtime_ns = mtime_ns(&meta);
         index.put_object(&self.name, to.as_str(), record).await
     }
 

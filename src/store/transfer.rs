@@ -217,6 +217,16 @@ impl Store {
         dest: &Path,
         progress: Option<ProgressFn>,
     ) -> Result<ObjectInfo> {
+        Ok(self.download(key, dest, progress).await?.0)
+    }
+
+    /// `get_to_file`, also returning the size and SHA-256 of the bytes written.
+    pub(super) async fn download(
+        &self,
+        key: &Key,
+        dest: &Path,
+        progress: Option<ProgressFn>,
+    ) -> Result<(ObjectInfo, (u64, String))> {
         let read = self.open_read(key, None).await?;
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
@@ -247,22 +257,23 @@ impl Store {
                 .await
                 .map_err(|e| Error::from_io(e, &shown))?;
             progress.finish();
+            let size = hasher.bytes();
             let actual = hasher.finish();
             match &info.sha256 {
                 Some(expected) if *expected != actual => Err(Error::Integrity(format!(
                     "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
                 ))),
-                _ => Ok(()),
+                _ => Ok((size, actual)),
             }
         }
         .await;
         match result {
-            Ok(()) => {
+            Ok(digest) => {
                 let shown = dest.display().to_string();
                 tokio::fs::rename(&temp, dest)
                     .await
                     .map_err(|e| Error::from_io(e, &shown))?;
-                Ok(info)
+                Ok((info, digest))
             }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;
@@ -311,7 +322,7 @@ impl Store {
             .map_err(|e| self.map(e, key))?;
         let record = ObjectRecord {
             size,
-            mtime_ns: meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+            mtime_ns: super::mtime_ns(&meta),
             sha256: sha256.to_owned(),
             content_type: content_type(key, opts),
             cache_control: cache_control(key, opts),
