@@ -13,7 +13,7 @@ const path = require('node:path')
 const { startBench, runJsonLines } = require('./harness')
 const { median, machine, writeSection } = require('./results')
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5)
 const SMALL_COUNT = 2000
 const SMALL_SIZE = 50 * 1024
 const SMALL_PER_FOLDER = 100
@@ -69,6 +69,19 @@ function removeBucket(root, bucket) {
   for (const name of fs.readdirSync(root)) if (prefixes.some((p) => name.startsWith(p))) fs.rmSync(path.join(root, name), { force: true })
 }
 
+// This file system (ext4 without a journal) skips inodes freed in the last 30 s
+// (dirty_expire_centisecs) when it allocates new ones, so a run that starts soon after
+// thousands of deletions spends up to half its server time scanning inode tables
+// (perf: ext4_create → recently_deleted). Every measured run therefore starts at least
+// this long after the benchmark's last deletion or overwrite of objects.
+const SETTLE_MS = 31_000
+let lastDeletion = Date.now()
+
+function settle() {
+  const wait = lastDeletion + SETTLE_MS - Date.now()
+  if (wait > 0) execFileSync('sleep', [String(wait / 1000)])
+}
+
 function hasRclone() {
   const r = spawnSync('rclone', ['version'], { stdio: 'ignore' })
   return !r.error && r.status === 0
@@ -88,7 +101,10 @@ async function main() {
   const ceilings = []
   try {
     for (let round = 0; round < ROUNDS; round++) {
+      settle()
       const c = bench.ceiling()
+      // The ceiling rewrites the same keys each round, freeing the previous round's inodes.
+      lastDeletion = Date.now()
       const small = c.find((r) => r.workload === 'small-put')
       const large = c.find((r) => r.workload === 'large-put')
       if (small && large) {
@@ -102,6 +118,7 @@ async function main() {
         fs.mkdirSync(path.join(server.dir, bucket))
         // Every client starts with the previous run's writes on disk, not in dirty pages
         // that the kernel would flush (and throttle the server with) during its run.
+        settle()
         execFileSync('sync')
         try {
           const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'migrate-worker.js'), client, serverFile, corpus, bucket, work, String(round)])
@@ -118,6 +135,7 @@ async function main() {
           samples.push(r)
         } finally {
           removeBucket(server.dir, bucket)
+          lastDeletion = Date.now()
           for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path.join(work, `journal-${round}.db${suffix}`), { force: true })
         }
       }
@@ -145,6 +163,12 @@ function report(samples, ceilings, clients) {
     const ofCeiling = ceiling ? `${((fps(c) / ceiling) * 100).toFixed(0)} %` : 'not measured'
     return `| ${names[c]} | ${fps(c).toFixed(0)} | ${mibs(c).toFixed(0)} | ${speed} | ${ofCeiling} | ${cpu(c).toFixed(2)} | ${cpuRatio} | ${f1(p99(c))} | ${rss(c).toFixed(0)} |`
   })
+  const spread = clients
+    .map((c) => {
+      const runs = samples.filter((r) => r.client === c).map((r) => FILES / r.seconds)
+      return `${names[c]} ${Math.min(...runs).toFixed(0)}–${Math.max(...runs).toFixed(0)}`
+    })
+    .join(', ')
   if (ceiling) rows.push(`| server ceiling (Rust, no hashing) | ${ceiling.toFixed(0)} | ${((ceiling * CORPUS_BYTES) / FILES / MiB).toFixed(0)} | | 100 % | | | | |`)
 
   const verdict = (ok) => (ok ? 'met' : '**not met**')
@@ -164,7 +188,7 @@ no hashing, no metadata) putting the same number of objects of the same sizes, m
 seconds). A migration's files/s cannot be split into small and large files, so the whole corpus is
 compared with the ceiling's time for the whole corpus rather than with small-put files/s alone (the
 corpus has ${Math.round(((LARGE_COUNT * LARGE_SIZE) / CORPUS_BYTES) * 100)} % of its bytes in the 20 large files, so small-put files/s alone would overstate the ceiling
-about ${Math.round(median(ceilings.map((c) => c.smallFps)) / ceiling)}-fold). Clients overlap the two kinds of files and use more connections, so they can exceed 100 %.`
+about ${(median(ceilings.map((c) => c.smallFps)) / ceiling).toFixed(1)}-fold). Clients overlap the two kinds of files and use more connections, so they can exceed 100 %.`
     : `The server's ceiling was not measured in this run (target/release/examples/s3_ceiling was not built
 and BENCH_SKIP_CEILING_BUILD=1 was set); run \`npm run bench:migrate\` without it to fill the column.`
 
@@ -187,6 +211,11 @@ folders + 20 × 20 MiB, random bytes, ${(CORPUS_BYTES / MiB).toFixed(0)} MiB, re
   a Content-MD5 header computed from the local file, then a HEAD whose ETag (the MD5) and size must
   match ("corrupted on transfer" otherwise). Its CPU is the rclone process's (from /proc), its RSS
   its VmHWM; it has no event loop.
+- Every run (and the ceiling) starts at least 31 s after the benchmark last deleted or
+  overwrote objects: this ext4 file system (no journal) skips inodes freed in the last 30 s
+  when it creates files, and a run that followed a deletion spent up to half of the server's
+  time in that scan (perf: \`ext4_create → recently_deleted\`), which made results depend on
+  the order of the clients.
 - After every run the benchmark reads back all ${FILES.toLocaleString('en-US')} stored objects from the server's folder and
   compares size and SHA-256 with the corpus (not timed); any difference stops the benchmark.
 
@@ -195,6 +224,11 @@ ${ceilingText}
 | client | files/s | MiB/s | speed (stowage ÷ client) | % of the server's ceiling | client CPU ms per file | CPU ratio (client ÷ stowage) | event-loop p99 ms | peak RSS MiB |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
+
+Files/s of single runs, lowest–highest: ${spread}. The spread is the server's: s3s-fs creates every
+object as a temporary file in its root folder and renames it into place, and on this VM the time
+its threads spend in the kernel doing so varies about 2-fold from run to run (most of it
+directory-lock spinning and ext4 inode allocation, by \`perf\`), whichever client is sending.
 
 Targets for stowage: ${targets.join('; ')}.
 `

@@ -12,6 +12,12 @@ pub struct Key(String);
 
 impl Key {
     pub fn parse(key: &str) -> Result<Key> {
+        Key::check(key)?;
+        Ok(Key(key.to_owned()))
+    }
+
+    /// The rules of [`Key::parse`] without keeping the key.
+    pub fn check(key: &str) -> Result<()> {
         let reject = |reason| {
             Err(Error::InvalidKey {
                 key: printable(key),
@@ -46,7 +52,7 @@ impl Key {
         if is_staging_name(key) {
             return reject("key ends in '#' and digits, a name local stores use for partial files");
         }
-        Ok(Key(key.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {

@@ -6,6 +6,7 @@ use super::Storage;
 use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::store::StoreSigner;
 use crate::store::presign::{self, Method, PresignRequest, encode_key_path};
 
 /// `presign` in the constructor's options.
@@ -75,6 +76,63 @@ pub struct PresignOptions<'a> {
     pub content_disposition: Option<&'a str>,
 }
 
+/// Below this many keys, starting threads costs more than it saves.
+const PARALLEL_BATCH: usize = 2048;
+
+/// Where the URLs of one presign call point, and how they are signed.
+enum UrlSigner<'a> {
+    Cdn(&'a str),
+    Cloud(StoreSigner<'a>),
+    Local {
+        base: &'a str,
+        secret: &'a [u8],
+        method: Method,
+        expires_at: u64,
+    },
+}
+
+impl UrlSigner<'_> {
+    fn url(&self, key: &str) -> Result<String> {
+        match self {
+            UrlSigner::Cdn(cdn) => Ok(format!("{cdn}/{}", encode_key_path(key))),
+            UrlSigner::Cloud(signer) => signer.url(key),
+            UrlSigner::Local {
+                base,
+                secret,
+                method,
+                expires_at,
+            } => presign::sign_local(base, secret, *method, key, *expires_at),
+        }
+    }
+
+    /// Checks and signs each key; large batches on every core.
+    fn urls(&self, keys: &[String]) -> Result<Vec<String>> {
+        let sign = |keys: &[String]| -> Result<Vec<String>> {
+            keys.iter()
+                .map(|key| {
+                    Key::check(key)?;
+                    self.url(key)
+                })
+                .collect()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if keys.len() < PARALLEL_BATCH || threads == 1 {
+            return sign(keys);
+        }
+        std::thread::scope(|scope| {
+            let chunks: Vec<_> = keys
+                .chunks(keys.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || sign(chunk)))
+                .collect();
+            let mut urls = Vec::with_capacity(keys.len());
+            for chunk in chunks {
+                urls.extend(chunk.join().expect("signing does not panic")?);
+            }
+            Ok(urls)
+        })
+    }
+}
+
 impl Storage {
     /// Signs without any network call; `now` is Unix seconds.
     pub fn presign(
@@ -84,9 +142,35 @@ impl Storage {
         opts: &PresignOptions,
         now: u64,
     ) -> Result<String> {
+        self.url_signer(method, opts, now)?.url(key.as_str())
+    }
+
+    /// [`Storage::presign`] for many keys that share one method and set of options,
+    /// each key checked as [`Key::parse`] would.
+    pub fn presign_many(
+        &self,
+        keys: &[String],
+        method: Method,
+        opts: &PresignOptions,
+        now: u64,
+    ) -> Result<Vec<String>> {
+        self.url_signer(method, opts, now)?.urls(keys)
+    }
+
+    /// The CDN for GETs when one is configured, else the cloud's own signature when it
+    /// has one, else a local signed URL.
+    fn url_signer<'a>(
+        &'a self,
+        method: Method,
+        opts: &PresignOptions<'a>,
+        now: u64,
+    ) -> Result<UrlSigner<'a>> {
+        if let (Method::Get, Some(cdn)) = (method, &self.presign.cdn_base_url) {
+            return Ok(UrlSigner::Cdn(cdn.trim_end_matches('/')));
+        }
         let req = PresignRequest {
             method,
-            key: key.as_str(),
+            key: "",
             expires_in: opts
                 .expires_in
                 .or(self.presign.expires_in)
@@ -95,20 +179,17 @@ impl Storage {
             content_type: opts.content_type,
             content_disposition: opts.content_disposition,
         };
-        if let (Method::Get, Some(cdn)) = (method, &self.presign.cdn_base_url) {
-            return Ok(format!(
-                "{}/{}",
-                cdn.trim_end_matches('/'),
-                encode_key_path(key.as_str())
-            ));
-        }
         let cloud = self.cloud.as_ref().filter(|_| self.mode != Mode::Local);
-        if let Some(signed) = cloud.and_then(|c| c.presign(&req)) {
-            return signed.map(|s| s.url);
+        if let Some(signer) = cloud.and_then(|c| c.presigner(&req)) {
+            return signer.map(UrlSigner::Cloud);
         }
         let (base, secret) = self.presign.local()?;
-        let expires_at = req.expires_at()?;
-        presign::sign_local(base, secret, method, key.as_str(), expires_at)
+        Ok(UrlSigner::Local {
+            base,
+            secret,
+            method,
+            expires_at: req.expires_at()?,
+        })
     }
 
     /// The key a local signed URL grants, or `SIGNATURE_INVALID` / `SIGNATURE_EXPIRED`.

@@ -33,7 +33,7 @@ impl Storage {
 
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<PutResult> {
         let opts = self.put_options(key, opts)?;
-        let sha256 = crate::store::hash::sha256_hex(&data);
+        let sha256 = crate::store::hash_bytes(&data).await?;
         let cfg = self.transfer;
         let intent = RepairOp::Put {
             sha256: sha256.clone(),

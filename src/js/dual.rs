@@ -16,9 +16,6 @@ use crate::error::Error;
 use crate::key::Key;
 use crate::store::presign::Method;
 
-/// Below this many keys, starting threads costs more than it saves.
-const PARALLEL_BATCH: usize = 2048;
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,29 +134,9 @@ impl StorageManager {
         opts: Option<PresignGetOpts>,
     ) -> napi::Result<Vec<String>> {
         let opts = opts.unwrap_or_default();
-        let (options, now) = (opts.options(), now());
-        let sign_all = |keys: &[String]| -> Result<Vec<String>, Error> {
-            keys.iter()
-                .map(|key| self.sign(key, Method::Get, &options, now))
-                .collect()
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let signed = if keys.len() < PARALLEL_BATCH || threads == 1 {
-            sign_all(&keys)
-        } else {
-            std::thread::scope(|scope| {
-                let chunks: Vec<_> = keys
-                    .chunks(keys.len().div_ceil(threads))
-                    .map(|chunk| scope.spawn(move || sign_all(chunk)))
-                    .collect();
-                let mut urls = Vec::with_capacity(keys.len());
-                for chunk in chunks {
-                    urls.extend(chunk.join().expect("signing does not panic")?);
-                }
-                Ok(urls)
-            })
-        };
-        signed.map_err(|e| to_js(&env, e))
+        self.inner
+            .presign_many(&keys, Method::Get, &opts.options(), now())
+            .map_err(|e| to_js(&env, e))
     }
 
     /// The key a local signed URL grants; throws `SIGNATURE_INVALID` or

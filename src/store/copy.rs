@@ -7,7 +7,7 @@ use object_store::ObjectStoreExt;
 
 use super::hash::sha256_hex;
 use super::object::{ObjectInfo, PutOptions, Written};
-use super::{Store, TransferConfig, hash_file};
+use super::{Store, TransferConfig, hash_bytes, hash_file};
 use crate::error::{Error, Result};
 
 impl Store {
@@ -34,7 +34,7 @@ impl Store {
         // `partSize × concurrency`.
         let written = if info.size <= cfg.copy_in_memory.min(cfg.multipart_threshold) {
             let data = self.get(key).await?;
-            let sha256 = sha256_hex(&data);
+            let sha256 = hash_bytes(&data).await?;
             check_read(info, data.len() as u64, &sha256)?;
             to.put_bytes(key, data, &opts, Some(sha256), cfg).await?
         } else if let Some(root) = self.local_path() {

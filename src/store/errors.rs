@@ -47,6 +47,10 @@ fn classify_generic(text: String) -> Error {
     let lower = text.to_ascii_lowercase();
     if mentions_missing_bucket(&text) {
         Error::NoSuchBucket(text)
+    } else if text.contains("InvalidBucketName") || text.contains("InvalidResourceName") {
+        // S3's and Azure's answer to a bucket or container name they don't allow: the
+        // configuration is wrong, and retrying or queueing a repair cannot help.
+        Error::config("bucket", format!("the server refused the name: {text}"))
     } else if [
         "accessdenied",
         "signaturedoesnotmatch",
@@ -125,6 +129,13 @@ mod tests {
         assert_eq!(
             classify_generic("<Code>NoSuchBucket</Code>".into()).code(),
             "NO_SUCH_BUCKET"
+        );
+        assert_eq!(
+            classify_generic(
+                "400 Bad Request: <Error><Code>InvalidBucketName</Code></Error>".into()
+            )
+            .code(),
+            "INVALID_CONFIG"
         );
         assert_eq!(
             classify_generic("operation timed out".into()).code(),

@@ -37,7 +37,7 @@ use local::LocalRoot;
 pub use local::STATE_DIR;
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
-pub use transfer::{TransferConfig, hash_file};
+pub use transfer::{TransferConfig, hash_bytes, hash_file};
 
 /// One store. File-system stores keep headers and SHA-256 in the journal; the others
 /// keep them as object attributes.
@@ -122,14 +122,18 @@ impl Store {
         })
     }
 
-    /// Signs a URL for a key of this store, without any network call.
-    pub fn presign(&self, req: &presign::PresignRequest) -> Option<Result<presign::PresignedUrl>> {
+    /// A signer of URLs for keys of this store, without any network call; `None` for
+    /// stores that have no signature of their own (file, memory).
+    pub fn presigner<'a>(
+        &'a self,
+        req: &presign::PresignRequest<'a>,
+    ) -> Option<Result<StoreSigner<'a>>> {
         let (presigner, prefix) = self.presigner.as_deref()?;
-        if prefix.is_empty() {
-            return Some(presigner.presign(req));
-        }
-        let key = format!("{prefix}/{}", req.key);
-        Some(presigner.presign(&presign::PresignRequest { key: &key, ..*req }))
+        Some(
+            presigner
+                .batch(req)
+                .map(|batch| StoreSigner { batch, prefix }),
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -534,5 +538,19 @@ impl JournalSource {
             return Ok(journal.clone());
         }
         Journal::open(&root.join(STATE_DIR).join("journal.db"))
+    }
+}
+/// Signs URLs for keys of one store: the store's key prefix, then its signer.
+pub struct StoreSigner<'a> {
+    batch: presign::BatchSigner<'a>,
+    prefix: &'a str,
+}
+
+impl StoreSigner<'_> {
+    pub fn url(&self, key: &str) -> Result<String> {
+        if self.prefix.is_empty() {
+            return self.batch.url(key);
+        }
+        self.batch.url(&format!("{}/{key}", self.prefix))
     }
 }

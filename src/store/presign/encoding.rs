@@ -18,7 +18,14 @@ pub(super) fn encode_component(s: &str) -> String {
 
 /// A key or path: each segment escaped, `/` kept. S3 wants it encoded once, never twice.
 pub fn encode_path(s: &str) -> String {
-    utf8_percent_encode(s, PATH).to_string()
+    let mut out = String::with_capacity(s.len());
+    push_encoded_path(&mut out, s);
+    out
+}
+
+/// [`encode_path`] appended to `out`, for URLs built in one buffer.
+pub(super) fn push_encoded_path(out: &mut String, s: &str) {
+    out.extend(utf8_percent_encode(s, PATH));
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub use azure_sas::{AzurePresigner, AzureSasConfig, SAS_VERSION};
 pub use encoding::encode_path as encode_key_path;
 pub use local::{MIN_SECRET_BYTES, sign_local, verify_local};
 pub use request::{MAX_EXPIRES_IN, Method, PresignRequest, PresignedUrl};
-pub use sigv4::{S3PresignConfig, S3Presigner};
+pub use sigv4::{S3Batch, S3PresignConfig, S3Presigner};
 
 /// The signer of a cloud store, whichever kind it is.
 pub enum Presigner {
@@ -28,10 +28,33 @@ pub enum Presigner {
 }
 
 impl Presigner {
-    pub fn presign(&self, req: &PresignRequest) -> crate::error::Result<PresignedUrl> {
+    /// A signer for URLs that share `req`'s method, time and options (`req.key` is
+    /// not used); checks those options once.
+    pub fn batch<'a>(&'a self, req: &PresignRequest<'a>) -> crate::error::Result<BatchSigner<'a>> {
         match self {
-            Presigner::S3(p) => p.presign(req),
-            Presigner::Azure(p) => p.presign(req),
+            Presigner::S3(p) => p.batch(req).map(|batch| BatchSigner::S3(Box::new(batch))),
+            Presigner::Azure(p) => {
+                req.expires_at()?;
+                Ok(BatchSigner::Azure(p, *req))
+            }
+        }
+    }
+}
+
+/// Signs the URLs of one batch, key by key.
+pub enum BatchSigner<'a> {
+    // Boxed: made once per call, and the S3 batch carries its MAC state inline.
+    S3(Box<S3Batch>),
+    Azure(&'a AzurePresigner, PresignRequest<'a>),
+}
+
+impl BatchSigner<'_> {
+    pub fn url(&self, key: &str) -> crate::error::Result<String> {
+        match self {
+            BatchSigner::S3(batch) => Ok(batch.url(key)),
+            BatchSigner::Azure(presigner, req) => presigner
+                .presign(&PresignRequest { key, ..*req })
+                .map(|signed| signed.url),
         }
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-use super::encoding::{encode_component, encode_path};
+use super::encoding::{encode_component, encode_path, push_encoded_path};
 use super::endpoint::Endpoint;
 use super::mac::{HmacSha256, hmac_sha256, keyed};
 use super::request::{Method, PresignRequest, PresignedUrl};
@@ -89,28 +89,38 @@ impl S3Presigner {
     }
 
     pub fn presign(&self, req: &PresignRequest) -> Result<PresignedUrl> {
+        let batch = self.batch(req)?;
+        Ok(PresignedUrl {
+            url: batch.url(req.key),
+            method: req.method,
+            headers: batch.headers,
+            expires_at: batch.expires_at,
+        })
+    }
+
+    /// Prepares everything that URLs with `req`'s method, time and options share
+    /// (`req.key` is not used), so each URL of a batch costs one SHA-256 of its
+    /// canonical request and one HMAC.
+    pub fn batch(&self, req: &PresignRequest) -> Result<S3Batch> {
         let expires_at = req.expires_at()?;
         let amz_date = amz_date(req.now);
         let date = &amz_date[..8];
         let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
-        let path = format!("{}/{}", self.path_prefix, encode_path(req.key));
         let parts = self.queries.get(req, &amz_date, || {
             let headers = self.signed_headers(req);
             let query = self.canonical_query(req, &amz_date, &scope, &headers);
             SignedParts { headers, query }
         });
         let (headers, query) = (&parts.headers, &parts.query);
-        let canonical_request = canonical_request(req.method, &path, query, headers);
-        let string_to_sign = string_to_sign(&amz_date, &scope, &canonical_request);
-        let signature =
-            self.keys
-                .sign(&self.secret_access_key, date, &self.region, &string_to_sign);
-        Ok(PresignedUrl {
-            url: format!(
-                "{}://{}{path}?{query}&X-Amz-Signature={signature}",
-                self.scheme, self.host
-            ),
+        let origin = format!("{}://{}", self.scheme, self.host);
+        Ok(S3Batch {
+            path_start: origin.len(),
+            url_head: format!("{origin}{}/", self.path_prefix),
+            url_tail: format!("?{query}&X-Amz-Signature="),
             method: req.method,
+            canonical_tail: canonical_tail(query, headers),
+            sts_head: sts_head(&amz_date, &scope),
+            mac: self.keys.mac(&self.secret_access_key, date, &self.region),
             headers: headers
                 .iter()
                 .filter(|(name, _)| *name != "host")
@@ -202,27 +212,69 @@ fn signed_header_names(headers: &[(&str, String)]) -> String {
         .join(";")
 }
 
-fn canonical_request(
-    method: Method,
-    path: &str,
-    query: &str,
-    headers: &[(&str, String)],
-) -> String {
+/// The canonical request after its method and path: query, headers, signed header
+/// names and the payload hash.
+fn canonical_tail(query: &str, headers: &[(&str, String)]) -> String {
     let canonical_headers: String = headers
         .iter()
         .map(|(name, value)| format!("{name}:{value}\n"))
         .collect();
     format!(
-        "{}\n{path}\n{query}\n{canonical_headers}\n{}\nUNSIGNED-PAYLOAD",
-        method.as_str(),
+        "\n{query}\n{canonical_headers}\n{}\nUNSIGNED-PAYLOAD",
         signed_header_names(headers)
     )
 }
 
-fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    let hash = hex::encode(Sha256::digest(canonical_request.as_bytes()));
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{hash}")
+/// The string to sign up to the canonical request's hash.
+fn sts_head(amz_date: &str, scope: &str) -> String {
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n")
 }
+
+/// URLs for one method, time and set of options, signed key by key. `Send + Sync`,
+/// so a large batch can be signed on every core.
+pub struct S3Batch {
+    /// `scheme://host/prefix/`: the URL up to the encoded key.
+    url_head: String,
+    /// Where the canonical path starts in `url_head`.
+    path_start: usize,
+    /// `?query&X-Amz-Signature=`.
+    url_tail: String,
+    method: Method,
+    canonical_tail: String,
+    sts_head: String,
+    /// HMAC with the day's signing key absorbed.
+    mac: HmacSha256,
+    headers: Vec<(&'static str, String)>,
+    expires_at: u64,
+}
+
+impl S3Batch {
+    pub fn url(&self, key: &str) -> String {
+        let mut url = String::with_capacity(
+            self.url_head.len() + 3 * key.len() + self.url_tail.len() + SIGNATURE_HEX,
+        );
+        url.push_str(&self.url_head);
+        push_encoded_path(&mut url, key);
+        let mut canonical = Sha256::new();
+        canonical.update(self.method.as_str());
+        canonical.update(b"\n");
+        canonical.update(&url[self.path_start..]);
+        canonical.update(&self.canonical_tail);
+        let mut hash = [0u8; SIGNATURE_HEX];
+        hex::encode_to_slice(canonical.finalize(), &mut hash).expect("64 hex digits");
+        let mut mac = self.mac.clone();
+        mac.update(self.sts_head.as_bytes());
+        mac.update(&hash);
+        let mut signature = [0u8; SIGNATURE_HEX];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature).expect("64 hex digits");
+        url.push_str(&self.url_tail);
+        url.push_str(std::str::from_utf8(&signature).expect("hex is ASCII"));
+        url
+    }
+}
+
+/// Length of a SHA-256 in hex.
+const SIGNATURE_HEX: usize = 64;
 
 /// `kSigning`: four chained HMACs from the secret over date, region, service.
 fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
@@ -275,9 +327,8 @@ impl QueryCache {
     }
 }
 
-/// The last derived signing key (the service is always `s3`), ready-keyed: signing a
-/// batch of URLs costs one SHA-256 of the canonical request and one HMAC of the
-/// string to sign each, instead of four more HMACs to re-derive the key. One entry is
+/// The last derived signing key (the service is always `s3`), ready-keyed: a batch
+/// starts from it instead of four more HMACs to re-derive the key. One entry is
 /// enough, since the key changes only with the UTC date or the credentials.
 #[derive(Default)]
 struct SigningKeyCache {
@@ -292,24 +343,20 @@ struct CachedKey {
 }
 
 impl SigningKeyCache {
-    /// Lower-case hex HMAC of `string_to_sign` under the key of this scope.
-    fn sign(&self, secret: &str, date: &str, region: &str, string_to_sign: &str) -> String {
-        let mut mac = {
-            // The entry is replaced whole, so a panic elsewhere can't leave it half-written.
-            let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            let key = match latest.take() {
-                Some(k) if k.date == date && k.region == region && k.secret == secret => k,
-                _ => CachedKey {
-                    secret: secret.to_owned(),
-                    date: date.to_owned(),
-                    region: region.to_owned(),
-                    mac: keyed(&signing_key(secret, date, region, SERVICE)),
-                },
-            };
-            latest.insert(key).mac.clone()
+    /// An HMAC keyed with the signing key of this scope.
+    fn mac(&self, secret: &str, date: &str, region: &str) -> HmacSha256 {
+        // The entry is replaced whole, so a panic elsewhere can't leave it half-written.
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = match latest.take() {
+            Some(k) if k.date == date && k.region == region && k.secret == secret => k,
+            _ => CachedKey {
+                secret: secret.to_owned(),
+                date: date.to_owned(),
+                region: region.to_owned(),
+                mac: keyed(&signing_key(secret, date, region, SERVICE)),
+            },
         };
-        mac.update(string_to_sign.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        latest.insert(key).mac.clone()
     }
 }
 
@@ -317,6 +364,24 @@ impl SigningKeyCache {
 mod tests {
     use super::*;
     use crate::store::presign::request::tests::get;
+
+    fn canonical_request(
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: &[(&str, String)],
+    ) -> String {
+        format!(
+            "{}\n{path}{}",
+            method.as_str(),
+            canonical_tail(query, headers)
+        )
+    }
+
+    fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
+        let hash = hex::encode(Sha256::digest(canonical_request.as_bytes()));
+        format!("{}{hash}", sts_head(amz_date, scope))
+    }
 
     // The S3 docs' presigned-URL example: "Authenticating Requests: Using Query
     // Parameters (AWS Signature Version 4)", GET examplebucket/test.txt.
@@ -432,8 +497,10 @@ mod tests {
             ("s2", "20240102", "eu-west-1"),
             ("s1", "20240101", "us-east-1"),
         ] {
+            let mut mac = cache.mac(secret, date, region);
+            mac.update(b"sts");
             assert_eq!(
-                cache.sign(secret, date, region, "sts"),
+                hex::encode(mac.finalize().into_bytes()),
                 fresh(secret, date, region)
             );
         }
