@@ -82,6 +82,14 @@ describe('credentials and buckets', () => {
     await expectCode(storage.list(), 'NO_SUCH_BUCKET')
   })
 
+  test('S3: a bucket name the server refuses is INVALID_CONFIG, not an outage', async () => {
+    // Two characters: S3 bucket names need at least three, and s3s-fs answers InvalidBucketName.
+    const storage = new StorageManager({ local: tmpDir('s'), ...s3Options(), cloud: 's3://b0', mode: 'cloud' })
+    const err = await storage.put('a.txt', 'x').catch((e) => e)
+    expect(err.code).toBe('INVALID_CONFIG')
+    expect(err.message).toMatch(/InvalidBucketName/)
+  })
+
   test('Azure: wrong account key is ACCESS_DENIED and the key is not in the message', async () => {
     const az = servers().azure
     const wrongKey = Buffer.from('not the azurite key at all, 32+ bytes long').toString('base64')

@@ -53,6 +53,17 @@ store it as metadata and verify it on download. Ceiling = object_store in a plai
 | workload | files/s stowage / SDK | speed ratio | stowage vs ceiling | MiB/s stowage / SDK | CPU ms per file stowage / SDK | CPU ratio (SDK ÷ stowage) | event-loop p99 ms | peak RSS MiB |
 |---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
+
+**Why small GETs are slow for every client here.** s3s-fs does not set \`TCP_NODELAY\`, and it
+writes a GET response in several writes (headers, then the body in 8 KiB pieces). On a
+keep-alive connection the client's kernel delays its ACK (up to 40 ms, since the connection is in
+request/response "pingpong" mode), and Nagle's algorithm holds the server's second write until
+that ACK arrives. \`strace\` shows the server finishing a 50 KiB response 1 ms after the request and
+the client receiving its body 40 ms later; one object_store GET after another takes 42–50 ms (the
+first, on a fresh connection, 2 ms), and the AWS SDK's take 44–48 ms the same way. The Rust
+ceiling client is bound by it too (16 in flight ÷ ~41 ms ≈ the 390 files/s above). Production S3
+servers set \`TCP_NODELAY\`; reqwest, under object_store, offers no hook for \`TCP_QUICKACK\`.
+At 16 in flight the SDK's GETs stall less often than object_store's; why, we have not found.
 `
 }
 

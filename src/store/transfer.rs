@@ -2,7 +2,7 @@
 //! threshold, `partSize` parts with `concurrency` in flight above it, and downloads to
 //! a temporary file that is renamed into place only once its SHA-256 checks out.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +12,7 @@ use object_store::{
     Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
     PutOptions as StorePutOptions, PutPayload, WriteMultipart,
 };
+use tokio::io::AsyncWriteExt;
 
 use super::Store;
 use super::hash::{StreamHasher, sha256_hex};
@@ -233,28 +234,34 @@ impl Store {
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
         let result = async {
-            let (chunks, writer) = file_sink(temp.clone());
+            let shown = temp.display().to_string();
+            // Network chunks are small; each tokio file write is a hop to the blocking
+            // pool, so writes are gathered into READ_CHUNK-sized ones.
+            let mut file = tokio::io::BufWriter::with_capacity(
+                READ_CHUNK,
+                tokio::fs::File::create(&temp)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?,
+            );
+            let mut hasher = StreamHasher::default();
             let mut progress = Progress::new(progress, info.size);
-            let received = async {
-                let mut stream = read.into_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| self.map(e, key))?;
-                    let len = chunk.len() as u64;
-                    if chunks.send(chunk).await.is_err() {
-                        break; // the writer failed; its error is returned below
-                    }
-                    progress.advance(len);
-                }
-                Ok(())
+            let mut stream = read.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.map(e, key))?;
+                hasher.update(&chunk);
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::from_io(e, &shown))?;
+                progress.advance(chunk.len() as u64);
             }
-            .await;
-            drop(chunks);
-            // Joined even after a failed read, so the temp file is not removed while the
-            // writer could still create it.
-            let written = writer.await.map_err(task_failed)?;
-            received?;
-            let (size, actual) = written?;
+            file.flush().await.map_err(|e| Error::from_io(e, &shown))?;
+            file.get_ref()
+                .sync_all()
+                .await
+                .map_err(|e| Error::from_io(e, &shown))?;
             progress.finish();
+            let size = hasher.bytes();
+            let actual = hasher.finish();
             match &info.sha256 {
                 Some(expected) if *expected != actual => Err(Error::Integrity(format!(
                     "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
@@ -340,7 +347,6 @@ fn cache_control(key: &Key, opts: &PutOptions) -> String {
         .unwrap_or_else(|| headers::cache_control_for(key))
 }
 
-/// `(size, sha256)` of a file, read on a blocking thread.
 /// Buffers up to this size are hashed where they are (a fraction of a millisecond);
 /// larger ones on a blocking thread, so that a 20 MiB buffer does not hold one of the
 /// runtime's few workers, and every transfer queued behind it, for tens of milliseconds.
@@ -357,6 +363,7 @@ pub async fn hash_bytes(data: &Bytes) -> Result<String> {
         .map_err(task_failed)
 }
 
+/// `(size, sha256)` of a file, read on a blocking thread.
 pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
     tokio::task::spawn_blocking(move || {
         let shown = file.display().to_string();
@@ -375,59 +382,6 @@ pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
     })
     .await
     .map_err(task_failed)?
-}
-
-/// Chunks in flight between a download and its file writer: enough to keep both busy,
-/// few enough that memory stays constant.
-const SINK_CHUNKS: usize = 32;
-
-/// A blocking thread that hashes the chunks it receives and writes them to `file`,
-/// gathering what has arrived into one vectored write, then syncs the file. The async
-/// side only hands over `Bytes`: no copy into buffers, no hashing on the runtime.
-fn file_sink(
-    file: PathBuf,
-) -> (
-    tokio::sync::mpsc::Sender<Bytes>,
-    tokio::task::JoinHandle<Result<(u64, String)>>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(SINK_CHUNKS);
-    let task = tokio::task::spawn_blocking(move || {
-        let shown = file.display().to_string();
-        let io = |e| Error::from_io(e, &shown);
-        let mut out = std::fs::File::create(&file).map_err(io)?;
-        let mut hasher = StreamHasher::default();
-        let mut batch = Vec::with_capacity(SINK_CHUNKS);
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
-            while batch.len() < SINK_CHUNKS
-                && let Ok(more) = rx.try_recv()
-            {
-                batch.push(more);
-            }
-            for chunk in &batch {
-                hasher.update(chunk);
-            }
-            write_all_vectored(&mut out, &batch).map_err(io)?;
-            batch.clear();
-        }
-        out.sync_all().map_err(io)?;
-        Ok((hasher.bytes(), hasher.finish()))
-    });
-    (tx, task)
-}
-
-fn write_all_vectored(out: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice> = chunks.iter().map(|c| IoSlice::new(c)).collect();
-    let mut slices = &mut slices[..];
-    while !slices.is_empty() {
-        match out.write_vectored(slices) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn task_failed(e: tokio::task::JoinError) -> Error {
