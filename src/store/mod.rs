@@ -540,6 +540,7 @@ impl JournalSource {
         Journal::open(&root.join(STATE_DIR).join("journal.db"))
     }
 }
+
 /// Signs URLs for keys of one store: the store's key prefix, then its signer.
 pub struct StoreSigner<'a> {
     batch: presign::BatchSigner<'a>,
