@@ -74,7 +74,7 @@ test('migrate: dry run, progress in a log, a verified copy, resumable re-run, sh
   expect(verify.stdout).toContain('30 checked, 0 missing or different')
 
   const moved = await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`, '--delete-source'])
-  expect(moved.code).toBe(0)
+  expect(moved).toMatchObject({ code: 0 })
   expect(moved.stdout).toContain('skipped 30')
   for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
 })

@@ -1,5 +1,8 @@
 //! The S3 server's own ceiling: the plainest fast client, object_store driven from a
-//! Rust loop with no Node, no hashing and no metadata. Prints one JSON line per workload.
+//! Rust loop with no Node, no file reads and no hashing. Prints one JSON line per workload.
+//! The plain workloads store bytes only; the `-verified` ones do what the server must do
+//! for any verified copy: store the object with its SHA-256 as metadata (hashed once,
+//! up front), then HEAD it and compare size and metadata.
 //! Usage: cargo run --release --example s3_ceiling -- <endpoint> <bucket> <access> <secret> <large-file>
 
 use std::sync::Arc;
@@ -8,7 +11,9 @@ use std::time::Instant;
 use futures::{StreamExt, stream};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
+};
 
 const SMALL_COUNT: usize = 2000;
 const SMALL_SIZE: usize = 50 * 1024;
@@ -27,6 +32,42 @@ where
     println!(
         r#"{{"client":"ceiling","workload":"{name}","seconds":{seconds},"files":{files},"bytes":{bytes}}}"#
     );
+}
+
+/// One verified copy, as a migration makes it: PUT with the SHA-256 as metadata, then a
+/// HEAD whose size and metadata must match.
+async fn put_verified(store: &dyn ObjectStore, key: &Path, data: bytes::Bytes, sha256: &str) {
+    let size = data.len() as u64;
+    let mut attributes = Attributes::new();
+    attributes.insert(
+        Attribute::Metadata("sha256".into()),
+        sha256.to_owned().into(),
+    );
+    let opts = PutOptions {
+        attributes,
+        ..Default::default()
+    };
+    store
+        .put_opts(key, PutPayload::from_bytes(data), opts)
+        .await
+        .expect("put");
+    let head = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    let stored = store.get_opts(key, head).await.expect("head");
+    let stored_sha = stored.attributes.get(&Attribute::Metadata("sha256".into()));
+    assert_eq!(stored.meta.size, size, "stored size");
+    assert_eq!(
+        stored_sha.map(|v| v.as_ref()),
+        Some(sha256),
+        "stored sha256"
+    );
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[tokio::main]
@@ -49,6 +90,7 @@ async fn main() {
     let small = bytes::Bytes::from(vec![7u8; SMALL_SIZE]);
     let large = bytes::Bytes::from(std::fs::read(large_file).expect("large file"));
     let key = |kind: &str, i: usize| Path::from(format!("bench/ceiling/{kind}/{i}.bin"));
+    let (small_sha, large_sha) = (hex_sha256(&small), hex_sha256(&large));
 
     timed(
         "small-put",
@@ -117,6 +159,28 @@ async fn main() {
                     .await
                     .expect("body");
             }
+        },
+    )
+    .await;
+    timed(
+        "small-put-verified",
+        SMALL_COUNT,
+        SMALL_COUNT * SMALL_SIZE,
+        16,
+        |i| {
+            let (store, data, sha) = (store.clone(), small.clone(), small_sha.as_str());
+            async move { put_verified(store.as_ref(), &key("small-v", i), data, sha).await }
+        },
+    )
+    .await;
+    timed(
+        "large-put-verified",
+        LARGE_COUNT,
+        LARGE_COUNT * large.len(),
+        4,
+        |i| {
+            let (store, data, sha) = (store.clone(), large.clone(), large_sha.as_str());
+            async move { put_verified(store.as_ref(), &key("large-v", i), data, sha).await }
         },
     )
     .await;

@@ -198,6 +198,14 @@ fn check(storage: &Storage, opts: &MigrateOptions) -> Result<()> {
     Ok(())
 }
 
+/// Which queue a worker drains, and how it takes turns with the other one.
+enum Lane<'a> {
+    /// Counts down the small objects queued or being copied as each is done.
+    Small(&'a watch::Sender<usize>),
+    /// Starts a large object only once no small one is left.
+    Large(watch::Receiver<usize>),
+}
+
 /// One object for the workers.
 enum Work {
     Copy(ObjectInfo),
@@ -313,10 +321,16 @@ impl Job {
     }
 
     /// Feeds the workers page by page. Large objects have their own queue and a few
-    /// workers of their own, so they neither hold up the small ones nor multiply memory.
+    /// workers of their own, so they don't multiply memory, and they wait for the small
+    /// ones queued before them: copying both kinds at once took a server longer than
+    /// one after the other (s3s-fs: 2,000 small files 2.0 s, 20 large 1.3 s, together
+    /// 3.8–6.2 s). A full large queue stops the walk, so the small ones run out and the
+    /// large ones get their turn.
     async fn walk(&self, sides: &Sides<'_>) -> Result<()> {
         let (small_tx, small_rx) = mpsc::channel::<Work>(PAGE);
         let (large_tx, large_rx) = mpsc::channel::<Work>(PAGE);
+        let (small_left, small_done) = watch::channel(0usize);
+        let small_left = &small_left;
         let feed = async move {
             let mut after: Option<String> = None;
             loop {
@@ -332,6 +346,7 @@ impl Job {
                     let lane = if info.size > LARGE {
                         &large_tx
                     } else {
+                        small_left.send_modify(|left| *left += 1);
                         &small_tx
                     };
                     let work = match known.remove(info.key.as_str()) {
@@ -350,21 +365,44 @@ impl Job {
         };
         let (fed, (), ()) = futures::join!(
             feed,
-            self.drain(sides, small_rx, self.opts.concurrency),
-            self.drain(sides, large_rx, LARGE_AT_ONCE.min(self.opts.concurrency)),
+            self.drain(
+                sides,
+                small_rx,
+                self.opts.concurrency,
+                Lane::Small(small_left)
+            ),
+            self.drain(
+                sides,
+                large_rx,
+                LARGE_AT_ONCE.min(self.opts.concurrency),
+                Lane::Large(small_done)
+            ),
         );
         fed
     }
 
     /// `workers` workers taking turns at one queue until it is closed and empty.
-    async fn drain(&self, sides: &Sides<'_>, rx: mpsc::Receiver<Work>, workers: usize) {
+    async fn drain(
+        &self,
+        sides: &Sides<'_>,
+        rx: mpsc::Receiver<Work>,
+        workers: usize,
+        lane: Lane<'_>,
+    ) {
         // The lock is held only while waiting for the next item.
         let rx = tokio::sync::Mutex::new(rx);
         let worker = || async {
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some(work) = next else { return };
+                if let Lane::Large(small_done) = &lane {
+                    // Never Err: the sender outlives the workers.
+                    let _ = small_done.clone().wait_for(|left| *left == 0).await;
+                }
                 self.process(sides, work).await;
+                if let Lane::Small(small_left) = &lane {
+                    small_left.send_modify(|left| *left -= 1);
+                }
             }
         };
         futures::future::join_all((0..workers).map(|_| worker())).await;
