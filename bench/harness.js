@@ -21,6 +21,9 @@ function runJsonLines(cmd, args) {
 async function startBench() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-bench-'))
   const server = await startS3(path.join(work, 's3'))
+  // A benchmark that throws must not leave the server behind (it would hold the caller's
+  // stdout open); killing a server that already stopped is harmless.
+  process.once('exit', () => server.child.kill('SIGKILL'))
   const serverFile = path.join(work, 'server.json')
   fs.writeFileSync(serverFile, JSON.stringify(server.info))
   const bigFile = path.join(work, 'big-20MiB.bin')
