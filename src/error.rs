@@ -65,6 +65,11 @@ impl Error {
         }
     }
 
+    /// A task on the blocking pool that panicked or was cancelled; `what` names its work.
+    pub fn task_failed(what: &str, err: impl std::fmt::Display) -> Self {
+        Error::Unavailable(format!("{what} task failed: {err}"))
+    }
+
     /// Local file-system failures, classified by what the caller can do about them.
     pub fn from_io(err: std::io::Error, what: &str) -> Self {
         use std::io::ErrorKind;

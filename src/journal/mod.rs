@@ -86,7 +86,7 @@ impl Journal {
             f(&conn).map_err(|e| sqlite_error(&path, e))
         })
         .await
-        .map_err(|e| Error::Unavailable(format!("journal task failed: {e}")))?
+        .map_err(|e| Error::task_failed("journal", e))?
     }
 }
 

@@ -45,7 +45,7 @@ impl LocalRoot {
         let (canonical, key) = (self.canonical.clone(), key.clone());
         tokio::task::spawn_blocking(move || check_inside(&canonical, &key))
             .await
-            .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))?
+            .map_err(|e| Error::task_failed("file-system", e))?
     }
 
     /// Files under `prefix`, after `start_after`, in byte order of their keys, at most
@@ -71,7 +71,7 @@ impl LocalRoot {
                 .collect()
         })
         .await
-        .map_err(|e| Error::Unavailable(format!("file-system task failed: {e}")))
+        .map_err(|e| Error::task_failed("file-system", e))
     }
 }
 

@@ -360,7 +360,7 @@ pub async fn hash_bytes(data: &Bytes) -> Result<String> {
     let data = data.clone();
     tokio::task::spawn_blocking(move || sha256_hex(&data))
         .await
-        .map_err(task_failed)
+        .map_err(|e| Error::task_failed("hashing", e))
 }
 
 /// `(size, sha256)` of a file, read on a blocking thread.
@@ -381,11 +381,7 @@ pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
         Ok((hasher.bytes(), hasher.finish()))
     })
     .await
-    .map_err(task_failed)?
-}
-
-fn task_failed(e: tokio::task::JoinError) -> Error {
-    Error::Unavailable(format!("a background task failed: {e}"))
+    .map_err(|e| Error::task_failed("hashing", e))?
 }
 
 /// A hidden sibling of `dest`, unique per process and call.
