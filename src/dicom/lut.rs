@@ -185,18 +185,67 @@ pub(crate) fn render_gray(
     stored: &[i32],
     window: Option<&Window>,
 ) -> Result<GrayImage> {
+    let table = StoredTable::new(info, stored);
     let modality = Modality::read(obj, info, frame);
-    let values: Vec<f64> = stored.iter().map(|&v| modality.apply(v)).collect();
+    let values: Vec<f64> = table.present().map(|v| modality.apply(v)).collect();
     let voi = Voi::read(obj, info, frame, window, &values);
     let invert = info.photometric == Photometric::Monochrome1;
-    let pixels = values
-        .iter()
-        .map(|&x| {
-            let v = to_u8(voi.apply(x));
-            if invert { 255 - v } else { v }
-        })
-        .collect();
+    let pixels = table.map(stored, |index| {
+        let v = to_u8(voi.apply(values[index]));
+        if invert { 255 - v } else { v }
+    });
     GrayImage::from_raw(info.cols, info.rows, pixels).ok_or_else(|| {
         Error::DicomInvalid("the frame has fewer samples than its size needs".into())
     })
+}
+
+/// The stored values that occur in a frame. At most 2^16 are possible, so the
+/// pipeline runs once per distinct value and once more per pixel as a lookup,
+/// instead of in floating point for each of a million pixels.
+struct StoredTable {
+    /// The smallest possible stored value.
+    lowest: i32,
+    /// Per possible stored value: its index among the present ones, or `ABSENT`.
+    index: Vec<u32>,
+    present: Vec<i32>,
+}
+
+impl StoredTable {
+    const ABSENT: u32 = u32::MAX;
+
+    /// `stored` holds values within the `bits_stored` range (see
+    /// `decode::stored_values`).
+    fn new(info: &ImageInfo, stored: &[i32]) -> Self {
+        let bits = u32::from(info.bits_stored);
+        let lowest = if info.signed { -(1 << (bits - 1)) } else { 0 };
+        let mut index = vec![Self::ABSENT; 1 << bits];
+        for &v in stored {
+            index[(v - lowest) as usize] = 0;
+        }
+        let mut present = Vec::new();
+        for (offset, slot) in index.iter_mut().enumerate() {
+            if *slot != Self::ABSENT {
+                *slot = present.len() as u32;
+                present.push(lowest + offset as i32);
+            }
+        }
+        Self {
+            lowest,
+            index,
+            present,
+        }
+    }
+
+    fn present(&self) -> impl Iterator<Item = i32> + '_ {
+        self.present.iter().copied()
+    }
+
+    /// `pixel(i)` for the `i`-th present value, looked up for every sample.
+    fn map(&self, stored: &[i32], pixel: impl Fn(usize) -> u8) -> Vec<u8> {
+        let by_present: Vec<u8> = (0..self.present.len()).map(pixel).collect();
+        stored
+            .iter()
+            .map(|&v| by_present[self.index[(v - self.lowest) as usize] as usize])
+            .collect()
+    }
 }

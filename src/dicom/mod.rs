@@ -55,27 +55,33 @@ pub fn render(bytes: &[u8], opts: &RenderOptions) -> Result<Rendition> {
         |image: &DynamicImage| encode::encode(image, opts.format, opts.quality, opts.lossless);
     // The full image and the thumbnails encode on two threads: one render uses two
     // cores even when it is the only one in flight.
-    let (full, thumbnails) = std::thread::scope(|scope| {
-        let thumbnails = scope.spawn(|| {
-            thumbnail::thumbnails(&image, &opts.thumbnails)
+    let (full, scaled) = std::thread::scope(|scope| {
+        let scaled = scope.spawn(|| {
+            thumbnail::thumbnails(&image, &opts.thumbnails)?
                 .into_iter()
-                .map(|(size, thumb)| Ok((size, encode(&thumb)?)))
+                .map(|(size, thumb)| Ok((size, thumb.as_ref().map(encode).transpose()?)))
                 .collect::<Result<Vec<_>>>()
         });
         let full = encode(&image);
-        let thumbnails = thumbnails.join().unwrap_or_else(|_| {
+        let scaled = scaled.join().unwrap_or_else(|_| {
             Err(Error::DicomUnsupported(
                 "the thumbnail encoder failed".into(),
             ))
         });
-        (full, thumbnails)
+        (full, scaled)
     });
+    let full = full?;
+    // A thumbnail the image already fits in is the image: the same bytes.
+    let thumbnails = scaled?
+        .into_iter()
+        .map(|(size, encoded)| (size, encoded.unwrap_or_else(|| full.clone())))
+        .collect();
     Ok(Rendition {
-        image: full?,
+        image: full,
         width: image.width(),
         height: image.height(),
         frames: info.frames,
-        thumbnails: thumbnails?,
+        thumbnails,
         metadata: Metadata::read(&obj),
     })
 }

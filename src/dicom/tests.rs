@@ -172,6 +172,10 @@ fn render_encodes_each_format_with_fitting_thumbnails() {
             sizes,
             vec![(256, (256, 192)), (64, (64, 48)), (1000, (640, 480))]
         );
+        assert_eq!(
+            out.thumbnails[2].1, out.image,
+            "a box the image fits in holds the image"
+        );
     }
 }
 
