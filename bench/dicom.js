@@ -23,7 +23,7 @@ try {
 }
 
 const DIR = process.env.STOWAGE_DICOM_DIR || path.join(__dirname, '..', '..', 'shared', 'dicom')
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5)
 const REPEAT = Number(process.env.BENCH_REPEAT || 4) // passes over the file set per run
 const CORES = os.availableParallelism ? os.availableParallelism() : os.cpus().length
 const CONCURRENCY = [1, CORES * 2]
