@@ -10,6 +10,27 @@ const { startS3 } = require('../__test__/servers/servers')
 
 const ROOT = path.join(__dirname, '..')
 
+// This file system (ext4 without a journal) skips inodes freed in the last 30 s
+// (dirty_expire_centisecs) when it allocates new ones, so a run that starts soon after
+// thousands of deletions or overwrites spends up to half its server time scanning inode
+// tables (perf: ext4_create → recently_deleted). Every measured run therefore starts at
+// least this long after the benchmark last deleted or overwrote objects, and after a
+// `sync`, so that it does not pay for the previous run's writeback either.
+const SETTLE_MS = 31_000
+let lastFreed = 0
+
+/** Records that objects were just deleted or overwritten. */
+function freed() {
+  lastFreed = Date.now()
+}
+
+/** Waits until the last deletion or overwrite is SETTLE_MS old, then flushes dirty pages. */
+function settle() {
+  const wait = lastFreed + SETTLE_MS - Date.now()
+  if (wait > 0) execFileSync('sleep', [String(wait / 1000)])
+  execFileSync('sync')
+}
+
 function runJsonLines(cmd, args) {
   return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
     .trim()
@@ -39,14 +60,26 @@ async function startBench() {
     console.log(`BENCH_SKIP_CEILING_BUILD=1 and ${path.relative(ROOT, ceilingBin)} is missing: no ceiling samples`)
   }
   const s = server.info
+  // Puts free inodes: a client's puts use the same keys every round, and s3s-fs deletes a
+  // multipart upload's part files when it completes.
+  const measured = (workload, run) => {
+    settle()
+    const result = run()
+    if (workload.endsWith('put')) freed()
+    return result
+  }
   return {
     work,
     serverFile,
     server: s,
+    settle,
+    freed,
     ceiling: () =>
-      skipBuild && !fs.existsSync(ceilingBin) ? [] : runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile]),
+      skipBuild && !fs.existsSync(ceilingBin)
+        ? []
+        : measured('put', () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile])),
     worker: (client, workload) => {
-      const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work])
+      const [r] = measured(workload, () => runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work]))
       console.log(`${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)
       return r
     },

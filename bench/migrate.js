@@ -6,7 +6,7 @@
 // in a fresh process and a fresh bucket, against the server's ceiling. Writes
 // bench/RESULTS.md.
 'use strict'
-const { execFileSync, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -69,19 +69,6 @@ function removeBucket(root, bucket) {
   for (const name of fs.readdirSync(root)) if (prefixes.some((p) => name.startsWith(p))) fs.rmSync(path.join(root, name), { force: true })
 }
 
-// This file system (ext4 without a journal) skips inodes freed in the last 30 s
-// (dirty_expire_centisecs) when it allocates new ones, so a run that starts soon after
-// thousands of deletions spends up to half its server time scanning inode tables
-// (perf: ext4_create → recently_deleted). Every measured run therefore starts at least
-// this long after the benchmark's last deletion or overwrite of objects.
-const SETTLE_MS = 31_000
-let lastDeletion = Date.now()
-
-function settle() {
-  const wait = lastDeletion + SETTLE_MS - Date.now()
-  if (wait > 0) execFileSync('sleep', [String(wait / 1000)])
-}
-
 function hasRclone() {
   const r = spawnSync('rclone', ['version'], { stdio: 'ignore' })
   return !r.error && r.status === 0
@@ -101,10 +88,7 @@ async function main() {
   const ceilings = []
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      settle()
       const c = bench.ceiling()
-      // The ceiling rewrites the same keys each round, freeing the previous round's inodes.
-      lastDeletion = Date.now()
       const seconds = (workload) => c.find((r) => r.workload === workload)?.seconds
       const [small, large, smallVerified, largeVerified] = ['small-put', 'large-put', 'small-put-verified', 'large-put-verified'].map(seconds)
       if (small && large && smallVerified && largeVerified) {
@@ -126,10 +110,7 @@ async function main() {
       for (const client of order) {
         const bucket = `migrate-r${round}-${client}`
         fs.mkdirSync(path.join(server.dir, bucket))
-        // Every client starts with the previous run's writes on disk, not in dirty pages
-        // that the kernel would flush (and throttle the server with) during its run.
-        settle()
-        execFileSync('sync')
+        bench.settle()
         try {
           const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'migrate-worker.js'), client, serverFile, corpus, bucket, work, String(round)])
           if (r.copied !== FILES || r.failedCount !== 0) {
@@ -145,7 +126,7 @@ async function main() {
           samples.push(r)
         } finally {
           removeBucket(server.dir, bucket)
-          lastDeletion = Date.now()
+          bench.freed()
           for (const suffix of ['', '-wal', '-shm']) fs.rmSync(path.join(work, `journal-${round}.db${suffix}`), { force: true })
         }
       }

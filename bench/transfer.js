@@ -44,7 +44,9 @@ function report(samples) {
   }
   return `## Transfers: stowage vs AWS SDK v3 (\`npm run bench:transfer\`)
 
-${machine()}; one local s3s-fs server; ${ROUNDS} interleaved rounds, medians; each run a fresh process.
+${machine()}; one local s3s-fs server; ${ROUNDS} interleaved rounds, medians; each run a fresh process, started after a
+\`sync\` and at least 31 s after the last run that wrote objects (puts overwrite keys and multipart uploads delete their
+parts; this ext4 file system skips inodes freed in the last 30 s).
 small = 2,000 × 50 KiB at concurrency 16; large = 20 × 20 MiB files (putFile/getToFile vs
 lib-storage \`Upload\` + \`GetObject\` to a file) at 4 in flight. Both sides hash with SHA-256,
 store it as metadata and verify it on download. Ceiling = object_store in a plain Rust loop
