@@ -31,9 +31,10 @@ const THUMBS = [256, 64]
 
 // ---------------------------------------------------------------------------------
 // The JavaScript side: what a Node backend writes with dicom-parser and sharp. Native
-// (uncompressed) little endian only, deflated included, 8/16 bits, MONOCHROME1/2 and RGB: dicom-parser
-// has no codecs, and palette, YBR, LUT sequences and enhanced multi-frame functional
-// groups need code nobody writes by hand. Those files are reported as unsupported.
+// little endian only (plain or deflated), 8/16 bits, MONOCHROME1/2 and RGB: dicom-parser
+// has no image codecs, and palette, YBR, LUT sequences and enhanced multi-frame
+// functional groups need code nobody writes by hand. Those files are reported as
+// unsupported.
 
 // dicom-parser inflates Deflated Explicit VR with Node's zlib when given a Buffer.
 const NATIVE_LE = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.1.99'])

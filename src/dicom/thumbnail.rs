@@ -43,11 +43,12 @@ pub(crate) fn thumbnails(
     // The last thumbnail made, the smallest so far: the next one's source.
     let mut smallest: Option<usize> = None;
     for &i in &order {
-        let source = smallest.and_then(|j| made[j].as_ref());
-        made[i] = match fit(source.unwrap_or(image), sizes[i]) {
-            Some(dimensions) => Some(scale(source.unwrap_or(image), dimensions)?),
+        let thumb = smallest.and_then(|j| made[j].as_ref());
+        let source = thumb.unwrap_or(image);
+        made[i] = match fit(source, sizes[i]) {
+            Some(dimensions) => Some(scale(source, dimensions)?),
             // A repeated size: the same thumbnail again.
-            None => source.cloned(),
+            None => thumb.cloned(),
         };
         if made[i].is_some() {
             smallest = Some(i);
