@@ -4,6 +4,7 @@
 mod cloud;
 mod copy;
 pub mod errors;
+mod file_writer;
 pub mod hash;
 pub mod headers;
 mod local;

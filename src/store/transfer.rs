@@ -6,15 +6,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
-use futures::StreamExt;
-use object_store::{
-    Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
-    PutOptions as StorePutOptions, PutPayload, WriteMultipart,
-};
-use tokio::io::AsyncWriteExt;
-
 use super::Store;
+use super::file_writer::FileWriter;
 use super::hash::{StreamHasher, sha256_hex};
 use super::headers::{self, SHA256_METADATA};
 use super::object::{ObjectInfo, PutOptions, Written};
@@ -22,6 +15,12 @@ use super::progress::{Progress, ProgressFn};
 use crate::error::{Error, Result};
 use crate::journal::ObjectRecord;
 use crate::key::Key;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{
+    Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions as StorePutOptions, PutPayload, WriteMultipart,
+};
 
 /// How transfers are cut up; `partSize` and `multipartThreshold` in JavaScript.
 #[derive(Debug, Clone, Copy)]
@@ -234,34 +233,24 @@ impl Store {
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
         let result = async {
-            let shown = temp.display().to_string();
-            // Network chunks are small; each tokio file write is a hop to the blocking
-            // pool, so writes are gathered into READ_CHUNK-sized ones.
-            let mut file = tokio::io::BufWriter::with_capacity(
-                READ_CHUNK,
-                tokio::fs::File::create(&temp)
-                    .await
-                    .map_err(|e| Error::from_io(e, &shown))?,
-            );
-            let mut hasher = StreamHasher::default();
+            let mut file = FileWriter::create(&temp).await?;
             let mut progress = Progress::new(progress, info.size);
             let mut stream = read.into_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.map(e, key))?;
-                hasher.update(&chunk);
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| Error::from_io(e, &shown))?;
-                progress.advance(chunk.len() as u64);
+            let streamed = async {
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| self.map(e, key))?;
+                    progress.advance(chunk.len() as u64);
+                    file.write(chunk).await?;
+                }
+                Ok(())
             }
-            file.flush().await.map_err(|e| Error::from_io(e, &shown))?;
-            file.get_ref()
-                .sync_all()
-                .await
-                .map_err(|e| Error::from_io(e, &shown))?;
+            .await;
+            if let Err(e) = streamed {
+                file.discard().await;
+                return Err(e);
+            }
+            let (size, actual) = file.finish().await?;
             progress.finish();
-            let size = hasher.bytes();
-            let actual = hasher.finish();
             match &info.sha256 {
                 Some(expected) if *expected != actual => Err(Error::Integrity(format!(
                     "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"

@@ -1,0 +1,212 @@
+//! A download's file, written and hashed on one blocking thread. The network hands over
+//! small chunks (8–64 KiB); they are gathered without copying and passed on about a MiB
+//! at a time, so a runtime worker neither copies the bytes nor wakes a thread per chunk,
+//! and the writes are vectored.
+
+use std::fs::File;
+use std::io::{ErrorKind, IoSlice, Write};
+use std::path::Path;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::hash::StreamHasher;
+use crate::error::{Error, Result};
+
+/// Bytes gathered before they go to the thread.
+const BATCH: usize = 1024 * 1024;
+/// Batches queued ahead of the thread, so a slow disk holds back the download instead of
+/// filling memory.
+const QUEUED: usize = 2;
+
+/// The file's size and SHA-256, once it is synced.
+type Written = (u64, String);
+
+enum Message {
+    Write(Vec<Bytes>),
+    /// Everything is written: sync the file and report what it holds.
+    Finish,
+    /// The download failed: let go of the file without syncing it.
+    Discard,
+}
+
+pub(super) struct FileWriter {
+    batch: Vec<Bytes>,
+    batched: usize,
+    tx: mpsc::Sender<Message>,
+    /// Taken once the thread's outcome has been awaited.
+    thread: Option<JoinHandle<Result<Option<Written>>>>,
+}
+
+impl FileWriter {
+    /// Creates (or truncates) `path`.
+    pub async fn create(path: &Path) -> Result<FileWriter> {
+        let shown = path.display().to_string();
+        let file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| Error::from_io(e, &shown))?
+            .into_std()
+            .await;
+        let (tx, rx) = mpsc::channel(QUEUED);
+        let thread = tokio::task::spawn_blocking(move || write_messages(file, rx, &shown));
+        Ok(FileWriter {
+            batch: Vec::new(),
+            batched: 0,
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= BATCH {
+            self.batched = 0;
+            let batch = std::mem::take(&mut self.batch);
+            if self.tx.send(Message::Write(batch)).await.is_err() {
+                // The thread stopped at a write error; that error is the one to report.
+                return self.stopped().await.map(drop);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, syncs the file, and returns its size and SHA-256.
+    pub async fn finish(mut self) -> Result<Written> {
+        let batch = std::mem::take(&mut self.batch);
+        // A failed send means the thread already stopped; `join` reports why.
+        let _ = self.tx.send(Message::Write(batch)).await;
+        let _ = self.tx.send(Message::Finish).await;
+        self.stopped().await?.ok_or_else(|| {
+            Error::task_failed("file writer", "stopped before the end of the download")
+        })
+    }
+
+    /// Stops without syncing, once the thread has let go of the file (so the caller can
+    /// remove it).
+    pub async fn discard(mut self) {
+        let _ = self.tx.send(Message::Discard).await;
+        let _ = self.stopped().await;
+    }
+
+    /// The thread's outcome, once it has ended; `Ok(None)` if it was already taken.
+    async fn stopped(&mut self) -> Result<Option<Written>> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .await
+                .map_err(|e| Error::task_failed("file writer", e))?,
+            None => Ok(None),
+        }
+    }
+}
+
+/// The thread's loop; `None` unless it was told to `Finish`.
+fn write_messages(
+    mut file: File,
+    mut rx: mpsc::Receiver<Message>,
+    shown: &str,
+) -> Result<Option<Written>> {
+    let mut hasher = StreamHasher::default();
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            Message::Write(batch) => {
+                batch.iter().for_each(|chunk| hasher.update(chunk));
+                write_batch(&mut file, &batch).map_err(|e| Error::from_io(e, shown))?;
+            }
+            Message::Finish => {
+                file.sync_all().map_err(|e| Error::from_io(e, shown))?;
+                return Ok(Some((hasher.bytes(), hasher.finish())));
+            }
+            Message::Discard => break,
+        }
+    }
+    Ok(None)
+}
+
+/// `write_all` for a list of buffers (std's `write_all_vectored` is not stable yet).
+fn write_batch(file: &mut impl Write, batch: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::hash::sha256_hex;
+
+    /// A writer that takes at most `limit` bytes per call, as a pipe or a full disk may.
+    struct Trickle {
+        out: Vec<u8>,
+        limit: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.limit);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn short_writes_resume_where_they_stopped() {
+        let batch: Vec<Bytes> = (0..50u8)
+            .map(|i| Bytes::from(vec![i; 1 + i as usize * 37]))
+            .collect();
+        let mut sink = Trickle {
+            out: Vec::new(),
+            limit: 1000,
+        };
+        write_batch(&mut sink, &batch).unwrap();
+        assert_eq!(sink.out, batch.concat());
+    }
+
+    #[tokio::test]
+    async fn writes_and_hashes_many_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let data: Vec<u8> = (0..3 * BATCH + 12_345)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let mut writer = FileWriter::create(&path).await.unwrap();
+        for chunk in data.chunks(16 * 1024 + 7) {
+            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        let (size, sha256) = writer.finish().await.unwrap();
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(sha256, sha256_hex(&data));
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_write_error_is_reported() {
+        let mut writer = FileWriter::create(Path::new("/dev/full")).await.unwrap();
+        let mut outcome = Ok(());
+        for _ in 0..4 {
+            outcome = writer.write(Bytes::from(vec![1u8; BATCH])).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let err = match outcome {
+            Err(e) => e,
+            Ok(()) => writer.finish().await.unwrap_err(),
+        };
+        assert_eq!(err.code(), "UNAVAILABLE");
+        assert!(err.to_string().contains("/dev/full"), "{err}");
+    }
+}
