@@ -110,7 +110,7 @@ async function main() {
       for (const client of order) {
         const bucket = `migrate-r${round}-${client}`
         fs.mkdirSync(path.join(server.dir, bucket))
-        bench.settle()
+        bench.settle({ dropCaches: true })
         try {
           const [r] = runJsonLines(process.execPath, [path.join(__dirname, 'migrate-worker.js'), client, serverFile, corpus, bucket, work, String(round)])
           if (r.copied !== FILES || r.failedCount !== 0) {
@@ -211,11 +211,13 @@ folders + 20 × 20 MiB, random bytes, ${(CORPUS_BYTES / MiB).toFixed(0)} MiB, re
   a Content-MD5 header computed from the local file, then a HEAD whose ETag (the MD5) and size must
   match ("corrupted on transfer" otherwise). Its CPU is the rclone process's (from /proc), its RSS
   its VmHWM; it has no event loop.
-- Every run (and the ceiling) starts at least 31 s after the benchmark last deleted or
-  overwrote objects: this ext4 file system (no journal) skips inodes freed in the last 30 s
-  when it creates files, and a run that followed a deletion spent up to half of the server's
-  time in that scan (perf: \`ext4_create → recently_deleted\`), which made results depend on
-  the order of the clients.
+- Every run (and the ceiling) starts after a \`sync\`, with the clean page cache dropped and the
+  corpus read back into it: this ext4 file system (no journal) will not reuse an inode freed in
+  the last 60 s (300 s while its inode-table block is dirty, as it is on a busy server), and
+  checks that only for inode tables in the page cache. A run that followed a deletion (the
+  previous run's bucket, or an earlier benchmark's cleanup) spent up to half of the server's
+  time in that check (perf: \`ext4_create → recently_deleted\`); waiting 31 s between runs, as
+  this benchmark did before, was not enough.
 - After every run the benchmark reads back all ${FILES.toLocaleString('en-US')} stored objects from the server's folder and
   compares size and SHA-256 with the corpus (not timed); any difference stops the benchmark.
 
@@ -225,17 +227,15 @@ ${ceilingText}
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
-Files/s of single runs, lowest–highest: ${spread}. Most of the spread is the server's: s3s-fs
-creates every object, its metadata file and its internal-info file as temporary files in its root
-folder and renames them into place, and the kernel time its threads spend on that varies from
-about 1.7 to 6 s between runs of the same migration, even with no deletions in between (by
-\`/proc\`; \`perf\` puts the extra time in directory-lock spinning and ext4 inode allocation).
-A client that keeps the server busy feels that most; the SDK script, bound by its own CPU, least.
+Files/s of single runs, lowest–highest: ${spread}. The spread used to be far wider (stowage
+342–668 in one run of this benchmark): s3s-fs creates every object, its metadata file and its
+internal-info file as new files, and when the runs were only 31 s apart, ext4 spent up to half
+of the server's time skipping inodes freed by the previous runs' cleanup (see the settle above).
+A client that keeps the server busy felt that most; the SDK script, bound by its own CPU, least.
 stowage copies the small files first and the large ones once no small file is waiting: on this
 server the two kinds copied at the same time slowed each other down more than they overlapped
-(alone, the small files took 2.0 s and the large 1.3 s; together 3.8–6.2 s). In a run where the
-server was quick, a warm process copied the corpus in 2.87 s (705 files/s; small files at
-1,140 files/s, large at 400 MiB/s), level with the verified ceiling.
+(alone, the small files took 2.0 s and the large 1.3 s; together 3.8–6.2 s, measured with the
+31 s settle and not re-measured since).
 
 Targets for stowage: ${targets.join('; ')}.
 `

@@ -46,7 +46,8 @@ function report(samples) {
 
 ${machine()}; one local s3s-fs server; ${ROUNDS} interleaved rounds, medians; each run a fresh process, started after a
 \`sync\` and at least 31 s after the last run that wrote objects (puts overwrite keys and multipart uploads delete their
-parts; this ext4 file system skips inodes freed in the last 30 s).
+parts; this ext4 file system will not reuse an inode freed in the last 60 s, 300 s while its inode table is dirty,
+and checks each candidate: the wait removes part of that cost, not all of it; see bench/harness.js).
 small = 2,000 × 50 KiB at concurrency 16; large = 20 × 20 MiB files (putFile/getToFile vs
 lib-storage \`Upload\` + \`GetObject\` to a file) at 4 in flight. Both sides hash with SHA-256,
 store it as metadata and verify it on download. Ceiling = object_store in a plain Rust loop
