@@ -75,7 +75,7 @@ impl FileWriter {
     /// Writes what is left, syncs the file, and returns its size and SHA-256.
     pub async fn finish(mut self) -> Result<Written> {
         let batch = std::mem::take(&mut self.batch);
-        // A failed send means the thread already stopped; `join` reports why.
+        // A failed send means the thread already stopped; `stopped` reports why.
         let _ = self.tx.send(Message::Write(batch)).await;
         let _ = self.tx.send(Message::Finish).await;
         self.stopped().await?.ok_or_else(|| {

@@ -6,6 +6,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{
+    Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions as StorePutOptions, PutPayload, WriteMultipart,
+};
+
 use super::Store;
 use super::file_writer::FileWriter;
 use super::hash::{StreamHasher, sha256_hex};
@@ -15,12 +22,6 @@ use super::progress::{Progress, ProgressFn};
 use crate::error::{Error, Result};
 use crate::journal::ObjectRecord;
 use crate::key::Key;
-use bytes::Bytes;
-use futures::StreamExt;
-use object_store::{
-    Attribute, Attributes, ObjectStoreExt, PutMode, PutMultipartOptions,
-    PutOptions as StorePutOptions, PutPayload, WriteMultipart,
-};
 
 /// How transfers are cut up; `partSize` and `multipartThreshold` in JavaScript.
 #[derive(Debug, Clone, Copy)]
