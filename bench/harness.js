@@ -106,8 +106,8 @@ async function startBench() {
   const s = server.info
   // Puts free inodes: a client's puts use the same keys every round, and s3s-fs deletes a
   // multipart upload's part files when it completes.
-  const measured = (workload, run) => {
-    settle(work)
+  const measured = (workload, run, settleOpts) => {
+    settle(work, settleOpts)
     const result = run()
     if (workload.endsWith('put')) freed()
     return result
@@ -118,10 +118,10 @@ async function startBench() {
     server: s,
     settle: (opts) => settle(work, opts),
     freed,
-    ceiling: () =>
+    ceiling: (settleOpts) =>
       skipBuild && !fs.existsSync(ceilingBin)
         ? []
-        : measured('put', () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile])),
+        : measured('put', () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile]), settleOpts),
     worker: (client, workload) => {
       const [r] = measured(workload, () => runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work]))
       console.log(`${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)

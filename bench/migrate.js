@@ -88,7 +88,7 @@ async function main() {
   const ceilings = []
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      const c = bench.ceiling()
+      const c = bench.ceiling({ dropCaches: true })
       const seconds = (workload) => c.find((r) => r.workload === workload)?.seconds
       const [small, large, smallVerified, largeVerified] = ['small-put', 'large-put', 'small-put-verified', 'large-put-verified'].map(seconds)
       if (small && large && smallVerified && largeVerified) {
