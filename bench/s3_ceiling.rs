@@ -1,12 +1,13 @@
 //! The S3 server's own ceiling: the plainest fast client, object_store driven from a
-//! Rust loop with no Node, no file reads and no hashing. Prints one JSON line per workload.
+//! Rust loop with no Node, no file reads and no hashing, over stowage's HTTP client (the
+//! fastest one we have, see src/store/http.rs). Prints one JSON line per workload.
 //! The plain workloads store bytes only; the `-verified` ones do what the server must do
 //! for any verified copy: store the object with its SHA-256 as metadata (hashed once,
 //! up front), then HEAD it and compare size and metadata.
 //! Usage: cargo run --release --example s3_ceiling -- <endpoint> <bucket> <access> <secret> <large-file>
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use object_store::aws::AmazonS3Builder;
@@ -14,6 +15,11 @@ use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
 };
+
+// The ceiling cannot link stowage's library: its N-API symbols resolve only inside
+// Node. It compiles the client's source file instead.
+#[path = "../src/store/http.rs"]
+mod http;
 
 const SMALL_COUNT: usize = 2000;
 const SMALL_SIZE: usize = 50 * 1024;
@@ -84,6 +90,11 @@ async fn main() {
             .with_secret_access_key(secret)
             .with_region("us-east-1")
             .with_allow_http(true)
+            .with_http_connector(http::Connector {
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(60),
+                pool_max_idle_per_host: 64,
+            })
             .build()
             .expect("store"),
     );

@@ -41,7 +41,8 @@ pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(opts.retry_config())
-        .with_client_options(opts.client_options());
+        .with_client_options(opts.client_options())
+        .with_http_connector(opts.http_connector());
     if let Some(v) = &opts.endpoint {
         b = b.with_endpoint(v);
     }
@@ -135,7 +136,8 @@ pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let mut b = MicrosoftAzureBuilder::from_env()
         .with_container_name(container)
         .with_retry(opts.retry_config())
-        .with_client_options(opts.client_options());
+        .with_client_options(opts.client_options())
+        .with_http_connector(opts.http_connector());
     if let Some(name) = &account.name {
         b = b.with_account(name);
     }

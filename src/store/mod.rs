@@ -7,6 +7,7 @@ pub mod errors;
 mod file_writer;
 pub mod hash;
 pub mod headers;
+mod http;
 mod local;
 pub mod object;
 pub mod options;

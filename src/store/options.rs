@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use http::HeaderValue;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use super::errors::Secrets;
+use super::http::{Connector, USER_AGENT};
 
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -61,13 +63,23 @@ impl StoreOptions {
         }
     }
 
+    /// Settings of the reqwest client, which TLS and proxied endpoints go through.
     pub fn client_options(&self) -> ClientOptions {
+        let http = self.http_connector();
         ClientOptions::new()
+            .with_user_agent(HeaderValue::from_static(USER_AGENT))
             .with_allow_http(self.allow_http.unwrap_or(false))
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_millis(
-                self.request_timeout_ms.unwrap_or(60_000),
-            ))
-            .with_pool_max_idle_per_host(64)
+            .with_connect_timeout(http.connect_timeout)
+            .with_timeout(http.request_timeout)
+            .with_pool_max_idle_per_host(http.pool_max_idle_per_host)
+    }
+
+    /// The client of every cloud store; see [`http`](super::http) for why it is ours.
+    pub(super) fn http_connector(&self) -> Connector {
+        Connector {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_millis(self.request_timeout_ms.unwrap_or(60_000)),
+            pool_max_idle_per_host: 64,
+        }
     }
 }
