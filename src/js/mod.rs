@@ -8,6 +8,7 @@ mod manager;
 mod migrate;
 mod options;
 mod read_stream;
+mod runtime;
 mod tier;
 mod values;
 
