@@ -176,7 +176,7 @@ function report(samples, ceilings, clients) {
     `event-loop p99 < 5 ms: ${p99('stowage').toFixed(1)} ms, ${verdict(p99('stowage') < 5)}`,
   ]
   const ceilingText = ceilings.length
-    ? `The ceiling is bench/s3_ceiling.rs: object_store from a plain Rust loop (no Node, no file reads,
+    ? `The ceiling is bench/s3_ceiling.rs: object_store over stowage's HTTP client, from a plain Rust loop (no Node, no file reads,
 no hashing), measured each round for the same number of objects of the same sizes: 2,000 × 50 KiB
 at 16 in flight, then 20 × 20 MiB at 4 in flight, each one PUT. Its files/s for this corpus =
 2,020 ÷ (small seconds + large seconds), measured two ways. **Verified copies** do what the server has
