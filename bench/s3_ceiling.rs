@@ -7,7 +7,7 @@
 //! Usage: cargo run --release --example s3_ceiling -- <endpoint> <bucket> <access> <secret> <large-file>
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{StreamExt, stream};
 use object_store::aws::AmazonS3Builder;
@@ -90,11 +90,7 @@ async fn main() {
             .with_secret_access_key(secret)
             .with_region("us-east-1")
             .with_allow_http(true)
-            .with_http_connector(http::Connector {
-                connect_timeout: Duration::from_secs(5),
-                request_timeout: Duration::from_secs(60),
-                pool_max_idle_per_host: 64,
-            })
+            .with_http_connector(http::Connector::default())
             .build()
             .expect("store"),
     );

@@ -47,6 +47,17 @@ pub struct Connector {
     pub pool_max_idle_per_host: usize,
 }
 
+/// stowage's defaults: 5 s to connect, 60 s per request, 64 idle connections per host.
+impl Default for Connector {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            pool_max_idle_per_host: 64,
+        }
+    }
+}
+
 impl StoreConnector for Connector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         Ok(HttpClient::new(Routed {
@@ -288,7 +299,6 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use object_store::client::HttpRequestBody;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -298,9 +308,9 @@ mod tests {
 
     fn client(request_timeout: Duration) -> HttpClient {
         let connector = Connector {
-            connect_timeout: Duration::from_secs(5),
             request_timeout,
             pool_max_idle_per_host: 4,
+            ..Connector::default()
         };
         connector
             .connect(&ClientOptions::new().with_allow_http(true))

@@ -76,10 +76,12 @@ impl StoreOptions {
 
     /// The client of every cloud store; see [`http`](super::http) for why it is ours.
     pub(super) fn http_connector(&self) -> Connector {
+        let defaults = Connector::default();
         Connector {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_millis(self.request_timeout_ms.unwrap_or(60_000)),
-            pool_max_idle_per_host: 64,
+            request_timeout: self
+                .request_timeout_ms
+                .map_or(defaults.request_timeout, Duration::from_millis),
+            ..defaults
         }
     }
 }
