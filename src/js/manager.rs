@@ -158,9 +158,11 @@ impl StorageManager {
     pub fn get<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
         let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
-        promise(env, async move { storage.get(&key).await }, |_, b| {
-            Ok(Vec::from(b).into())
-        })
+        promise(
+            env,
+            async move { storage.get(&key).await.map(owned) },
+            |_, b| Ok(b.into()),
+        )
     }
 
     /// Bytes `start` to `endExclusive`; the end is clamped to the object's size.
@@ -178,9 +180,9 @@ impl StorageManager {
             env,
             async move {
                 let (start, end) = range_bounds(start, end_exclusive)?;
-                storage.get_range(&key, start, end).await
+                storage.get_range(&key, start, end).await.map(owned)
             },
-            |_, b| Ok(Vec::from(b).into()),
+            |_, b| Ok(b.into()),
         )
     }
 
@@ -355,4 +357,11 @@ fn inclusive_range(start: Option<i64>, end: Option<i64>) -> Result<Option<std::o
         return Err(Error::config("end", "is before start"));
     }
     Ok(Some(start..end))
+}
+
+/// The bytes as a Vec that a Buffer can own. Made on the runtime's thread: a body that
+/// arrived in one read is a slice of the HTTP client's buffer and must be copied, and
+/// that copy should not run on the JavaScript thread.
+fn owned(bytes: bytes::Bytes) -> Vec<u8> {
+    Vec::from(bytes)
 }

@@ -39,6 +39,7 @@ use local::LocalRoot;
 pub use local::STATE_DIR;
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
+use transfer::check_sha256;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
 
 /// One store. File-system stores keep headers and SHA-256 in the journal; the others
@@ -299,12 +300,20 @@ impl Store {
         }
     }
 
+    /// The whole object, checked against its recorded SHA-256 when one is known (as
+    /// `get_to_file` checks), so bytes damaged at rest or in flight are refused.
     pub async fn get(&self, key: &Key) -> Result<Bytes> {
-        let result = self.open_read(key, None).await?;
-        result
-            .bytes()
-            .await
-            .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+        let read = self.open_read(key, None).await?;
+        let (meta, attributes) = (read.meta.clone(), read.attributes.clone());
+        let (info, bytes) = tokio::try_join!(self.info(key, &meta, &attributes), async {
+            read.bytes()
+                .await
+                .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+        })?;
+        if let Some(expected) = &info.sha256 {
+            check_sha256(key, &hash_bytes(&bytes).await?, expected)?;
+        }
+        Ok(bytes)
     }
 
     /// Bytes `start..end` (end exclusive, clamped to the object's size).

@@ -252,12 +252,10 @@ impl Store {
             }
             let (size, actual) = file.finish().await?;
             progress.finish();
-            match &info.sha256 {
-                Some(expected) if *expected != actual => Err(Error::Integrity(format!(
-                    "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
-                ))),
-                _ => Ok((size, actual)),
+            if let Some(expected) = &info.sha256 {
+                check_sha256(key, &actual, expected)?;
             }
+            Ok((size, actual))
         }
         .await;
         match result {
@@ -351,6 +349,16 @@ pub async fn hash_bytes(data: &Bytes) -> Result<String> {
     tokio::task::spawn_blocking(move || sha256_hex(&data))
         .await
         .map_err(|e| Error::task_failed("hashing", e))
+}
+
+/// Refuses downloaded bytes whose SHA-256 is not the one the store recorded.
+pub(super) fn check_sha256(key: &Key, actual: &str, expected: &str) -> Result<()> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(Error::Integrity(format!(
+        "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
+    )))
 }
 
 /// `(size, sha256)` of a file, read on a blocking thread.

@@ -1,0 +1,77 @@
+'use strict'
+// Bytes damaged at rest are refused on the way out: `get` and `getToFile` check the
+// SHA-256 recorded at upload. The damage is real: the stored file is overwritten in
+// place, on local disk and in the S3 server's own folder.
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { servers, tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+
+/** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
+ * as bit rot would. */
+function flipByteKeepingMtime(file, offset) {
+  const { mtimeNs } = fs.statSync(file, { bigint: true })
+  const fd = fs.openSync(file, 'r+')
+  const one = Buffer.alloc(1)
+  fs.readSync(fd, one, 0, 1, offset)
+  one[0] ^= 0xff
+  fs.writeSync(fd, one, 0, 1, offset)
+  fs.closeSync(fd)
+  const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0')
+  execFileSync('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, file])
+  expect(fs.statSync(file, { bigint: true }).mtimeNs).toBe(mtimeNs)
+}
+
+const stores = {
+  file: () => {
+    const local = tmpDir('integrity-file')
+    return { storage: new StorageManager({ local, mode: 'local' }), stored: (key) => path.join(local, key) }
+  },
+  s3: () => {
+    const s3 = servers().s3
+    const storage = new StorageManager({ local: tmpDir('integrity-s3'), mode: 'cloud', ...s3Options() })
+    return { storage, stored: (key) => path.join(s3.dir, s3.bucket, key) }
+  },
+}
+
+describe.each(Object.keys(stores))('integrity on %s', (kind) => {
+  const prefix = runPrefix(`integrity-${kind}`)
+  const { storage, stored } = stores[kind]()
+
+  test('get and getToFile refuse bytes that no longer match their SHA-256', async () => {
+    const key = `${prefix}/rotten.bin`
+    const data = bytes(200 * 1024, 7)
+    await storage.put(key, data)
+    await expect(storage.get(key)).resolves.toEqual(data)
+
+    flipByteKeepingMtime(stored(key), 123_456)
+    const err = await storage.get(key).catch((e) => e)
+    expect(err.code).toBe('INTEGRITY')
+    expect(err.message).toContain(sha256(data))
+
+    const dest = path.join(tmpDir(`integrity-${kind}-out`), 'rotten.bin')
+    await expect(storage.getToFile(key, dest)).rejects.toMatchObject({ code: 'INTEGRITY' })
+    expect(fs.existsSync(dest)).toBe(false)
+    // The object itself is left alone, for whoever repairs it.
+    await expect(storage.head(key)).resolves.toMatchObject({ size: data.length, sha256: sha256(data) })
+  })
+
+  test('an intact neighbour still reads', async () => {
+    const key = `${prefix}/sound.bin`
+    const data = bytes(3 * 1024 * 1024, 11)
+    await storage.put(key, data)
+    const got = await storage.get(key)
+    expect(sha256(got)).toBe(sha256(data))
+  })
+})
+
+test('a local file the app rewrote itself is served as it is now', async () => {
+  // Apps keep writing into the local folder with `fs` during a migration. A file whose
+  // size or mtime moved since stowage recorded it has no known SHA-256 to check.
+  const local = tmpDir('integrity-rewritten')
+  const storage = new StorageManager({ local, mode: 'local' })
+  await storage.put('page.html', '<p>old</p>')
+  fs.writeFileSync(path.join(local, 'page.html'), '<p>new, longer</p>')
+  await expect(storage.get('page.html')).resolves.toEqual(Buffer.from('<p>new, longer</p>'))
+})
