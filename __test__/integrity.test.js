@@ -1,12 +1,13 @@
 'use strict'
-// Bytes damaged at rest are refused on the way out: `get` and `getToFile` check the
-// SHA-256 recorded at upload. The damage is real: the stored file is overwritten in
+// Bytes damaged at rest are refused on the way out: `get`, `getToFile` and a whole
+// `createReadStream` check the SHA-256 recorded at upload. The damage is real: the stored file is overwritten in
 // place, on local disk and in the S3 server's own folder.
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { servers, tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+const { collect } = require('./conformance')
 
 /** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
  * as bit rot would. */
@@ -39,7 +40,7 @@ describe.each(Object.keys(stores))('integrity on %s', (kind) => {
   const prefix = runPrefix(`integrity-${kind}`)
   const { storage, stored } = stores[kind]()
 
-  test('get and getToFile refuse bytes that no longer match their SHA-256', async () => {
+  test('get, getToFile and createReadStream refuse bytes that no longer match their SHA-256', async () => {
     const key = `${prefix}/rotten.bin`
     const data = bytes(200 * 1024, 7)
     await storage.put(key, data)
@@ -53,6 +54,14 @@ describe.each(Object.keys(stores))('integrity on %s', (kind) => {
     const dest = path.join(tmpDir(`integrity-${kind}-out`), 'rotten.bin')
     await expect(storage.getToFile(key, dest)).rejects.toMatchObject({ code: 'INTEGRITY' })
     expect(fs.existsSync(dest)).toBe(false)
+    // A stream hands the bytes on as they come, then fails instead of ending cleanly,
+    // so a response it is piped into is aborted rather than completed with bad bytes.
+    await expect(collect(storage.createReadStream(key))).rejects.toMatchObject({ code: 'INTEGRITY' })
+    // A range cannot be checked against the whole object's hash; it is passed through.
+    const part = await collect(storage.createReadStream(key, { start: 123_450, end: 123_459 }))
+    const damaged = Buffer.from(data.subarray(123_450, 123_460))
+    damaged[6] ^= 0xff
+    expect(part).toEqual(damaged)
     // The object itself is left alone, for whoever repairs it.
     await expect(storage.head(key)).resolves.toMatchObject({ size: data.length, sha256: sha256(data) })
   })
@@ -61,8 +70,8 @@ describe.each(Object.keys(stores))('integrity on %s', (kind) => {
     const key = `${prefix}/sound.bin`
     const data = bytes(3 * 1024 * 1024, 11)
     await storage.put(key, data)
-    const got = await storage.get(key)
-    expect(sha256(got)).toBe(sha256(data))
+    expect(sha256(await storage.get(key))).toBe(sha256(data))
+    expect(sha256(await collect(storage.createReadStream(key)))).toBe(sha256(data))
   })
 })
 

@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
-use super::values::{JsObjectInfo, JsPutResult, ListResult};
+use super::values::{JsObjectInfo, JsPutResult, ListResult, owned};
 use crate::config::Config;
 use crate::dual::Storage;
 use crate::error::{Error, Result};
@@ -357,11 +357,4 @@ fn inclusive_range(start: Option<i64>, end: Option<i64>) -> Result<Option<std::o
         return Err(Error::config("end", "is before start"));
     }
     Ok(Some(start..end))
-}
-
-/// The bytes as a Vec that a Buffer can own. Made on the runtime's thread: a body that
-/// arrived in one read is a slice of the HTTP client's buffer and must be copied, and
-/// that copy should not run on the JavaScript thread.
-fn owned(bytes: bytes::Bytes) -> Vec<u8> {
-    Vec::from(bytes)
 }

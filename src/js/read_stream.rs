@@ -12,6 +12,7 @@ use napi_derive::napi;
 use tokio::sync::Mutex;
 
 use super::error::promise;
+use super::values::owned;
 use crate::dual::Storage;
 use crate::error::Result;
 use crate::key::Key;
@@ -55,14 +56,14 @@ impl ObjectReader {
                     return Ok(None);
                 };
                 match stream.next().await.transpose()? {
-                    Some(chunk) => Ok(Some(chunk)),
+                    Some(chunk) => Ok(Some(owned(chunk))),
                     None => {
                         *state = State::Done;
                         Ok(None)
                     }
                 }
             },
-            |_, chunk| Ok(chunk.map(|c| Vec::from(c).into())),
+            |_, chunk| Ok(chunk.map(Buffer::from)),
         )
     }
 }

@@ -187,3 +187,10 @@ pub struct Stats {
     /// Keys repaired since the manager was created.
     pub repaired: i64,
 }
+
+/// The bytes as a Vec that a Buffer can own. Made on the runtime's thread: a chunk that
+/// arrived in one read is a slice of the HTTP client's buffer and must be copied, and
+/// that copy should not run on the JavaScript thread.
+pub fn owned(bytes: bytes::Bytes) -> Vec<u8> {
+    Vec::from(bytes)
+}

@@ -14,6 +14,7 @@ pub mod options;
 pub mod presign;
 pub mod progress;
 mod transfer;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,8 @@ use local::LocalRoot;
 pub use local::STATE_DIR;
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
-use transfer::check_sha256;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
+use verify::{check_sha256, check_while_streaming};
 
 /// One store. File-system stores keep headers and SHA-256 in the journal; the others
 /// keep them as object attributes.
@@ -342,7 +343,8 @@ impl Store {
             .map_err(|e| map_store_error(e, Some(key), &self.secrets))
     }
 
-    /// The object as a stream of chunks, for `createReadStream`.
+    /// The object as a stream of chunks, for `createReadStream`. A whole object is
+    /// checked against its SHA-256 as it streams; a range cannot be.
     pub async fn stream(
         &self,
         key: &Key,
@@ -359,12 +361,23 @@ impl Store {
             }
             None => None,
         };
+        let whole = range.is_none();
         let result = self.open_read(key, range).await?;
-        let (key, secrets) = (key.clone(), self.secrets.clone());
-        Ok(result
+        let expected = if whole {
+            let info = self.info(key, &result.meta, &result.attributes).await?;
+            info.sha256
+        } else {
+            None
+        };
+        let (owned_key, secrets) = (key.clone(), self.secrets.clone());
+        let chunks = result
             .into_stream()
-            .map_err(move |e| map_store_error(e, Some(&key), &secrets))
-            .boxed())
+            .map_err(move |e| map_store_error(e, Some(&owned_key), &secrets))
+            .boxed();
+        Ok(match expected {
+            Some(sha256) => check_while_streaming(chunks, key.clone(), sha256),
+            None => chunks,
+        })
     }
 
     pub async fn delete(&self, key: &Key) -> Result<()> {

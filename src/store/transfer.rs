@@ -19,6 +19,7 @@ use super::hash::{StreamHasher, sha256_hex};
 use super::headers::{self, SHA256_METADATA};
 use super::object::{ObjectInfo, PutOptions, Written};
 use super::progress::{Progress, ProgressFn};
+use super::verify::check_sha256;
 use crate::error::{Error, Result};
 use crate::journal::ObjectRecord;
 use crate::key::Key;
@@ -349,16 +350,6 @@ pub async fn hash_bytes(data: &Bytes) -> Result<String> {
     tokio::task::spawn_blocking(move || sha256_hex(&data))
         .await
         .map_err(|e| Error::task_failed("hashing", e))
-}
-
-/// Refuses downloaded bytes whose SHA-256 is not the one the store recorded.
-pub(super) fn check_sha256(key: &Key, actual: &str, expected: &str) -> Result<()> {
-    if actual == expected {
-        return Ok(());
-    }
-    Err(Error::Integrity(format!(
-        "{key}: downloaded bytes have SHA-256 {actual}, the store recorded {expected}"
-    )))
 }
 
 /// `(size, sha256)` of a file, read on a blocking thread.
