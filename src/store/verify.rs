@@ -48,37 +48,28 @@ mod tests {
     use super::*;
     use crate::store::hash::sha256_hex;
 
-    fn chunks(parts: &[&'static [u8]]) -> BoxStream<'static, Result<Bytes>> {
-        let parts: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
-        stream::iter(parts).boxed()
+    /// Streams `items` through the check against the SHA-256 of `recorded`.
+    async fn checked(items: Vec<Result<Bytes>>, recorded: &[u8]) -> Vec<Result<Bytes>> {
+        let key = Key::parse("a/b.bin").unwrap();
+        check_while_streaming(stream::iter(items).boxed(), key, sha256_hex(recorded))
+            .collect()
+            .await
     }
 
-    async fn collect(s: BoxStream<'static, Result<Bytes>>) -> Vec<Result<Bytes>> {
-        s.collect().await
+    fn chunks(parts: &[&'static [u8]]) -> Vec<Result<Bytes>> {
+        parts.iter().map(|p| Ok(Bytes::from_static(p))).collect()
     }
 
     #[tokio::test]
     async fn matching_bytes_end_cleanly() {
-        let key = Key::parse("a/b.bin").unwrap();
-        let out = collect(check_while_streaming(
-            chunks(&[b"hello ", b"world"]),
-            key,
-            sha256_hex(b"hello world"),
-        ))
-        .await;
+        let out = checked(chunks(&[b"hello ", b"world"]), b"hello world").await;
         let bytes: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
         assert_eq!(bytes, b"hello world");
     }
 
     #[tokio::test]
     async fn damaged_bytes_end_with_integrity() {
-        let key = Key::parse("a/b.bin").unwrap();
-        let out = collect(check_while_streaming(
-            chunks(&[b"hello ", b"w0rld"]),
-            key,
-            sha256_hex(b"hello world"),
-        ))
-        .await;
+        let out = checked(chunks(&[b"hello ", b"w0rld"]), b"hello world").await;
         assert_eq!(out.len(), 3, "both chunks, then the error");
         assert!(out[..2].iter().all(|c| c.is_ok()));
         let err = out[2].as_ref().unwrap_err();
@@ -87,14 +78,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_error_stops_the_stream() {
-        let key = Key::parse("a/b.bin").unwrap();
-        let failing = stream::iter(vec![
-            Ok(Bytes::from_static(b"part")),
-            Err(Error::config("x", "broken")),
-            Ok(Bytes::from_static(b"never")),
-        ])
-        .boxed();
-        let out = collect(check_while_streaming(failing, key, sha256_hex(b"part"))).await;
+        let mut items = chunks(&[b"part"]);
+        items.push(Err(Error::config("x", "broken")));
+        items.extend(chunks(&[b"never"]));
+        let out = checked(items, b"part").await;
         assert_eq!(out.len(), 2);
         assert!(matches!(out[1], Err(Error::InvalidConfig { .. })));
     }
