@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+const { servers, tmpDir, sha256, bytes, runPrefix, s3Options, flipByteKeepingMtime } = require('./helpers')
 const { expectCode } = require('./conformance')
 
 function dual(extra = {}) {
@@ -47,6 +47,30 @@ describe('dual mode', () => {
     await cloud.put(`${p}/cloud-only.txt`, 'cloud')
     expect((await localFirst.get(`${p}/cloud-only.txt`)).toString()).toBe('cloud')
     expect((await localFirst.head(`${p}/cloud-only.txt`)).location).toBe('cloud')
+  })
+
+  test('a copy that fails its SHA-256 is reported and the other side serves the object', async () => {
+    const { local, events } = dual()
+    const p = runPrefix('damaged')
+    const key = `${p}/scan.bin`
+    const data = bytes(100_000, 9)
+    const localFirst = new StorageManager({ local, mode: 'dual', read: 'local-first', ...s3Options(), onEvent: (e) => events.push(e) })
+    await localFirst.put(key, data)
+
+    flipByteKeepingMtime(path.join(local, key), 4_321)
+    expect(sha256(await localFirst.get(key))).toBe(sha256(data))
+    const dest = path.join(tmpDir('damaged-out'), 'scan.bin')
+    expect((await localFirst.getToFile(key, dest)).location).toBe('cloud')
+    expect(sha256(fs.readFileSync(dest))).toBe(sha256(data))
+    await tick()
+    const damaged = events.filter((e) => e.type === 'integrity-failed')
+    expect(damaged).toHaveLength(2)
+    expect(damaged[0]).toMatchObject({ key, side: 'local', code: 'INTEGRITY' })
+
+    // With both copies damaged there is nothing good to serve.
+    const s3 = servers().s3
+    flipByteKeepingMtime(path.join(s3.dir, s3.bucket, key), 99)
+    await expectCode(localFirst.get(key), 'INTEGRITY')
   })
 
   test('deletes remove both sides', async () => {

@@ -4,6 +4,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
+const { execFileSync } = require('node:child_process')
 
 function servers() {
   return JSON.parse(fs.readFileSync(process.env.STOWAGE_TEST_SERVERS, 'utf8'))
@@ -73,4 +74,19 @@ function cloudOnly(kind, extra = {}) {
   }
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly }
+/** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
+ * as bit rot would. */
+function flipByteKeepingMtime(file, offset) {
+  const { mtimeNs } = fs.statSync(file, { bigint: true })
+  const fd = fs.openSync(file, 'r+')
+  const one = Buffer.alloc(1)
+  fs.readSync(fd, one, 0, 1, offset)
+  one[0] ^= 0xff
+  fs.writeSync(fd, one, 0, 1, offset)
+  fs.closeSync(fd)
+  const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0')
+  execFileSync('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, file])
+  if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
+}
+
+module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly, flipByteKeepingMtime }

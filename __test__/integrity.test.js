@@ -1,28 +1,12 @@
 'use strict'
 // Bytes damaged at rest are refused on the way out: `get`, `getToFile` and a whole
-// `createReadStream` check the SHA-256 recorded at upload. The damage is real: the stored file is overwritten in
-// place, on local disk and in the S3 server's own folder.
-const { execFileSync } = require('node:child_process')
+// `createReadStream` check the SHA-256 recorded at upload. The damage is real: the
+// stored file is overwritten in place, on local disk and in the S3 server's own folder.
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { servers, tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+const { servers, tmpDir, sha256, bytes, runPrefix, s3Options, flipByteKeepingMtime } = require('./helpers')
 const { collect } = require('./conformance')
-
-/** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
- * as bit rot would. */
-function flipByteKeepingMtime(file, offset) {
-  const { mtimeNs } = fs.statSync(file, { bigint: true })
-  const fd = fs.openSync(file, 'r+')
-  const one = Buffer.alloc(1)
-  fs.readSync(fd, one, 0, 1, offset)
-  one[0] ^= 0xff
-  fs.writeSync(fd, one, 0, 1, offset)
-  fs.closeSync(fd)
-  const ns = String(mtimeNs % 1_000_000_000n).padStart(9, '0')
-  execFileSync('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${ns}`, file])
-  expect(fs.statSync(file, { bigint: true }).mtimeNs).toBe(mtimeNs)
-}
 
 const stores = {
   file: () => {

@@ -197,14 +197,31 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let found = self.first_side(read).await?;
+        let found = self
+            .first_side(read, |side, e| self.damaged(key, side, e))
+            .await?;
         self.note_read(key).await;
         Ok(found)
     }
 
-    /// Tries each read side in order; moves on only when the object is missing there or
-    /// that side is down, so real errors (bad credentials) are not masked.
-    async fn first_side<'a, T, F, Fut>(&'a self, read: F) -> Result<(Side, T)>
+    /// A side whose copy of `key` failed its SHA-256 check is reported, and the next side
+    /// is tried: a damaged local file is served from the cloud's good copy.
+    fn damaged(&self, key: &Key, side: Side, err: &Error) {
+        self.emit(|| {
+            Event::new(EventKind::IntegrityFailed, key.as_str())
+                .side(side)
+                .error(err)
+        });
+    }
+
+    /// Tries each read side in order; moves on only when the object is missing there,
+    /// that side is down, or its bytes failed their check (after `on_damaged`), so real
+    /// errors (bad credentials) are not masked.
+    async fn first_side<'a, T, F, Fut>(
+        &'a self,
+        read: F,
+        on_damaged: impl Fn(Side, &Error),
+    ) -> Result<(Side, T)>
     where
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -214,6 +231,10 @@ impl Storage {
             match read(store).await {
                 Ok(v) => return Ok((side, v)),
                 Err(e) if matches!(e, Error::NotFound { .. }) || e.is_outage() => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e @ Error::Integrity(_)) => {
+                    on_damaged(side, &e);
                     first_error.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
@@ -322,7 +343,7 @@ impl Storage {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<(Side, Page)> {
-        self.first_side(|s| s.list(prefix, start_after, limit))
+        self.first_side(|s| s.list(prefix, start_after, limit), |_, _| {})
             .await
     }
 }
