@@ -70,12 +70,12 @@ GET. The ceiling uses the same client. Production S3 servers set \`TCP_NODELAY\`
 SDK's GETs are bound by its CPU (about 1.8 ms per GET above) instead.
 Small GETs reach 79 % of the ceiling in this table (not the 90 % aimed at). Client and
 server share these 2 cores, so every client millisecond is taken from the server: the ceiling
-client spends 0.15–0.17 ms of CPU per GET, stowage 0.19–0.21 ms once warm (it also hashes each
-body, ~0.03 ms, and crosses into Node: a promise and a Buffer per call). Warm, in a process
-that keeps running (4 rounds of 2,000 GETs each, 3 processes, ceiling run just before each),
-stowage made 3,050–3,290 GETs/s against the ceiling's 3,430–3,540: 86–95 %. Each run here is a
-fresh process's first 2,000 GETs: it also pays for JIT warm-up and for faulting in the 100 MiB
-of Buffers, which stay alive until V8 collects them (17,000–30,000 page faults per run).
+client spends 0.15–0.17 ms of CPU per GET, stowage 0.19–0.25 ms (it also hashes each body,
+~0.03 ms, and crosses into Node: a promise and a Buffer per call). Warm-up is a small part of
+it: with 300 untimed GETs first, stowage's runs went from 2,290–2,729 to 2,625–2,914 GETs/s
+(ceiling 2,432–3,919 in the same three rounds; the SDK's from 440–546 to 574–701). Against a
+server that had been running for an hour the ceiling made 3,430–3,540 GETs/s and a warm
+stowage process 3,050–3,290 (86–95 %).
 `
 }
 
