@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { servers, tmpDir, sha256, bytes, runPrefix, s3Options, flipByteKeepingMtime } = require('./helpers')
-const { expectCode } = require('./conformance')
+const { collect, expectCode } = require('./conformance')
 
 function dual(extra = {}) {
   const local = tmpDir('dual')
@@ -62,10 +62,12 @@ describe('dual mode', () => {
     const dest = path.join(tmpDir('damaged-out'), 'scan.bin')
     expect((await localFirst.getToFile(key, dest)).location).toBe('cloud')
     expect(sha256(fs.readFileSync(dest))).toBe(sha256(data))
+    // A stream finds out at its end, after the bytes went on: it fails, and reports.
+    await expectCode(collect(localFirst.createReadStream(key)), 'INTEGRITY')
     await tick()
     const damaged = events.filter((e) => e.type === 'integrity-failed')
-    expect(damaged).toHaveLength(2)
-    expect(damaged[0]).toMatchObject({ key, side: 'local', code: 'INTEGRITY' })
+    expect(damaged).toHaveLength(3)
+    for (const e of damaged) expect(e).toMatchObject({ key, side: 'local', code: 'INTEGRITY' })
 
     // With both copies damaged there is nothing good to serve.
     const s3 = servers().s3

@@ -1,6 +1,6 @@
 //! The storage manager: routes writes to the sides the mode names (both at once in
 //! dual mode) and reads to the preferred side, falling back to the other one on
-//! `NOT_FOUND` or an outage.
+//! `NOT_FOUND`, an outage or a copy that fails its SHA-256.
 
 mod events;
 mod locks;
@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::TryStreamExt;
+use futures::stream::{BoxStream, StreamExt};
 
 use crate::config::{Config, Mode, ReadPreference};
 use crate::error::{Error, Result};
@@ -207,11 +208,7 @@ impl Storage {
     /// A side whose copy of `key` failed its SHA-256 check is reported, and the next side
     /// is tried: a damaged local file is served from the cloud's good copy.
     fn damaged(&self, key: &Key, side: Side, err: &Error) {
-        self.emit(|| {
-            Event::new(EventKind::IntegrityFailed, key.as_str())
-                .side(side)
-                .error(err)
-        });
+        self.emit(|| integrity_failed(key, side, err));
     }
 
     /// Tries each read side in order; moves on only when the object is missing there,
@@ -285,9 +282,17 @@ impl Storage {
         key: &Key,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        self.read(key, |s| s.stream(key, range.clone()))
-            .await
-            .map(|(_, s)| s)
+        let (side, chunks) = self.read(key, |s| s.stream(key, range.clone())).await?;
+        // A whole object's stream learns that its bytes are damaged only at its end,
+        // after handing them on: too late for the other side, not too late to report.
+        let (events, key) = (self.events.clone(), key.clone());
+        Ok(chunks
+            .inspect_err(move |e| {
+                if matches!(e, Error::Integrity(_)) {
+                    events.emit(|| integrity_failed(&key, side, e));
+                }
+            })
+            .boxed())
     }
 
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
@@ -346,4 +351,10 @@ impl Storage {
         self.first_side(|s| s.list(prefix, start_after, limit), |_, _| {})
             .await
     }
+}
+
+fn integrity_failed(key: &Key, side: Side, err: &Error) -> Event {
+    Event::new(EventKind::IntegrityFailed, key.as_str())
+        .side(side)
+        .error(err)
 }
