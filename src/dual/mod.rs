@@ -198,21 +198,16 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        // A damaged copy is reported, and the next side serves the object.
         let found = self
-            .first_side(read, |side, e| self.damaged(key, side, e))
+            .first_side(read, |side, e| self.emit(|| integrity_failed(key, side, e)))
             .await?;
         self.note_read(key).await;
         Ok(found)
     }
 
-    /// A side whose copy of `key` failed its SHA-256 check is reported, and the next side
-    /// is tried: a damaged local file is served from the cloud's good copy.
-    fn damaged(&self, key: &Key, side: Side, err: &Error) {
-        self.emit(|| integrity_failed(key, side, err));
-    }
-
     /// Tries each read side in order; moves on only when the object is missing there,
-    /// that side is down, or its bytes failed their check (after `on_damaged`), so real
+    /// that side is down, or its bytes failed their SHA-256 (after `on_damaged`), so real
     /// errors (bad credentials) are not masked.
     async fn first_side<'a, T, F, Fut>(
         &'a self,
