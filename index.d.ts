@@ -80,6 +80,10 @@ export declare class StorageManager {
   put(key: string, data: Buffer | Uint8Array | string, opts?: PutOpts | undefined | null): Promise<PutResult>
   /** Streams a file from disk; multipart above `multipartThreshold`. */
   putFile(key: string, path: string, opts?: PutOpts | undefined | null): Promise<PutResult>
+  /**
+   * The whole object; rejects with `INTEGRITY` when its bytes differ from the
+   * recorded SHA-256.
+   */
   get(key: string): Promise<Buffer>
   /** Bytes `start` to `endExclusive`; the end is clamped to the object's size. */
   getRange(key: string, start: number, endExclusive: number): Promise<Buffer>
@@ -88,7 +92,11 @@ export declare class StorageManager {
    * SHA-256 matches.
    */
   getToFile(key: string, path: string, opts?: TransferOpts | undefined | null): Promise<ObjectInfo>
-  /** A Node `Readable` of the object (or of bytes `start..=end`). */
+  /**
+   * A Node `Readable` of the object (or of bytes `start..=end`). A whole object is
+   * hashed as it streams and ends with an `INTEGRITY` error if it differs from the
+   * recorded SHA-256; a range is passed through unchecked.
+   */
   createReadStream(key: string, opts?: RangeOpts | undefined | null): import('node:stream').Readable
   head(key: string): Promise<ObjectInfo>
   exists(key: string): Promise<boolean>

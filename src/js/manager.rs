@@ -154,6 +154,8 @@ impl StorageManager {
         )
     }
 
+    /// The whole object; rejects with `INTEGRITY` when its bytes differ from the
+    /// recorded SHA-256.
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn get<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
         let key = key_or_reject!(env, key);
@@ -212,7 +214,9 @@ impl StorageManager {
         )
     }
 
-    /// A Node `Readable` of the object (or of bytes `start..=end`).
+    /// A Node `Readable` of the object (or of bytes `start..=end`). A whole object is
+    /// hashed as it streams and ends with an `INTEGRITY` error if it differs from the
+    /// recorded SHA-256; a range is passed through unchecked.
     #[napi(ts_return_type = "import('node:stream').Readable")]
     pub fn create_read_stream<'env>(
         &self,
