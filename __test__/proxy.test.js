@@ -6,7 +6,11 @@
 const { execFile } = require('node:child_process')
 const http = require('node:http')
 const { promisify } = require('node:util')
-const { sha256 } = require('./helpers')
+const { sha256, bytes } = require('./helpers')
+
+/** The object each client run writes and reads back. */
+const SIZE = 64 * 1024
+const SEED = 5
 
 const CLIENT = `
 const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
@@ -14,7 +18,7 @@ const { s3Options, tmpDir, bytes, sha256 } = require(${JSON.stringify(require.re
 ;(async () => {
   const storage = new StorageManager({ local: tmpDir('proxy'), mode: 'cloud', ...s3Options() })
   const key = process.argv[1]
-  await storage.put(key, bytes(64 * 1024, 5))
+  await storage.put(key, bytes(${SIZE}, ${SEED}))
   process.stdout.write(sha256(await storage.get(key)))
 })().catch((e) => { console.error(e.code, e.message); process.exit(1) })
 `
@@ -53,7 +57,7 @@ beforeAll(async () => {
 })
 afterAll(() => proxy.close())
 
-const expected = sha256(require('./helpers').bytes(64 * 1024, 5))
+const expected = sha256(bytes(SIZE, SEED))
 
 test.each(['HTTP_PROXY', 'http_proxy', 'ALL_PROXY'])('%s sends every request through the proxy', async (name) => {
   proxy.seen.length = 0

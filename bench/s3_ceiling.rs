@@ -105,15 +105,7 @@ async fn main() {
         SMALL_COUNT,
         SMALL_COUNT * SMALL_SIZE,
         16,
-        |i| {
-            let (store, data) = (store.clone(), small.clone());
-            async move {
-                store
-                    .put(&key("small", i), PutPayload::from_bytes(data))
-                    .await
-                    .expect("put");
-            }
-        },
+        |i| put(store.clone(), key("small", i), small.clone()),
     )
     .await;
     timed(
@@ -142,15 +134,7 @@ async fn main() {
         LARGE_COUNT,
         LARGE_COUNT * large.len(),
         4,
-        |i| {
-            let (store, data) = (store.clone(), large.clone());
-            async move {
-                store
-                    .put(&key("large", i), PutPayload::from_bytes(data))
-                    .await
-                    .expect("put");
-            }
-        },
+        |i| put(store.clone(), key("large", i), large.clone()),
     )
     .await;
     timed(
@@ -172,6 +156,14 @@ async fn main() {
         |i| get(store.clone(), key("large-v", i)),
     )
     .await;
+}
+
+/// One bare PUT: the bytes only.
+async fn put(store: Arc<dyn ObjectStore>, key: Path, data: bytes::Bytes) {
+    store
+        .put(&key, PutPayload::from_bytes(data))
+        .await
+        .expect("put");
 }
 
 /// One whole-object GET, body collected, as `get` does.
