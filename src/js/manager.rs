@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
-use super::values::{JsObjectInfo, JsPutResult, ListResult, owned};
+use super::values::{JsBytes, JsObjectInfo, JsPutResult, ListResult};
 use crate::config::Config;
 use crate::dual::Storage;
 use crate::error::{Error, Result};
@@ -157,13 +157,17 @@ impl StorageManager {
     /// The whole object; rejects with `INTEGRITY` when its bytes differ from the
     /// recorded SHA-256.
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn get<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, Buffer>> {
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+    ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.get(&key).await.map(owned) },
-            |_, b| Ok(b.into()),
+            async move { storage.get(&key).await.map(JsBytes::from) },
+            |_, b| Ok(b),
         )
     }
 
@@ -175,16 +179,16 @@ impl StorageManager {
         key: String,
         start: i64,
         end_exclusive: i64,
-    ) -> napi::Result<PromiseRaw<'env, Buffer>> {
+    ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(
             env,
             async move {
                 let (start, end) = range_bounds(start, end_exclusive)?;
-                storage.get_range(&key, start, end).await.map(owned)
+                storage.get_range(&key, start, end).await.map(JsBytes::from)
             },
-            |_, b| Ok(b.into()),
+            |_, b| Ok(b),
         )
     }
 

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
 use super::error::promise;
-use super::values::owned;
+use super::values::JsBytes;
 use crate::dual::Storage;
 use crate::error::Result;
 use crate::key::Key;
@@ -43,7 +43,7 @@ pub struct ObjectReader {
 impl ObjectReader {
     /// The next chunk, or `null` at the end. The object is opened on the first call.
     #[napi(ts_return_type = "Promise<Buffer | null>")]
-    pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
+    pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<JsBytes>>> {
         let state = self.state.clone();
         promise(
             env,
@@ -56,14 +56,14 @@ impl ObjectReader {
                     return Ok(None);
                 };
                 match stream.next().await.transpose()? {
-                    Some(chunk) => Ok(Some(owned(chunk))),
+                    Some(chunk) => Ok(Some(JsBytes::from(chunk))),
                     None => {
                         *state = State::Done;
                         Ok(None)
                     }
                 }
             },
-            |_, chunk| Ok(chunk.map(Buffer::from)),
+            |_, chunk| Ok(chunk),
         )
     }
 }

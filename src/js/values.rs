@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use napi::bindgen_prelude::{Buffer, BufferSlice, ToNapiValue};
+use napi::{Env, sys};
 use napi_derive::napi;
 
 use crate::dual::{Event, PutResult, RepairReport as CoreRepairReport, Side, SideError, SideStats};
@@ -188,9 +191,43 @@ pub struct Stats {
     pub repaired: i64,
 }
 
-/// The bytes as a Vec that a Buffer can own. Made on the runtime's thread: a chunk that
-/// arrived in one read is a slice of the HTTP client's buffer and must be copied, and
-/// that copy should not run on the JavaScript thread.
-pub fn owned(bytes: bytes::Bytes) -> Vec<u8> {
-    Vec::from(bytes)
+/// Bytes on their way to a JS `Buffer`, prepared on the runtime's thread (`JsBytes::from`).
+pub enum JsBytes {
+    /// Copied into a buffer V8 owns, on the JavaScript thread.
+    Copy(Bytes),
+    /// Handed over without a copy: Node frees it through a finalizer.
+    Own(Vec<u8>),
+}
+
+/// Up to this size a buffer is copied on the JavaScript thread. An external buffer
+/// costs Node about as much there as the copy (a cleanup hook, a finalizer and a
+/// callback when it is collected), and the copy spares the runtime's thread its own:
+/// 50 KiB GETs from a memory store, 16 in flight, used 23–25 µs of the JavaScript
+/// thread and 49 µs of the runtime's per call before, 22–24 µs and 40–42 µs after.
+const COPY_MAX: usize = 64 * 1024;
+
+/// Small bytes stay as they are; large ones become a Vec here, off the JavaScript
+/// thread (a chunk that arrived in one read is a slice of the HTTP client's buffer and
+/// must be copied to be owned).
+impl From<Bytes> for JsBytes {
+    fn from(bytes: Bytes) -> Self {
+        if bytes.len() <= COPY_MAX {
+            JsBytes::Copy(bytes)
+        } else {
+            JsBytes::Own(Vec::from(bytes))
+        }
+    }
+}
+
+impl ToNapiValue for JsBytes {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY (both arms): `env` is the live environment napi passed in.
+        match value {
+            JsBytes::Copy(bytes) => unsafe {
+                let copy = BufferSlice::copy_from(&Env::from_raw(env), &bytes)?;
+                ToNapiValue::to_napi_value(env, &copy)
+            },
+            JsBytes::Own(vec) => unsafe { Buffer::to_napi_value(env, vec.into()) },
+        }
+    }
 }
