@@ -68,7 +68,7 @@ object_store's reqwest client. stowage's client for plain-HTTP endpoints
 (src/store/http.rs) sets \`TCP_QUICKACK\` after each read, which leaves that mode: ~1 ms per
 GET. The ceiling uses the same client. Production S3 servers set \`TCP_NODELAY\`; there the
 SDK's GETs are bound by its CPU (about 1.8 ms per GET above) instead.
-Small GETs reach 79 % of the ceiling in this table (not the 90 % aimed at). Client and
+Small GETs stay below the 90 % of the ceiling aimed at (table above). Client and
 server share these 2 cores, so every client millisecond is taken from the server: the ceiling
 client spends 0.15–0.17 ms of CPU per GET, stowage 0.19–0.25 ms (it also hashes each body,
 ~0.03 ms, and crosses into Node: a promise and a Buffer per call). Warm-up is a small part of
