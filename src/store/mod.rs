@@ -170,7 +170,7 @@ impl Store {
     /// Maps an error of this store, telling a missing bucket from a missing object.
     async fn fail(&self, err: object_store::Error, key: &Key) -> Error {
         let not_found = matches!(err, object_store::Error::NotFound { .. });
-        let mapped = map_store_error(err, Some(key), &self.secrets);
+        let mapped = self.map(err, key);
         if not_found
             && matches!(mapped, Error::NotFound { .. })
             && self.local.is_none()
@@ -179,6 +179,11 @@ impl Store {
             return e;
         }
         mapped
+    }
+
+    /// This store's error for an operation on `key`, with its secrets kept out.
+    fn map(&self, err: object_store::Error, key: &Key) -> Error {
+        map_store_error(err, Some(key), &self.secrets)
     }
 
     /// A HEAD on a missing bucket is a bodiless 404, like a missing object; one listing
@@ -307,9 +312,7 @@ impl Store {
         let read = self.open_read(key, None).await?;
         let (meta, attributes) = (read.meta.clone(), read.attributes.clone());
         let (info, bytes) = tokio::try_join!(self.info(key, &meta, &attributes), async {
-            read.bytes()
-                .await
-                .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+            read.bytes().await.map_err(|e| self.map(e, key))
         })?;
         if let Some(expected) = &info.sha256 {
             check_sha256(key, &hash_bytes(&bytes).await?, expected)?;
@@ -337,10 +340,7 @@ impl Store {
             return Ok(Bytes::new());
         }
         let result = self.open_read(key, Some(start..end)).await?;
-        result
-            .bytes()
-            .await
-            .map_err(|e| map_store_error(e, Some(key), &self.secrets))
+        result.bytes().await.map_err(|e| self.map(e, key))
     }
 
     /// The object as a stream of chunks, for `createReadStream`. A whole object is
@@ -431,7 +431,7 @@ impl Store {
             .inner
             .head(&Self::path(to))
             .await
-            .map_err(|e| map_store_error(e, Some(to), &self.secrets))?;
+            .map_err(|e| self.map(e, to))?;
         record.mtime_ns = mtime_ns(&meta);
         index.put_object(&self.name, to.as_str(), record).await
     }

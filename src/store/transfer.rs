@@ -274,10 +274,6 @@ impl Store {
         }
     }
 
-    fn map(&self, err: object_store::Error, key: &Key) -> Error {
-        super::errors::map_store_error(err, Some(key), &self.secrets)
-    }
-
     /// Cloud stores carry headers and the SHA-256 as attributes; file stores can't, so
     /// for them the same facts go to the journal in [`Store::record`].
     fn attributes(&self, key: &Key, opts: &PutOptions, sha256: &str) -> Attributes {
