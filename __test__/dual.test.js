@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { servers, tmpDir, sha256, bytes, runPrefix, s3Options, flipByteKeepingMtime } = require('./helpers')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
 const { collect, expectCode } = require('./conformance')
 
 function dual(extra = {}) {
@@ -70,8 +70,7 @@ describe('dual mode', () => {
     for (const e of damaged) expect(e).toMatchObject({ key, side: 'local', code: 'INTEGRITY' })
 
     // With both copies damaged there is nothing good to serve.
-    const s3 = servers().s3
-    flipByteKeepingMtime(path.join(s3.dir, s3.bucket, key), 99)
+    flipByteKeepingMtime(s3ObjectFile(key), 99)
     await expectCode(localFirst.get(key), 'INTEGRITY')
   })
 

@@ -74,6 +74,12 @@ function cloudOnly(kind, extra = {}) {
   }
 }
 
+/** Where s3s-fs keeps the bytes of `key`: a plain file in its folder. */
+function s3ObjectFile(key) {
+  const s3 = servers().s3
+  return path.join(s3.dir, s3.bucket, key)
+}
+
 /** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
  * as bit rot would. */
 function flipByteKeepingMtime(file, offset) {
@@ -89,4 +95,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly, flipByteKeepingMtime }
+module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime }

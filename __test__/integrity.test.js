@@ -7,7 +7,7 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { servers, tmpDir, sha256, runPrefix, s3Options, azureOptions, flipByteKeepingMtime } = require('./helpers')
+const { servers, tmpDir, sha256, runPrefix, s3Options, azureOptions, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
 const { collect } = require('./conformance')
 
 /** The one file under `dir` that holds `data`, and where: Azurite appends each
@@ -31,9 +31,8 @@ const stores = {
     return { storage: new StorageManager({ local, mode: 'local' }), damage: (key, _data, offset) => flipByteKeepingMtime(path.join(local, key), offset) }
   },
   s3: () => {
-    const s3 = servers().s3
     const storage = new StorageManager({ local: tmpDir('integrity-s3'), mode: 'cloud', ...s3Options() })
-    return { storage, damage: (key, _data, offset) => flipByteKeepingMtime(path.join(s3.dir, s3.bucket, key), offset) }
+    return { storage, damage: (key, _data, offset) => flipByteKeepingMtime(s3ObjectFile(key), offset) }
   },
   azure: () => {
     const storage = new StorageManager({ local: tmpDir('integrity-azure'), mode: 'cloud', ...azureOptions() })
