@@ -1,7 +1,7 @@
 'use strict'
 // While HTTP_PROXY (or http_proxy, ALL_PROXY, all_proxy) is set, requests go through
 // object_store's reqwest client, which sends them to the proxy unless NO_PROXY names
-// the host (src/store/http.rs). The proxy here is a real forwarding proxy; the client
+// the host (src/store/http/). The proxy here is a real forwarding proxy; the client
 // runs in a child process, since environment variables are process-wide.
 const { execFile } = require('node:child_process')
 const http = require('node:http')

@@ -1,6 +1,6 @@
 //! The S3 server's own ceiling: the plainest fast client, object_store driven from a
 //! Rust loop with no Node, no file reads and no hashing, over stowage's HTTP client (the
-//! fastest one we have, see src/store/http.rs). Prints one JSON line per workload.
+//! fastest one we have, see src/store/http/). Prints one JSON line per workload.
 //! The plain workloads store bytes only; the `-verified` ones do what the server must do
 //! for any verified copy: store the object with its SHA-256 as metadata (hashed once,
 //! up front), then HEAD it and compare size and metadata. The gets read those verified
@@ -19,7 +19,7 @@ use object_store::{
 
 // The ceiling cannot link stowage's library: its N-API symbols resolve only inside
 // Node. It compiles the client's source file instead.
-#[path = "../src/store/http.rs"]
+#[path = "../src/store/http/mod.rs"]
 mod http;
 
 const SMALL_COUNT: usize = 2000;

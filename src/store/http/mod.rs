@@ -1,7 +1,8 @@
 //! The HTTP client under the cloud stores. Plain-HTTP endpoints (on-premises S3
 //! servers, emulators) are spoken to through hyper directly, on sockets that
-//! acknowledge a response as soon as they read it; TLS endpoints, and every endpoint
-//! while a proxy is configured, go through object_store's reqwest client.
+//! acknowledge a response as soon as they read it and read large bodies in bulk
+//! (`socket.rs`); TLS endpoints, and every endpoint while a proxy is configured, go
+//! through object_store's reqwest client.
 //!
 //! Why: a server that leaves Nagle's algorithm on (s3s and plain hyper servers do)
 //! sends a response's headers, then holds the rest until the client acknowledges
@@ -16,24 +17,27 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderValue;
 use http::uri::Scheme;
-use http::{HeaderValue, Uri};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use object_store::client::{
     ClientOptions, HttpClient, HttpConnector as StoreConnector, HttpError, HttpErrorKind,
     HttpRequest, HttpRequestBody, HttpResponse, HttpResponseBody, HttpService, ReqwestConnector,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+use socket::SocketConnector;
+
+mod framing;
+mod socket;
 
 /// Sent on both paths, in place of object_store's own.
 pub const USER_AGENT: &str = concat!("stowage/", env!("CARGO_PKG_VERSION"));
@@ -93,7 +97,7 @@ impl HttpService for Routed {
 
 #[derive(Debug)]
 struct Direct {
-    client: Client<QuickAckConnector, HttpRequestBody>,
+    client: Client<SocketConnector, HttpRequestBody>,
     timeout: Duration,
 }
 
@@ -109,7 +113,7 @@ impl Direct {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(c.pool_max_idle_per_host)
-            .build(QuickAckConnector(tcp));
+            .build(SocketConnector(tcp));
         Self {
             client,
             timeout: c.request_timeout,
@@ -207,100 +211,13 @@ impl Body for Deadlined {
     }
 }
 
-/// hyper's TCP connector, handing out [`QuickAck`] sockets.
-#[derive(Clone)]
-struct QuickAckConnector(HttpConnector);
-
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-impl tower_service::Service<Uri> for QuickAckConnector {
-    type Response = TokioIo<QuickAck>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move { Ok(TokioIo::new(QuickAck(connecting.await?.into_inner()))) })
-    }
-}
-
-/// A TCP stream that acknowledges what it has read at once: after a read that
-/// returned data, `TCP_QUICKACK` leaves pingpong mode and sends the pending
-/// acknowledgement if the read emptied the receive queue (one `setsockopt` per read).
-struct QuickAck(TcpStream);
-
-impl AsyncRead for QuickAck {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.0).poll_read(cx, buf))?;
-        if buf.filled().len() > before {
-            quick_ack(&self.0);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for QuickAck {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl Connection for QuickAck {
-    fn connected(&self) -> Connected {
-        self.0.connected()
-    }
-}
-
-/// Best effort: where it fails (or on systems without the option) a response may
-/// only wait for the peer's delayed acknowledgement, as before.
-#[cfg(target_os = "linux")]
-fn quick_ack(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn quick_ack(_: &TcpStream) {}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, LazyLock};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 
@@ -337,9 +254,26 @@ mod tests {
         true
     }
 
-    /// A server that, like s3s-fs, leaves Nagle on and writes the headers and the body
-    /// separately. `stall_after` bytes of body are sent, then nothing; counts connections.
-    async fn server(stall_after: Option<usize>) -> (String, Arc<AtomicUsize>) {
+    /// Larger than a bulk read's tail, of an odd length.
+    static LARGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
+        (0..4 * 1024 * 1024 + 123)
+            .map(|i| (i % 251) as u8)
+            .collect()
+    });
+
+    /// What the test server does after a response head.
+    #[derive(Clone, Copy)]
+    enum Reply {
+        Whole,
+        /// This many bytes of the body, then nothing.
+        Stall(usize),
+        /// This many bytes of the body, then the connection is closed.
+        Close(usize),
+    }
+
+    /// A server that, like s3s-fs, leaves Nagle on and writes the head and the body
+    /// separately, the body in 64 KiB pieces. Counts connections.
+    async fn server(body: &'static [u8], reply: Reply) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/object", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
@@ -351,12 +285,19 @@ mod tests {
                 tokio::spawn(async move {
                     while read_request(&mut stream).await {
                         let head =
-                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", BODY.len());
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
                         stream.write_all(head.as_bytes()).await.unwrap();
-                        let sent = stall_after.unwrap_or(BODY.len());
-                        stream.write_all(&BODY[..sent]).await.unwrap();
-                        if stall_after.is_some() {
-                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        let sent = match reply {
+                            Reply::Whole => body.len(),
+                            Reply::Stall(n) | Reply::Close(n) => n,
+                        };
+                        for piece in body[..sent].chunks(64 * 1024) {
+                            stream.write_all(piece).await.unwrap();
+                        }
+                        match reply {
+                            Reply::Whole => {}
+                            Reply::Stall(_) => tokio::time::sleep(Duration::from_secs(3600)).await,
+                            Reply::Close(_) => return,
                         }
                     }
                 });
@@ -367,21 +308,86 @@ mod tests {
 
     #[tokio::test]
     async fn reads_whole_bodies_over_one_kept_alive_connection() {
-        let (url, connections) = server(None).await;
-        let client = client(Duration::from_secs(10));
-        for _ in 0..20 {
-            assert_eq!(get(&client, &url).await.unwrap(), BODY);
+        for body in [BODY, &LARGE[..]] {
+            let (url, connections) = server(body, Reply::Whole).await;
+            let client = client(Duration::from_secs(10));
+            for _ in 0..5 {
+                assert!(get(&client, &url).await.unwrap() == body);
+            }
+            assert_eq!(connections.load(Ordering::SeqCst), 1);
         }
-        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_body_that_stops_coming_times_out() {
-        let (url, _) = server(Some(5)).await;
-        let err = get(&client(Duration::from_millis(300)), &url)
+        for (body, sent) in [(BODY, 5), (&LARGE[..], 1024 * 1024)] {
+            let (url, _) = server(body, Reply::Stall(sent)).await;
+            let err = get(&client(Duration::from_millis(300)), &url)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), HttpErrorKind::Timeout);
+        }
+    }
+
+    /// A read waiting for a bulk of bytes still returns when the peer closes: the
+    /// body fails as cut short, not after the 30 s timeout.
+    #[tokio::test]
+    async fn a_large_body_cut_short_fails_at_once() {
+        let (url, _) = server(&LARGE, Reply::Close(1024 * 1024)).await;
+        let err = get(&client(Duration::from_secs(30)), &url)
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), HttpErrorKind::Timeout);
+        assert_eq!(err.kind(), HttpErrorKind::Interrupted, "{err}");
+    }
+
+    /// In the middle of a large body a read waits for a bulk of bytes; from its tail
+    /// on, and after it, reads return what has arrived.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn reads_the_middle_of_a_large_body_in_bulk() {
+        use std::os::fd::AsRawFd;
+        fn low_water(stream: &TcpStream) -> libc::c_int {
+            let mut value: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `value` and `len` outlive the call and `len` is `value`'s size.
+            let rc = unsafe {
+                libc::getsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&mut value as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            value
+        }
+        let (url, _) = server(&LARGE, Reply::Whole).await;
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/object");
+        let mut socket = socket::Socket::new(TcpStream::connect(addr).await.unwrap());
+        socket
+            .write_all(b"GET /object HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while !received.ends_with(&LARGE[LARGE.len() - 1000..]) {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            received.extend_from_slice(&buf[..n]);
+            seen.insert(low_water(socket.stream()));
+        }
+        assert!(received.ends_with(&LARGE));
+        assert_eq!(low_water(socket.stream()), 1);
+        let bulk = if socket::low_water_works() {
+            vec![1, 256 * 1024]
+        } else {
+            vec![1]
+        };
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), bulk);
     }
 
     #[tokio::test]
@@ -398,7 +404,7 @@ mod tests {
     /// Linux reports TCP_QUICKACK as 0 while a socket is in pingpong mode, the mode
     /// that delays acknowledgements. A client that sends each request right after
     /// reading a response is in it when the next response arrives; one reading through
-    /// [`QuickAck`] has left it by the time its read returns. Three whole exchanges
+    /// a [`socket::Socket`] has left it by the time its read returns. Three whole exchanges
     /// first: kernels before 6.5 enter the mode after three quick replies, not one.
     #[cfg(target_os = "linux")]
     #[tokio::test]
@@ -410,7 +416,7 @@ mod tests {
         where
             S: AsyncRead + AsyncWrite + Unpin,
         {
-            let (url, _) = server(None).await;
+            let (url, _) = server(BODY, Reply::Whole).await;
             let addr = url
                 .trim_start_matches("http://")
                 .trim_end_matches("/object");
@@ -436,6 +442,6 @@ mod tests {
                 .unwrap()
         }
         assert!(delays_acks_after_a_read(|s| s, |s| s).await);
-        assert!(!delays_acks_after_a_read(QuickAck, |s| &s.0).await);
+        assert!(!delays_acks_after_a_read(socket::Socket::new, socket::Socket::stream).await);
     }
 }
