@@ -112,6 +112,7 @@ function conformance(kind) {
         [100, 200],
         [4000, 5000], // end clamped to the size
         [10, 10], // empty range
+        [4096, 5000], // starts at the end: empty
       ]
       for (const [s, e] of cases) {
         const got = await storage.getRange(key, s, e)
@@ -204,6 +205,9 @@ function conformance(kind) {
       expect(sha256(await collect(storage.createReadStream(`${p}/stream.bin`)))).toBe(sha256(data))
       const part = await collect(storage.createReadStream(`${p}/stream.bin`, { start: 10, end: 1_000_009 }))
       expect(Buffer.compare(part, data.subarray(10, 1_000_010))).toBe(0)
+      const tail = await collect(storage.createReadStream(`${p}/stream.bin`, { start: data.length - 10, end: data.length + 100 }))
+      expect(Buffer.compare(tail, data.subarray(data.length - 10))).toBe(0)
+      expect((await collect(storage.createReadStream(`${p}/stream.bin`, { start: data.length + 5, end: data.length + 10 }))).length).toBe(0)
       await expect(collect(storage.createReadStream(`${p}/missing.bin`))).rejects.toMatchObject({ code: 'NOT_FOUND' })
       expect(() => storage.createReadStream('../etc/passwd')).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }))
     })

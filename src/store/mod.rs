@@ -16,6 +16,9 @@ pub mod progress;
 mod transfer;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +63,15 @@ pub struct Store {
     presigner: Option<Arc<(presign::Presigner, String)>>,
     /// Set once the bucket or container has answered, so a later 404 means "no object".
     container_seen: Arc<AtomicBool>,
+}
+
+/// What [`Store::open_range`] found.
+enum Ranged {
+    /// The range's bytes, its end clamped to the object's size.
+    Open(GetResult),
+    /// No byte to read: the range is empty or starts at or past the end of the object,
+    /// which is `size` bytes long.
+    Nothing { size: u64 },
 }
 
 /// Modification time of a stored object in nanoseconds since the epoch, as the journal
@@ -328,19 +340,36 @@ impl Store {
                 format!("end {end} is before start {start}"),
             ));
         }
-        let size = self.head(key).await?.size;
-        if start > size {
-            return Err(Error::config(
+        match self.open_range(key, start..end).await? {
+            Ranged::Open(result) => result.bytes().await.map_err(|e| self.map(e, key)),
+            Ranged::Nothing { size } if start > size => Err(Error::config(
                 "range",
                 format!("start {start} is past the end ({size} bytes)"),
-            ));
+            )),
+            Ranged::Nothing { .. } => Ok(Bytes::new()),
         }
-        let end = end.min(size);
-        if start == end {
-            return Ok(Bytes::new());
+    }
+
+    /// Opens `range` in one request, its end clamped by the store to the object's size.
+    /// A range with no byte in the object (empty, or starting at or past its end) is
+    /// refused by each store in its own way (S3 and Azure answer 416, the file and
+    /// memory stores return their own errors), so a refusal is told apart by a HEAD:
+    /// the second request is only made then.
+    async fn open_range(&self, key: &Key, range: std::ops::Range<u64>) -> Result<Ranged> {
+        let refused = if range.is_empty() {
+            None
+        } else {
+            match self.open_read(key, Some(range.clone())).await {
+                Ok(result) => return Ok(Ranged::Open(result)),
+                Err(e @ Error::NotFound { .. }) => return Err(e),
+                Err(e) => Some(e),
+            }
+        };
+        let size = self.head(key).await?.size;
+        match refused {
+            Some(e) if range.start < size => Err(e),
+            _ => Ok(Ranged::Nothing { size }),
         }
-        let result = self.open_read(key, Some(start..end)).await?;
-        result.bytes().await.map_err(|e| self.map(e, key))
     }
 
     /// The object as a stream of chunks, for `createReadStream`. A whole object is
@@ -350,19 +379,14 @@ impl Store {
         key: &Key,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let range = match range {
-            Some(r) => {
-                let size = self.head(key).await?.size;
-                let r = r.start.min(size)..r.end.min(size);
-                if r.is_empty() {
-                    return Ok(futures::stream::empty().boxed());
-                }
-                Some(r)
-            }
-            None => None,
-        };
         let whole = range.is_none();
-        let result = self.open_read(key, range).await?;
+        let result = match range {
+            Some(range) => match self.open_range(key, range).await? {
+                Ranged::Open(result) => result,
+                Ranged::Nothing { .. } => return Ok(futures::stream::empty().boxed()),
+            },
+            None => self.open_read(key, None).await?,
+        };
         let expected = if whole {
             let info = self.info(key, &result.meta, &result.attributes).await?;
             info.sha256

@@ -1,0 +1,166 @@
+//! Store behaviour that the JavaScript conformance suite cannot see: how many requests
+//! an operation makes.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::AtomicUsize;
+
+use async_trait::async_trait;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    PutMultipartOptions, PutOptions as StorePutOptions, PutPayload, PutResult,
+};
+
+use super::*;
+use crate::store::object::PutOptions;
+use crate::store::transfer::TransferConfig;
+
+/// A store that counts its reads (GETs and HEADs alike) and passes everything on.
+#[derive(Debug)]
+struct CountingReads {
+    inner: Arc<dyn ObjectStore>,
+    reads: AtomicUsize,
+}
+
+impl fmt::Display for CountingReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountingReads({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CountingReads {
+    async fn put_opts(
+        &self,
+        location: &StorePath,
+        payload: PutPayload,
+        opts: StorePutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &StorePath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &StorePath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<StorePath>>,
+    ) -> BoxStream<'static, object_store::Result<StorePath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A memory store holding `key` = 0, 1, … 99, and its read counter.
+async fn store_with_object(key: &Key) -> (Store, Arc<CountingReads>) {
+    let mut store = Store::open(
+        "memory://",
+        "cloud",
+        &StoreOptions::default(),
+        &JournalSource { shared: None },
+    )
+    .unwrap();
+    let counting = Arc::new(CountingReads {
+        inner: store.inner.clone(),
+        reads: AtomicUsize::new(0),
+    });
+    store.inner = counting.clone();
+    let data = Bytes::from((0..100u8).collect::<Vec<_>>());
+    let opts = PutOptions::default();
+    store
+        .put_bytes(key, data, &opts, None, &TransferConfig::default())
+        .await
+        .unwrap();
+    (store, counting)
+}
+
+/// Reads made by `read`, and what it returned.
+async fn reads<T>(counting: &CountingReads, read: impl Future<Output = T>) -> (usize, T) {
+    let before = counting.reads.load(Ordering::SeqCst);
+    let value = read.await;
+    (counting.reads.load(Ordering::SeqCst) - before, value)
+}
+
+async fn collected(stream: Result<BoxStream<'static, Result<Bytes>>>) -> Vec<u8> {
+    let chunks: Vec<Bytes> = stream.unwrap().try_collect().await.unwrap();
+    chunks.concat()
+}
+
+#[tokio::test]
+async fn a_range_inside_the_object_is_one_request() {
+    let key = Key::parse("range/object.bin").unwrap();
+    let (store, counting) = store_with_object(&key).await;
+    let cases: [(Range<u64>, Range<u8>); 3] =
+        [(10..20, 10..20), (90..500, 90..100), (0..100, 0..100)];
+    for (range, expected) in cases {
+        let expected: Vec<u8> = expected.collect();
+        let (n, got) = reads(&counting, store.get_range(&key, range.start, range.end)).await;
+        assert_eq!(
+            (n, got.unwrap().to_vec()),
+            (1, expected.clone()),
+            "{range:?}"
+        );
+        let (n, got) = reads(&counting, collected_range(&store, &key, range.clone())).await;
+        assert_eq!((n, got), (1, expected), "stream {range:?}");
+    }
+}
+
+async fn collected_range(store: &Store, key: &Key, range: Range<u64>) -> Vec<u8> {
+    collected(store.stream(key, Some(range)).await).await
+}
+
+#[tokio::test]
+async fn a_range_with_no_byte_in_the_object_is_told_apart_by_a_head() {
+    let key = Key::parse("range/object.bin").unwrap();
+    let (store, counting) = store_with_object(&key).await;
+    for range in [100..200, 40..40] {
+        let (n, got) = reads(&counting, store.get_range(&key, range.start, range.end)).await;
+        assert_eq!(
+            (n, got.unwrap().len()),
+            (2 - usize::from(range.is_empty()), 0)
+        );
+        assert!(collected_range(&store, &key, range).await.is_empty());
+    }
+    let past = store.get_range(&key, 101, 200).await.unwrap_err();
+    assert_eq!(past.code(), "INVALID_CONFIG", "{past}");
+    assert!(collected_range(&store, &key, 101..200).await.is_empty());
+    let missing = Key::parse("range/missing.bin").unwrap();
+    let (n, err) = reads(&counting, store.get_range(&missing, 0, 10)).await;
+    assert_eq!((n, err.unwrap_err().code()), (1, "NOT_FOUND"));
+}
