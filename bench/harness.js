@@ -90,7 +90,8 @@ async function startBench() {
   // stdout open); killing a server that already stopped is harmless.
   process.once('exit', () => server.child.kill('SIGKILL'))
   const serverFile = path.join(work, 'server.json')
-  fs.writeFileSync(serverFile, JSON.stringify(server.info))
+  // The pid lets a client read the server's CPU time (/proc) around its timed part.
+  fs.writeFileSync(serverFile, JSON.stringify({ ...server.info, pid: server.child.pid }))
   const bigFile = path.join(work, 'big-20MiB.bin')
   fs.writeFileSync(bigFile, crypto.randomBytes(20 * 1024 * 1024))
   const ceilingBin = path.join(ROOT, 'target', 'release', 'examples', 's3_ceiling')
@@ -118,10 +119,16 @@ async function startBench() {
     server: s,
     settle: (opts) => settle(work, opts),
     freed,
-    ceiling: (settleOpts) =>
+    /** Every ceiling workload in one process, or only the ones named (their gets read
+     * what an earlier full run stored). */
+    ceiling: (settleOpts, workloads = []) =>
       skipBuild && !fs.existsSync(ceilingBin)
         ? []
-        : measured('put', () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile]), settleOpts),
+        : measured(
+            workloads.length ? workloads.join(' ') : 'put',
+            () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile, String(server.child.pid), ...workloads]),
+            settleOpts,
+          ),
     worker: (client, workload) => {
       const [r] = measured(workload, () => runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work]))
       console.log(`${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)
