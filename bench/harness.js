@@ -107,10 +107,11 @@ async function startBench() {
   const s = server.info
   // Puts free inodes: a client's puts use the same keys every round, and s3s-fs deletes a
   // multipart upload's part files when it completes.
-  const measured = (workload, run, settleOpts) => {
+  const writes = (workload) => workload.includes('put')
+  const measured = (wrote, run, settleOpts) => {
     settle(work, settleOpts)
     const result = run()
-    if (workload.endsWith('put')) freed()
+    if (wrote) freed()
     return result
   }
   return {
@@ -125,12 +126,12 @@ async function startBench() {
       skipBuild && !fs.existsSync(ceilingBin)
         ? []
         : measured(
-            workloads.length ? workloads.join(' ') : 'put',
+            !workloads.length || workloads.some(writes),
             () => runJsonLines(ceilingBin, [s.endpoint, s.bucket, s.accessKeyId, s.secretAccessKey, bigFile, String(server.child.pid), ...workloads]),
             settleOpts,
           ),
     worker: (client, workload) => {
-      const [r] = measured(workload, () => runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work]))
+      const [r] = measured(writes(workload), () => runJsonLines(process.execPath, [path.join(__dirname, 'transfer-worker.js'), client, workload, serverFile, work]))
       console.log(`${client.padEnd(8)} ${workload.padEnd(10)} ${(r.files / r.seconds).toFixed(1)} files/s, cpu ${r.cpuSeconds.toFixed(2)} s, p99 ${r.eventLoopP99Ms.toFixed(1)} ms, rss ${r.peakRssMiB.toFixed(0)} MiB`)
       return r
     },

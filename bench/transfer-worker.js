@@ -15,9 +15,9 @@ const SMALL_SIZE = 50 * 1024
 const LARGE_COUNT = 20
 const SMALL_CONCURRENCY = 16
 const LARGE_CONCURRENCY = 4
-// Untimed operations before a small workload's clock starts, as the ceiling's small GETs
-// start on connections its puts opened: a fresh process first opens its 16 connections,
-// compiles its hot paths and grows its heaps, costs a long-running app pays once.
+// Untimed operations before a small workload's clock starts, as before the ceiling's
+// (bench/s3_ceiling.rs): a fresh process first opens its 16 connections, compiles its hot
+// paths and grows its heaps, costs a long-running app pays once.
 const SMALL_WARMUP = 256
 
 async function pool(items, concurrency, fn) {

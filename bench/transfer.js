@@ -108,9 +108,11 @@ median 139–158 ms, at most 206. Part of the system-CPU saving is the server's 
 no longer charged to the client, which a real network would not charge to it either.
 The run above measured 40–62 ms per file (median 46) with the same library code that measured
 29 ms in the previous run; three back-to-back runs against the same server right after it took
-28–35 ms. The runs differ in what precedes them: here every run deletes the 400 MiB it wrote
-and the next waits at least 31 s, and this VM hands freed page cache back to its host, after
-which writing into fresh page cache costs more (bench/harness.js). That is a guess, not checked.
+28–35 ms. What precedes a run matters: against a fresh server, the first large-get after a
+large put took 65.6 ms per file and the next eight 25–40 ms (back to back 25–36, after 35 s
+idle 32–40), and here each round's large-gets follow its large-puts. Why the first get after
+a put costs more was not found (this VM hands freed page cache back to its host, and writing
+into fresh page cache then costs more: bench/harness.js); the SDK's runs pay for it too.
 `
 }
 
