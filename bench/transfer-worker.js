@@ -47,7 +47,8 @@ function stowageClient(mode, localDir) {
 }
 
 /** What a careful app does with the AWS SDK: hash with `crypto`, keep the hash as
- * metadata, verify it on the way back. */
+ * metadata, verify it on the way back, and replace a downloaded file only once it is on
+ * disk. */
 function sdkClient(localDir) {
   const { PutObjectCommand, GetObjectCommand } = require('@aws-sdk/client-s3')
   const { Upload } = require('@aws-sdk/lib-storage')
@@ -96,6 +97,12 @@ function sdkClient(localDir) {
         fs.createWriteStream(tmp),
       )
       if (r.Metadata?.sha256 && r.Metadata.sha256 !== h.digest('hex')) throw new Error('integrity')
+      // As stowage does: a rename before the bytes are on disk may leave an empty file
+      // after a power loss; and without it the kernel's flusher threads, outside this
+      // process, would pay for writing these bytes while stowage pays for its own.
+      const handle = await fs.promises.open(tmp, 'r+')
+      await handle.sync()
+      await handle.close()
       fs.renameSync(tmp, file)
     },
   }

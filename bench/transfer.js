@@ -59,7 +59,7 @@ parts; this ext4 file system will not reuse an inode freed in the last 60 s, 300
 and checks each candidate: the wait removes part of that cost, not all of it; see bench/harness.js).
 small = 2,000 × 50 KiB at concurrency 16; large = 20 × 20 MiB files (putFile/getToFile vs
 lib-storage \`Upload\` + \`GetObject\` to a file) at 4 in flight. Both sides hash with SHA-256,
-store it as metadata and verify it on every download. Ceiling = object_store over stowage's HTTP
+store it as metadata and verify it on every download, and both fsync a downloaded file before renaming it into place. Ceiling = object_store over stowage's HTTP
 client in a plain Rust loop (no Node, no hashing), same concurrency; its gets read objects stored
 with metadata, as both clients' objects are. In each round every workload runs three times in a
 row, ceiling first, each run a fresh process under the same rules; small workloads start their
@@ -106,13 +106,23 @@ acknowledgement. Against a long-running s3s-fs, 20 × 20 MiB getToFile at 4 in f
 user 12–15 vs 15–20 ms, system 13–17 vs 24–28 ms), and one 20 MiB get after another took a
 median 139–158 ms, at most 206. Part of the system-CPU saving is the server's transmit work
 no longer charged to the client, which a real network would not charge to it either.
-The run above measured 40–62 ms per file (median 46) with the same library code that measured
-29 ms in the previous run; three back-to-back runs against the same server right after it took
-28–35 ms. What precedes a run matters: against a fresh server, the first large-get after a
-large put took 65.6 ms per file and the next eight 25–40 ms (back to back 25–36, after 35 s
-idle 32–40), and here each round's large-gets follow its large-puts. Why the first get after
-a put costs more was not found (this VM hands freed page cache back to its host, and writing
-into fresh page cache then costs more: bench/harness.js); the SDK's runs pay for it too.
+
+**Write size.** getToFile used to hand each MiB it gathered to one vectored write. ext4
+(Linux 6.16 on) gives a write page-cache folios as large as the write, and on this VM
+(Linux 6.18) large ones cost more to fill: 20 files of 20 MiB written and fsynced from Node
+took 10–18 ms of system CPU per file in 1 MiB writes and 5.5–7 ms in 256 KiB writes (128 and
+512 KiB no better), and in a slow large-get run perf put half of stowage's CPU in copying
+into the page cache. stowage now writes at most 256 KiB per call (src/store/file_writer.rs);
+the SDK's stream writes 64 KiB at a time. The last run before the change measured 40–62 ms
+per file (median 46). Single runs still vary after another large download: in an A/B of
+four rounds with nothing else in between, the first client run after the ceiling's
+large-get measured 28–55 ms per file, the second 28–29.
+
+**fsync.** Since 2026-11-26 the SDK script also fsyncs each downloaded file before renaming
+it, as stowage always has: a rename before the bytes are on disk can leave an empty file
+after a power loss, and without the fsync the kernel's flusher threads, outside the measured
+process, paid for writing the SDK's bytes to disk while stowage paid for its own. The run
+just before that change (same stowage code) measured 27.7 vs 82.4 ms per file: 2.98×.
 `
 }
 
