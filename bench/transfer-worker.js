@@ -94,15 +94,13 @@ function sdkClient(localDir) {
             yield c
           }
         },
-        fs.createWriteStream(tmp),
+        // `flush`: fsync before close, as stowage does. A rename before the bytes are on
+        // disk may leave an empty file after a power loss; and without it the kernel's
+        // flusher threads, outside this process, would pay for writing these bytes while
+        // stowage pays for its own.
+        fs.createWriteStream(tmp, { flush: true }),
       )
       if (r.Metadata?.sha256 && r.Metadata.sha256 !== h.digest('hex')) throw new Error('integrity')
-      // As stowage does: a rename before the bytes are on disk may leave an empty file
-      // after a power loss; and without it the kernel's flusher threads, outside this
-      // process, would pay for writing these bytes while stowage pays for its own.
-      const handle = await fs.promises.open(tmp, 'r+')
-      await handle.sync()
-      await handle.close()
       fs.renameSync(tmp, file)
     },
   }
