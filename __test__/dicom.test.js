@@ -122,6 +122,23 @@ describe('encodings', () => {
     }
   })
 
+  // bench/RESULTS.md compares the two at equal output; the grayscale files take stowage's
+  // YUV import, the colour one libwebp's RGB import, and the 1024² one libwebp's
+  // two-thread analysis.
+  test('lossy WebP is byte-identical to sharp encoding the same pixels at the same quality', async () => {
+    if (!sharp) throw new Error('sharp is not installed: npm install')
+    for (const name of ['MR2_UNCR.dcm', 'CT_small.dcm', 'color-pl.dcm']) {
+      const bytes = read(name)
+      const png = decodePng((await dicom.render(bytes, { format: 'png' })).image)
+      const raw = { raw: { width: png.width, height: png.height, channels: png.channels } }
+      for (const quality of [90, 50]) {
+        const ours = (await dicom.render(bytes, { format: 'webp', quality })).image
+        const theirs = await sharp(png.data, raw).webp({ quality }).toBuffer()
+        expect({ name, quality, identical: ours.equals(theirs) }).toEqual({ name, quality, identical: true })
+      }
+    }
+  })
+
   test('a window override changes the rendering and follows the linear rule', async () => {
     const bytes = read('CT_small.dcm')
     const auto = decodePng((await dicom.render(bytes, { format: 'png' })).image)

@@ -323,11 +323,12 @@ function report(supported, both, stowageOnly, samples, latency) {
   }
   lines.push('')
   lines.push('"Sharp encoding" is the JS side\'s WebP step alone, given pixels already made: libwebp at quality 90 and effort 4 ' +
-    'for the image and both thumbnails. stowage calls the same libwebp (1.6) with the same settings, and its output is ' +
-    'byte-identical to sharp\'s. "JS ms ÷ encoding" is how much faster than the JS stack a renderer would be that decoded ' +
+    'for the image and both thumbnails. stowage calls the same libwebp (1.6) with the same settings, and its image is ' +
+    'byte-identical to sharp\'s encoding of the same pixels (__test__/dicom.test.js checks it; the thumbnails differ ' +
+    'by the resampler). "JS ms ÷ encoding" is how much faster than the JS stack a renderer would be that decoded ' +
     'for free but encoded through sharp. stowage gets past it because its own calls into libwebp cost less than sharp\'s ' +
-    '(no libvips pipeline around them, grayscale passed as YUV planes, SIMD Lanczos3 thumbnails, an image that fits a ' +
-    'thumbnail box encoded once); the encoder itself sets the floor.')
+    '(no libvips pipeline around them, grayscale passed as YUV planes, the encoder\'s analysis pass on two threads, ' +
+    'SIMD Lanczos3 thumbnails, an image that fits a thumbnail box encoded once); the encoder itself sets the floor.')
   const why = supported.filter((r) => r.js !== 'yes')
   if (why.length) {
     lines.push('')

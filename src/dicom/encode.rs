@@ -53,6 +53,10 @@ fn encode_webp(image: &DynamicImage, quality: u8, lossless: bool) -> Result<Vec<
         webp::WebPConfig::new_with_preset(webp::WebPPreset::WEBP_PRESET_DEFAULT, effort)
             .map_err(|()| failed())?;
     config.lossless = i32::from(lossless);
+    // With a thread level, libwebp runs a lossy encode's analysis pass on two threads, with
+    // the same bytes out: one render in flight measured 5–10 % faster on 2 cores, four in
+    // flight no different. Lossless encodes (same bytes too) measured no faster.
+    config.thread_level = i32::from(!lossless);
     let mut picture = Picture::new(width, height, lossless).ok_or_else(failed)?;
     let imported = match image {
         DynamicImage::ImageLuma8(gray) if !lossless => picture.import_gray(gray),
