@@ -7,8 +7,15 @@
 const { startBench } = require('./harness')
 const { median, machine, writeSection } = require('./results')
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+// Even, so that each side runs first (right after the ceiling) in as many rounds as the
+// other, and whatever going first costs weighs on both medians alike.
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 4)
+// A whole round run first and left out of the medians: on this VM the first client run that
+// writes a workload's files after the puts has measured twice the CPU of the later ones.
+const WARMUP_ROUNDS = 1
 const WORKLOADS = ['small-put', 'small-get', 'large-put', 'large-get']
+/** The side that goes first alternates from round to round; warm-up rounds count below 0. */
+const clientsInRound = (round) => ((round + WARMUP_ROUNDS) % 2 ? ['stowage', 'sdk'] : ['sdk', 'stowage'])
 
 async function main() {
   const bench = await startBench()
@@ -16,11 +23,10 @@ async function main() {
     // Stores the objects the ceiling's gets read; its times are not used.
     bench.ceiling()
     const samples = []
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 ? ['sdk', 'stowage'] : ['stowage', 'sdk']
+    for (let round = -WARMUP_ROUNDS; round < ROUNDS; round++) {
       for (const workload of WORKLOADS) {
-        samples.push(...bench.ceiling({}, [workload]))
-        for (const client of order) samples.push(bench.worker(client, workload))
+        const runs = [...bench.ceiling({}, [workload]), ...clientsInRound(round).map((c) => bench.worker(c, workload))]
+        samples.push(...runs.map((r) => ({ ...r, round })))
       }
     }
     writeSection('transfer', report(samples))
@@ -30,7 +36,19 @@ async function main() {
   }
 }
 
-function report(samples) {
+/** One client's CPU per file in each round of a workload: first runs marked, warm-ups in brackets. */
+function roundByRound(samples, client, workload) {
+  return samples
+    .filter((r) => r.client === client && r.workload === workload)
+    .map((r) => {
+      const shown = `${((r.cpuSeconds / r.files) * 1000).toFixed(2)}${clientsInRound(r.round)[0] === client ? '¹' : ''}`
+      return r.round < 0 ? `(${shown})` : shown
+    })
+    .join(', ')
+}
+
+function report(all) {
+  const samples = all.filter((r) => r.round >= 0)
   const stat = (client, workload, f) => median(samples.filter((r) => r.client === client && r.workload === workload).map(f))
   const rows = []
   for (const w of WORKLOADS) {
@@ -53,7 +71,7 @@ function report(samples) {
   }
   return `## Transfers: stowage vs AWS SDK v3 (\`npm run bench:transfer\`)
 
-${machine()}; one local s3s-fs server; ${ROUNDS} interleaved rounds, medians; each run a fresh process, started after a
+${machine()}; one local s3s-fs server; ${ROUNDS} interleaved rounds after ${WARMUP_ROUNDS} warm-up round (run alike, left out of the medians), medians; each run a fresh process, started after a
 \`sync\` and at least 31 s after the last run that wrote objects (puts overwrite keys and multipart uploads delete their
 parts; this ext4 file system will not reuse an inode freed in the last 60 s, 300 s while its inode table is dirty,
 and checks each candidate: the wait removes part of that cost, not all of it; see bench/harness.js).
@@ -69,6 +87,12 @@ Server CPU is s3s-fs's user + system time over the run's timed part (/proc, 10 m
 | workload | files/s stowage / SDK | speed ratio | stowage vs ceiling | MiB/s stowage / SDK | client CPU ms per file stowage / SDK / ceiling | CPU ratio (SDK ÷ stowage) | server CPU ms per file stowage / SDK / ceiling | event-loop p99 ms | peak RSS MiB |
 |---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
+
+Client CPU ms per file, round by round (¹ = that side ran first in the round, right after the ceiling; in brackets, the warm-up round):
+
+| workload | stowage | SDK |
+|---|---|---|
+${WORKLOADS.map((w) => `| ${w} | ${roundByRound(all, 'stowage', w)} | ${roundByRound(all, 'sdk', w)} |`).join('\n')}
 
 **Why the SDK's small GETs are slow here.** s3s-fs does not set \`TCP_NODELAY\`, and it
 writes a GET response in several writes (headers, then the body in pieces). Nagle's algorithm
