@@ -10,8 +10,8 @@ const { median, machine, writeSection } = require('./results')
 // Even, so that each side runs first (right after the ceiling) in as many rounds as the
 // other, and whatever going first costs weighs on both medians alike.
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 4)
-// A whole round run first and left out of the medians: on this VM the first client run that
-// writes a workload's files after the puts has measured twice the CPU of the later ones.
+// A whole round run first and left out of the medians: on this VM the first large-get of a
+// benchmark has often measured up to twice the CPU per file of the later ones.
 const WARMUP_ROUNDS = 1
 const WORKLOADS = ['small-put', 'small-get', 'large-put', 'large-get']
 /** The side that goes first alternates from round to round; warm-up rounds count below 0. */
@@ -36,12 +36,16 @@ async function main() {
   }
 }
 
+/** A client's runs of one workload, in the order they ran. */
+const runsOf = (samples, client, workload) => samples.filter((r) => r.client === client && r.workload === workload)
+/** A run's `seconds` field per file, in ms. */
+const perFile = (seconds) => (r) => (r[seconds] / r.files) * 1000
+
 /** One client's CPU per file in each round of a workload: first runs marked, warm-ups in brackets. */
 function roundByRound(samples, client, workload) {
-  return samples
-    .filter((r) => r.client === client && r.workload === workload)
+  return runsOf(samples, client, workload)
     .map((r) => {
-      const shown = `${((r.cpuSeconds / r.files) * 1000).toFixed(2)}${clientsInRound(r.round)[0] === client ? '¹' : ''}`
+      const shown = `${perFile('cpuSeconds')(r).toFixed(2)}${clientsInRound(r.round)[0] === client ? '¹' : ''}`
       return r.round < 0 ? `(${shown})` : shown
     })
     .join(', ')
@@ -49,7 +53,7 @@ function roundByRound(samples, client, workload) {
 
 function report(all) {
   const samples = all.filter((r) => r.round >= 0)
-  const stat = (client, workload, f) => median(samples.filter((r) => r.client === client && r.workload === workload).map(f))
+  const stat = (client, workload, f) => median(runsOf(samples, client, workload).map(f))
   const rows = []
   for (const w of WORKLOADS) {
     const st = (f) => stat('stowage', w, f)
@@ -59,7 +63,6 @@ function report(all) {
     const both = (f) => [st(f), sdk(f)]
     const fps = both((r) => r.files / r.seconds)
     const mibs = both((r) => r.bytes / 1048576 / r.seconds)
-    const perFile = (seconds) => (r) => (r[seconds] / r.files) * 1000
     const cpu = [...both(perFile('cpuSeconds')), ceil(perFile('cpuSeconds'))]
     const serverCpu = [...both(perFile('serverCpuSeconds')), ceil(perFile('serverCpuSeconds'))]
     const p99 = both((r) => r.eventLoopP99Ms)
