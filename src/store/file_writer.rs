@@ -1,7 +1,8 @@
 //! A download's file, written and hashed on one blocking thread. The network hands over
 //! small chunks (8–64 KiB); they are gathered without copying and passed on about a MiB
-//! at a time, so a runtime worker neither copies the bytes nor wakes a thread per chunk,
-//! and the writes are vectored, at most [`WRITE_MAX`] bytes each.
+//! at a time, so a runtime worker neither copies the bytes nor wakes a thread per chunk.
+//! Downloads of [`DIRECT_MIN`] and more go around the page cache where the file system
+//! allows (`direct_file.rs`); the rest in vectored writes of at most [`WRITE_MAX`] bytes.
 
 use std::fs::File;
 use std::io::{ErrorKind, IoSlice, Write};
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::direct_file::DirectFile;
 use super::hash::StreamHasher;
 use crate::error::{Error, Result};
 
@@ -21,6 +23,9 @@ const BATCH: usize = 1024 * 1024;
 /// file written in 1 MiB writes took 10–18 ms of system CPU, in 256 KiB writes 5.5–7 ms;
 /// 128 and 512 KiB did no better.
 const WRITE_MAX: usize = 256 * 1024;
+/// Downloads of this size and more are written around the page cache, where the file
+/// system allows.
+const DIRECT_MIN: u64 = 8 * 1024 * 1024;
 /// Batches queued ahead of the thread, so a slow disk holds back the download instead of
 /// filling memory.
 const QUEUED: usize = 2;
@@ -45,16 +50,16 @@ pub(super) struct FileWriter {
 }
 
 impl FileWriter {
-    /// Creates (or truncates) `path`.
-    pub async fn create(path: &Path) -> Result<FileWriter> {
+    /// Creates (or truncates) `path` for a download of `size` bytes.
+    pub async fn create(path: &Path, size: u64) -> Result<FileWriter> {
         let shown = path.display().to_string();
-        let file = tokio::fs::File::create(path)
+        let owned = path.to_owned();
+        let sink = tokio::task::spawn_blocking(move || Sink::create(&owned, size))
             .await
-            .map_err(|e| Error::from_io(e, &shown))?
-            .into_std()
-            .await;
+            .map_err(|e| Error::task_failed("file writer", e))?
+            .map_err(|e| Error::from_io(e, &shown))?;
         let (tx, rx) = mpsc::channel(QUEUED);
-        let thread = tokio::task::spawn_blocking(move || write_messages(file, rx, &shown));
+        let thread = tokio::task::spawn_blocking(move || write_messages(sink, rx, &shown));
         Ok(FileWriter {
             batch: Vec::new(),
             batched: 0,
@@ -106,9 +111,41 @@ impl FileWriter {
     }
 }
 
+/// Where the bytes go: large files around the page cache (see `direct_file.rs`),
+/// the rest through it.
+enum Sink {
+    Buffered(File),
+    Direct(DirectFile),
+}
+
+impl Sink {
+    fn create(path: &Path, size: u64) -> std::io::Result<Sink> {
+        let file = File::create(path)?;
+        if size < DIRECT_MIN {
+            return Ok(Sink::Buffered(file));
+        }
+        Ok(DirectFile::new(file).map_or_else(Sink::Buffered, Sink::Direct))
+    }
+
+    fn write(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        match self {
+            Sink::Buffered(file) => write_batch(file, batch),
+            Sink::Direct(direct) => batch.iter().try_for_each(|chunk| direct.write_all(chunk)),
+        }
+    }
+
+    /// Writes what is left and syncs the file.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Buffered(file) => file.sync_all(),
+            Sink::Direct(direct) => direct.finish()?.sync_all(),
+        }
+    }
+}
+
 /// The thread's loop; `None` unless it was told to `Finish`.
 fn write_messages(
-    mut file: File,
+    mut sink: Sink,
     mut rx: mpsc::Receiver<Message>,
     shown: &str,
 ) -> Result<Option<Written>> {
@@ -117,10 +154,10 @@ fn write_messages(
         match message {
             Message::Write(batch) => {
                 batch.iter().for_each(|chunk| hasher.update(chunk));
-                write_batch(&mut file, &batch).map_err(|e| Error::from_io(e, shown))?;
+                sink.write(&batch).map_err(|e| Error::from_io(e, shown))?;
             }
             Message::Finish => {
-                file.sync_all().map_err(|e| Error::from_io(e, shown))?;
+                sink.finish().map_err(|e| Error::from_io(e, shown))?;
                 return Ok(Some((hasher.bytes(), hasher.finish())));
             }
             Message::Discard => break,
@@ -224,26 +261,30 @@ mod tests {
         assert_eq!(sink.largest_offer, WRITE_MAX);
     }
 
+    /// Through the page cache and around it (the crate's folder: `/tmp` may be a tmpfs,
+    /// which takes no direct writes).
     #[tokio::test]
     async fn writes_and_hashes_many_batches() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("out.bin");
         let data: Vec<u8> = (0..3 * BATCH + 12_345)
             .map(|i| (i * 31 % 251) as u8)
             .collect();
-        let mut writer = FileWriter::create(&path).await.unwrap();
-        for chunk in data.chunks(16 * 1024 + 7) {
-            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        for declared in [data.len() as u64, DIRECT_MIN] {
+            let mut writer = FileWriter::create(&path, declared).await.unwrap();
+            for chunk in data.chunks(16 * 1024 + 7) {
+                writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+            }
+            let (size, sha256) = writer.finish().await.unwrap();
+            assert_eq!(size, data.len() as u64);
+            assert_eq!(sha256, sha256_hex(&data));
+            assert!(std::fs::read(&path).unwrap() == data, "declared {declared}");
         }
-        let (size, sha256) = writer.finish().await.unwrap();
-        assert_eq!(size, data.len() as u64);
-        assert_eq!(sha256, sha256_hex(&data));
-        assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 
     #[tokio::test]
     async fn a_write_error_is_reported() {
-        let mut writer = FileWriter::create(Path::new("/dev/full")).await.unwrap();
+        let mut writer = FileWriter::create(Path::new("/dev/full"), 0).await.unwrap();
         let mut outcome = Ok(());
         for _ in 0..4 {
             outcome = writer.write(Bytes::from(vec![1u8; BATCH])).await;

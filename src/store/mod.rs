@@ -3,6 +3,7 @@
 
 mod cloud;
 mod copy;
+mod direct_file;
 pub mod errors;
 mod file_writer;
 pub mod hash;

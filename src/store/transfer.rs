@@ -235,7 +235,7 @@ impl Store {
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
         let result = async {
-            let mut file = FileWriter::create(&temp).await?;
+            let mut file = FileWriter::create(&temp, info.size).await?;
             let mut progress = Progress::new(progress, info.size);
             let mut stream = read.into_stream();
             let streamed = async {
