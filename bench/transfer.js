@@ -134,7 +134,8 @@ user 12–15 vs 15–20 ms, system 13–17 vs 24–28 ms), and one 20 MiB get af
 median 139–158 ms, at most 206. Part of the system-CPU saving is the server's transmit work
 no longer charged to the client, which a real network would not charge to it either.
 
-**Write size.** getToFile used to hand each MiB it gathered to one vectored write. ext4
+**Write size.** Downloads under 8 MiB, and all of them where direct writes (below) are not
+available, go through the page cache. getToFile used to hand each MiB it gathered to one vectored write. ext4
 (Linux 6.16 on) gives a write page-cache folios as large as the write, and on this VM
 (Linux 6.18) large ones cost more to fill: 20 files of 20 MiB written and fsynced from Node
 took 10–18 ms of system CPU per file in 1 MiB writes and 5.5–7 ms in 256 KiB writes (128 and
@@ -144,6 +145,22 @@ the SDK's stream writes 64 KiB at a time. The last run before the change measure
 per file (median 46). Single runs still vary after another large download: in an A/B of
 four rounds with nothing else in between, the first client run after the ceiling's
 large-get measured 28–55 ms per file, the second 28–29.
+
+**Direct writes.** Since 2026-11-27 getToFile writes a download of 8 MiB or more around the
+page cache (\`O_DIRECT\`, src/store/direct_file.rs) where the file system reports direct-I/O
+alignments that divide 4 KiB (\`statx\`, Linux 6.1 on: ext4 and XFS do, tmpfs does not). The
+bytes are copied once into an aligned 1 MiB buffer and written a MiB at a time, and the fsync
+has no page cache to write back. perf had put a quarter of a large-get run's CPU in the
+buffered writes and their fsync, more of it in ext4's bookkeeping for each 4 KiB block
+(delayed-allocation reservations, buffer heads, writeback) than in the copy. In an
+interleaved A/B (4 rounds, one server) direct writes took about 4 ms of system CPU per file
+away and added about 2 ms of user CPU for the copy. In the first benchmark run with them,
+stowage's five large-get runs measured 22–26 ms per file; the fifteen before them, over three
+benchmark runs, 28–70. That spread most likely came from the page-cache writes: this VM's
+host takes back memory the guest leaves free, and writes into fresh page cache cost more
+(bench/harness.js), while direct writes touch no page-cache pages. The file is then not in
+the page cache: its first read comes from the disk. The SDK script writes through the page
+cache, as Node's \`fs\` streams do.
 
 **fsync.** Since 2026-11-26 the SDK script also fsyncs each downloaded file before renaming
 it, as stowage always has: a rename before the bytes are on disk can leave an empty file
