@@ -53,13 +53,16 @@ impl FileWriter {
     /// Creates (or truncates) `path` for a download of `size` bytes.
     pub async fn create(path: &Path, size: u64) -> Result<FileWriter> {
         let shown = path.display().to_string();
-        let owned = path.to_owned();
-        let sink = tokio::task::spawn_blocking(move || Sink::create(&owned, size))
+        let file = tokio::fs::File::create(path)
             .await
-            .map_err(|e| Error::task_failed("file writer", e))?
-            .map_err(|e| Error::from_io(e, &shown))?;
+            .map_err(|e| Error::from_io(e, &shown))?
+            .into_std()
+            .await;
         let (tx, rx) = mpsc::channel(QUEUED);
-        let thread = tokio::task::spawn_blocking(move || write_messages(sink, rx, &shown));
+        // The sink, and a direct write's buffer, are made on the thread that frees them:
+        // memory freed by another thread goes back to the allocator later.
+        let thread =
+            tokio::task::spawn_blocking(move || write_messages(Sink::new(file, size), rx, &shown));
         Ok(FileWriter {
             batch: Vec::new(),
             batched: 0,
@@ -119,12 +122,12 @@ enum Sink {
 }
 
 impl Sink {
-    fn create(path: &Path, size: u64) -> std::io::Result<Sink> {
-        let file = File::create(path)?;
+    /// `file` was just created, for `size` bytes.
+    fn new(file: File, size: u64) -> Sink {
         if size < DIRECT_MIN {
-            return Ok(Sink::Buffered(file));
+            return Sink::Buffered(file);
         }
-        Ok(DirectFile::new(file).map_or_else(Sink::Buffered, Sink::Direct))
+        DirectFile::new(file).map_or_else(Sink::Buffered, Sink::Direct)
     }
 
     fn write(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
