@@ -154,9 +154,9 @@ has no page cache to write back. perf had put a quarter of a large-get run's CPU
 buffered writes and their fsync, more of it in ext4's bookkeeping for each 4 KiB block
 (delayed-allocation reservations, buffer heads, writeback) than in the copy. In an
 interleaved A/B (4 rounds, one server) direct writes took about 4 ms of system CPU per file
-away and added about 2 ms of user CPU for the copy. In the first benchmark run with them,
-stowage's five large-get runs measured 22–26 ms per file; the fifteen before them, over three
-benchmark runs, 28–70. That spread most likely came from the page-cache writes: this VM's
+away and added about 2 ms of user CPU for the copy. In the two benchmark runs with them,
+stowage's ten large-get runs (warm-ups included) measured 21–28 ms per file; the twelve in the
+three runs before them, 28–70. That spread most likely came from the page-cache writes: this VM's
 host takes back memory the guest leaves free, and writes into fresh page cache cost more
 (bench/harness.js), while direct writes touch no page-cache pages. The file is then not in
 the page cache: its first read comes from the disk. The SDK script writes through the page
