@@ -5,6 +5,7 @@ use std::path::Path;
 
 use object_store::ObjectStoreExt;
 
+use super::file_writer::Next;
 use super::hash::sha256_hex;
 use super::object::{ObjectInfo, PutOptions, Written};
 use super::{Store, TransferConfig, hash_bytes, hash_file};
@@ -69,7 +70,7 @@ impl Store {
         ));
         let result = async {
             // The download checks the bytes against the recorded SHA-256 as it writes.
-            let (_, expected) = self.download(key, &temp, None).await?;
+            let (_, expected) = self.download(key, &temp, None, Next::ReadBack).await?;
             check_read(info, expected.0, &expected.1)?;
             to.put_file(key, &temp, &expected, opts, cfg, None).await
         }

@@ -30,6 +30,16 @@ const DIRECT_MIN: u64 = 8 * 1024 * 1024;
 /// filling memory.
 const QUEUED: usize = 2;
 
+/// What happens to a download's file next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// It is the caller's: one of [`DIRECT_MIN`] or more goes around the page cache.
+    Kept,
+    /// It is read back at once and removed (a copy between stores through a temporary
+    /// file): it goes through the page cache, whatever its size.
+    ReadBack,
+}
+
 /// The file's size and SHA-256, once it is synced.
 type Written = (u64, String);
 
@@ -51,7 +61,7 @@ pub(super) struct FileWriter {
 
 impl FileWriter {
     /// Creates (or truncates) `path` for a download of `size` bytes.
-    pub async fn create(path: &Path, size: u64) -> Result<FileWriter> {
+    pub async fn create(path: &Path, size: u64, next: Next) -> Result<FileWriter> {
         let shown = path.display().to_string();
         let file = tokio::fs::File::create(path)
             .await
@@ -61,8 +71,9 @@ impl FileWriter {
         let (tx, rx) = mpsc::channel(QUEUED);
         // The sink, and a direct write's buffer, are made on the thread that frees them:
         // memory freed by another thread goes back to the allocator later.
-        let thread =
-            tokio::task::spawn_blocking(move || write_messages(Sink::new(file, size), rx, &shown));
+        let thread = tokio::task::spawn_blocking(move || {
+            write_messages(Sink::new(file, size, next), rx, &shown)
+        });
         Ok(FileWriter {
             batch: Vec::new(),
             batched: 0,
@@ -123,8 +134,8 @@ enum Sink {
 
 impl Sink {
     /// `file` was just created, for `size` bytes.
-    fn new(file: File, size: u64) -> Sink {
-        if size < DIRECT_MIN {
+    fn new(file: File, size: u64, next: Next) -> Sink {
+        if size < DIRECT_MIN || next == Next::ReadBack {
             return Sink::Buffered(file);
         }
         DirectFile::new(file).map_or_else(Sink::Buffered, Sink::Direct)
@@ -274,7 +285,9 @@ mod tests {
             .map(|i| (i * 31 % 251) as u8)
             .collect();
         for declared in [data.len() as u64, DIRECT_MIN] {
-            let mut writer = FileWriter::create(&path, declared).await.unwrap();
+            let mut writer = FileWriter::create(&path, declared, Next::Kept)
+                .await
+                .unwrap();
             for chunk in data.chunks(16 * 1024 + 7) {
                 writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
             }
@@ -285,9 +298,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_large_files_kept_by_the_caller_go_around_the_page_cache() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let sink = |size, next| Sink::new(File::create(dir.path().join("f")).unwrap(), size, next);
+        assert!(matches!(sink(DIRECT_MIN, Next::Kept), Sink::Direct(_)));
+        assert!(matches!(
+            sink(DIRECT_MIN - 1, Next::Kept),
+            Sink::Buffered(_)
+        ));
+        assert!(matches!(
+            sink(DIRECT_MIN, Next::ReadBack),
+            Sink::Buffered(_)
+        ));
+    }
+
     #[tokio::test]
     async fn a_write_error_is_reported() {
-        let mut writer = FileWriter::create(Path::new("/dev/full"), 0).await.unwrap();
+        let mut writer = FileWriter::create(Path::new("/dev/full"), 0, Next::Kept)
+            .await
+            .unwrap();
         let mut outcome = Ok(());
         for _ in 0..4 {
             outcome = writer.write(Bytes::from(vec![1u8; BATCH])).await;

@@ -14,7 +14,7 @@ use object_store::{
 };
 
 use super::Store;
-use super::file_writer::FileWriter;
+use super::file_writer::{FileWriter, Next};
 use super::hash::{StreamHasher, sha256_hex};
 use super::headers::{self, SHA256_METADATA};
 use super::object::{ObjectInfo, PutOptions, Written};
@@ -221,7 +221,7 @@ impl Store {
         dest: &Path,
         progress: Option<ProgressFn>,
     ) -> Result<ObjectInfo> {
-        Ok(self.download(key, dest, progress).await?.0)
+        Ok(self.download(key, dest, progress, Next::Kept).await?.0)
     }
 
     /// `get_to_file`, also returning the size and SHA-256 of the bytes written.
@@ -230,12 +230,13 @@ impl Store {
         key: &Key,
         dest: &Path,
         progress: Option<ProgressFn>,
+        next: Next,
     ) -> Result<(ObjectInfo, (u64, String))> {
         let read = self.open_read(key, None).await?;
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
         let result = async {
-            let mut file = FileWriter::create(&temp, info.size).await?;
+            let mut file = FileWriter::create(&temp, info.size, next).await?;
             let mut progress = Progress::new(progress, info.size);
             let mut stream = read.into_stream();
             let streamed = async {
