@@ -135,8 +135,8 @@ median 139–158 ms, at most 206. Part of the system-CPU saving is the server's 
 no longer charged to the client, which a real network would not charge to it either.
 
 **Write size.** Downloads under 8 MiB, and all of them where direct writes (below) are not
-available, go through the page cache. getToFile used to hand each MiB it gathered to one vectored write. ext4
-(Linux 6.16 on) gives a write page-cache folios as large as the write, and on this VM
+available, go through the page cache. getToFile used to hand each MiB it gathered to one
+vectored write. ext4 (Linux 6.16 on) gives a write page-cache folios as large as the write, and on this VM
 (Linux 6.18) large ones cost more to fill: 20 files of 20 MiB written and fsynced from Node
 took 10–18 ms of system CPU per file in 1 MiB writes and 5.5–7 ms in 256 KiB writes (128 and
 512 KiB no better), and in a slow large-get run perf put half of stowage's CPU in copying

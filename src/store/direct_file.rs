@@ -123,6 +123,13 @@ fn switch_to_direct(_: &File) -> bool {
     false
 }
 
+/// A folder for tests that write files: in the crate's folder, since `/tmp` may be a
+/// tmpfs, which reports no direct-I/O alignment.
+#[cfg(test)]
+pub(super) fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -134,14 +141,9 @@ mod tests {
         flags & libc::O_DIRECT != 0
     }
 
-    /// The crate's own folder: `/tmp` may be a tmpfs, which reports no alignment.
-    fn scratch() -> tempfile::TempDir {
-        tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
-    }
-
     #[test]
     fn writes_every_tail_length_exactly() {
-        let dir = scratch();
+        let dir = scratch_dir();
         for len in [1, ALIGN - 1, ALIGN, BUF, BUF + 1, 3 * BUF + 12_345] {
             let path = dir.path().join(format!("{len}.bin"));
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();

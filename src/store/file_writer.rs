@@ -213,6 +213,7 @@ fn write_all_vectored(file: &mut impl Write, slices: &mut [IoSlice]) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::direct_file::scratch_dir;
     use crate::store::hash::sha256_hex;
 
     /// A writer that takes at most `limit` bytes per call, as a pipe or a full disk may,
@@ -275,11 +276,10 @@ mod tests {
         assert_eq!(sink.largest_offer, WRITE_MAX);
     }
 
-    /// Through the page cache and around it (the crate's folder: `/tmp` may be a tmpfs,
-    /// which takes no direct writes).
+    /// Through the page cache and around it.
     #[tokio::test]
     async fn writes_and_hashes_many_batches() {
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let dir = scratch_dir();
         let path = dir.path().join("out.bin");
         let data: Vec<u8> = (0..3 * BATCH + 12_345)
             .map(|i| (i * 31 % 251) as u8)
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn only_large_files_kept_by_the_caller_go_around_the_page_cache() {
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let dir = scratch_dir();
         let sink = |size, next| Sink::new(File::create(dir.path().join("f")).unwrap(), size, next);
         assert!(matches!(sink(DIRECT_MIN, Next::Kept), Sink::Direct(_)));
         assert!(matches!(
