@@ -72,7 +72,7 @@ function xorshift(seed) {
   }
 }
 
-/** Offset of the last top-level occurrence of a tag's little-endian bytes. */
+/** Offset of the first occurrence of a tag's little-endian bytes at or after `from`. */
 function findTag(buf, group, element, from = 0) {
   const needle = Buffer.alloc(4)
   needle.writeUInt16LE(group, 0)

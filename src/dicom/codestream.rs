@@ -1,6 +1,6 @@
-//! Reads the image size declared inside JPEG 2000 and JPEG-LS codestreams, so
-//! a corrupt stream cannot make its decoder allocate beyond the size the
-//! data set declares (and we already bounded).
+//! Reads the image size declared inside JPEG 2000 and JPEG-LS codestreams, and
+//! the segment table of RLE frames, so a corrupt stream cannot make its decoder
+//! allocate beyond the size the data set declares (and we already bounded).
 
 /// Width, height and component count from the first frame header found.
 pub(crate) fn dimensions(stream: &[u8]) -> Option<(u32, u32, u16)> {
@@ -45,5 +45,68 @@ fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
             return None;
         }
         pos += 2 + len;
+    }
+}
+
+/// An RLE Lossless frame starts with 16 little-endian words: the segment count,
+/// then up to 15 segment offsets (PS3.5 G.5). dicom-rs allocates a word per
+/// declared segment before looking further, so a corrupt count (up to 2³²)
+/// must not reach it. `needed` is one segment per byte of each sample.
+pub(crate) fn check_rle_header(fragment: &[u8], needed: usize) -> Result<(), String> {
+    let word = |i: usize| {
+        let b = fragment.get(4 * i..4 * i + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let header: Vec<usize> = (0..16)
+        .map(word)
+        .collect::<Option<_>>()
+        .ok_or("the RLE header is cut short")?;
+    let count = header[0];
+    if !(needed..=15).contains(&count) {
+        return Err(format!(
+            "the RLE header declares {count} segment(s), the image needs {needed}"
+        ));
+    }
+    let offsets = &header[1..=count];
+    if offsets.windows(2).any(|w| w[0] > w[1]) || offsets[count - 1] > fragment.len() {
+        return Err(format!(
+            "the RLE segment offsets {offsets:?} are out of order or past the frame's {} bytes",
+            fragment.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_rle_header;
+
+    /// A frame of `len` bytes whose header declares `count` and `offsets`.
+    fn frame(count: u32, offsets: &[u32], len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len.max(64)];
+        bytes[..4].copy_from_slice(&count.to_le_bytes());
+        for (i, offset) in offsets.iter().enumerate() {
+            bytes[4 + 4 * i..8 + 4 * i].copy_from_slice(&offset.to_le_bytes());
+        }
+        bytes.truncate(len);
+        bytes
+    }
+
+    #[test]
+    fn rle_headers_are_checked_before_the_decoder_sees_them() {
+        assert_eq!(check_rle_header(&frame(2, &[64, 100], 200), 2), Ok(()));
+        assert_eq!(check_rle_header(&frame(3, &[64, 64, 90], 90), 2), Ok(()));
+        let rejected = [
+            (frame(2, &[64, 100], 63), "cut short"),
+            (frame(u32::MAX, &[64], 200), "4294967295 segment(s)"),
+            (frame(16, &[64], 200), "16 segment(s)"),
+            (frame(1, &[64], 200), "1 segment(s), the image needs 2"),
+            (frame(2, &[100, 64], 200), "out of order"),
+            (frame(2, &[64, 201], 200), "past the frame's 200 bytes"),
+        ];
+        for (bytes, expected) in rejected {
+            let message = check_rle_header(&bytes, 2).expect_err(expected);
+            assert!(message.contains(expected), "{message}");
+        }
     }
 }

@@ -25,6 +25,7 @@ const JPEG_TRANSFER_SYNTAXES: [&str; 4] = [
     "1.2.840.10008.1.2.4.57",
     "1.2.840.10008.1.2.4.70",
 ];
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Photometric {
@@ -198,6 +199,13 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                 info.frames,
                 frame,
             )?;
+            if ts == RLE_LOSSLESS {
+                // The decoder reads fragment `frame`, whatever the offset table says.
+                let fragment = sequence.fragments().get(frame as usize);
+                let needed = usize::from(info.samples_per_pixel * info.bits_allocated / 8);
+                codestream::check_rle_header(fragment.map_or(&[], Vec::as_slice), needed)
+                    .map_err(|e| Error::DicomInvalid(format!("frame {frame}: {e}")))?;
+            }
             let samples = if JPEG_TRANSFER_SYNTAXES.contains(&ts) {
                 let samples = guarded("decoding JPEG", || {
                     jpeg::decode(&data, info.cols, info.rows, info.samples_per_pixel)

@@ -3,7 +3,8 @@
 //! dicom-parser reserves and zero-fills each value's declared length before
 //! reading it, so a corrupt 4 GiB length costs 4 GiB of memory. A cheap scan of
 //! the element headers first rejects any value longer than what is left of
-//! the input, which bounds every allocation by the input size.
+//! the input, and any numeric value whose length would leave the parser out of
+//! step with the scan, which bounds every allocation by the input size.
 
 use std::io::Read;
 
@@ -202,21 +203,54 @@ impl Header {
         }
     }
 
+    /// The VR the parser reads the value as: the header's, or in implicit VR
+    /// the dictionary's, with Pixel Data and Overlay Data read as OW.
+    fn value_vr(&self) -> Option<VR> {
+        use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+        if self.vr.is_some() {
+            return self.vr;
+        }
+        if self.tag == tags::PIXEL_DATA
+            || (self.tag.group() >> 8 == 0x60 && self.tag.element() == 0x3000)
+        {
+            return Some(VR::OW);
+        }
+        StandardDataDictionary
+            .by_tag(self.tag)
+            .map(|entry| entry.vr().relaxed())
+    }
+
     /// Whether the parser reads the value as a sequence rather than bytes.
-    fn is_container(&self, enc: Encoding) -> bool {
-        if self.len == UNDEFINED {
-            return true;
+    fn is_container(&self) -> bool {
+        self.len == UNDEFINED || self.value_vr() == Some(VR::SQ)
+    }
+
+    /// The parser reads `len / size` numbers of a numeric VR but counts `len`
+    /// bytes as read, so a remainder leaves it out of step with the data: it
+    /// then reads headers from inside values, where any length can appear.
+    fn check_value_size(&self) -> Result<()> {
+        let Some(vr) = self.value_vr() else {
+            return Ok(());
+        };
+        let size = value_size(vr);
+        if (self.len as usize).is_multiple_of(size) {
+            return Ok(());
         }
-        match self.vr {
-            Some(vr) => vr == VR::SQ,
-            None if enc.explicit_vr => false,
-            None => {
-                use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-                StandardDataDictionary
-                    .by_tag(self.tag)
-                    .is_some_and(|entry| entry.vr().relaxed() == VR::SQ)
-            }
-        }
+        Err(Error::DicomInvalid(format!(
+            "element {} ({vr}) is {} bytes long, not a multiple of its {size}-byte values",
+            self.tag, self.len
+        )))
+    }
+}
+
+/// Bytes per value of the VRs the parser reads as numbers.
+fn value_size(vr: VR) -> usize {
+    use VR::*;
+    match vr {
+        SS | US | OW => 2,
+        AT | FL | OF | SL | UL | OL => 4,
+        FD | OD | SV | UV | OV => 8,
+        _ => 1,
     }
 }
 
@@ -296,8 +330,11 @@ fn scan(data: &[u8], enc: Encoding) -> Result<()> {
                 return malformed(format!("unexpected {tag} among data elements"));
             }
             (_, tags::PIXEL_DATA) if end.is_none() => stack.push((Container::Fragments, None)),
-            _ if header.is_container(enc) => stack.push((Container::Sequence, end)),
-            _ => pos += header.len as usize,
+            _ if header.is_container() => stack.push((Container::Sequence, end)),
+            _ => {
+                header.check_value_size()?;
+                pos += header.len as usize;
+            }
         }
     }
 }

@@ -459,6 +459,13 @@ fn hostile_inputs_are_rejected_with_a_reason() {
     let message = assert_rejected(&long, "4 GiB Pixel Data");
     assert!(message.contains("declares"), "{message}");
 
+    // Rows with a 3-byte value: the parser would read on a byte out of step.
+    let mut odd = ct.clone();
+    let at = find_tag(&odd, 0x0028, 0x0010) + 6;
+    odd[at..at + 2].copy_from_slice(&3u16.to_le_bytes());
+    let message = assert_rejected(&odd, "3-byte US");
+    assert!(message.contains("not a multiple"), "{message}");
+
     // No Pixel Data at all.
     let no_pixels = &ct[..find_tag(&ct, 0x7FE0, 0x0010)];
     let message = assert_rejected(no_pixels, "no pixel data");
