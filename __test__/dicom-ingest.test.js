@@ -117,6 +117,7 @@ describe('ingestDicom', () => {
   test('a missing path rejects with NOT_FOUND; bad options with INVALID_CONFIG', async () => {
     const { storage } = dual()
     await expect(storage.ingestDicom('/nonexistent/stowage.dcm')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(storage.ingestDicom('/dev/zero')).rejects.toMatchObject({ code: 'DICOM_INVALID', message: expect.stringContaining('device') })
     await expect(storage.ingestDicom(read('CT_small.dcm'), { quality: 0 })).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
     expect((await storage.list()).objects).toEqual([])
   })

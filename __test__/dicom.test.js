@@ -1,5 +1,6 @@
 'use strict'
 // dicom.render / dicom.metadata against the 21 shared files and their reference PNGs.
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -199,6 +200,17 @@ describe('input', () => {
     const missing = path.join(os.tmpdir(), 'stowage-no-such-file.dcm')
     await expect(dicom.render(missing)).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(missing) })
     await expect(dicom.metadata(missing)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  })
+
+  test('a directory, /dev/zero or a FIFO is refused at once instead of read', async () => {
+    const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-fifo-')), 'scan.dcm')
+    execFileSync('mkfifo', [fifo])
+    // If read, /dev/zero would never end and the FIFO (no writer) would never open.
+    for (const [input, kind] of [[os.tmpdir(), 'a directory'], ['/dev/zero', 'a device'], [fifo, 'a device, FIFO']]) {
+      const expected = { code: 'DICOM_INVALID', message: expect.stringContaining(`${input} is ${kind}`) }
+      await expect(dicom.render(input)).rejects.toMatchObject(expected)
+      await expect(dicom.metadata(input)).rejects.toMatchObject(expected)
+    }
   })
 })
 

@@ -28,6 +28,7 @@ use image::DynamicImage;
 
 pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
 pub use metadata::Metadata;
+pub use open::read_file;
 pub use options::{ImageFormat, RenderOptions, Window};
 
 use crate::error::{Error, Result};

@@ -7,6 +7,7 @@
 //! step with the scan, which bounds every allocation by the input size.
 
 use std::io::Read;
+use std::path::Path;
 
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
@@ -29,6 +30,29 @@ const ITEM: Tag = Tag(0xFFFE, 0xE000);
 const ITEM_DELIMITER: Tag = Tag(0xFFFE, 0xE00D);
 const SEQUENCE_DELIMITER: Tag = Tag(0xFFFE, 0xE0DD);
 const UNDEFINED: u32 = u32::MAX;
+
+/// Reads a file to render or ingest. Only regular files: a device such as
+/// `/dev/zero` never ends, and opening a FIFO blocks until a writer comes.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let io_error = |e| Error::from_io(e, &shown);
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        };
+        return Err(Error::DicomInvalid(format!(
+            "{shown} is {kind}, not a DICOM file"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(meta.len()).read_to_end(&mut bytes))
+        .map_err(io_error)?;
+    Ok(bytes)
+}
 
 /// Opens a Part 10 file from memory. `with_pixel_data: false` stops before
 /// Pixel Data, which is all that metadata needs.

@@ -473,6 +473,24 @@ fn hostile_inputs_are_rejected_with_a_reason() {
     assert!(metadata(no_pixels).is_ok(), "metadata still reads");
 }
 
+#[test]
+fn only_regular_files_are_read() {
+    let ct = shared_dir().join("CT_small.dcm");
+    assert_eq!(
+        read_file(&ct).expect("a regular file"),
+        read("CT_small.dcm")
+    );
+    for (path, kind) in [
+        (shared_dir(), "a directory"),
+        ("/dev/zero".into(), "a device"),
+    ] {
+        match read_file(&path) {
+            Err(Error::DicomInvalid(m)) => assert!(m.contains(kind), "{m}"),
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+}
+
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
 

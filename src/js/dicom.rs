@@ -56,25 +56,19 @@ impl Source {
     fn load(&self) -> Result<Bytes> {
         match self {
             Source::Bytes(bytes) => Ok(bytes.clone()),
-            Source::Path(path) => std::fs::read(path)
-                .map(Bytes::from)
-                .map_err(|e| read_error(e, path)),
+            Source::Path(path) => dicom::read_file(path).map(Bytes::from),
         }
     }
 
     async fn load_async(self) -> Result<Bytes> {
         match self {
             Source::Bytes(bytes) => Ok(bytes),
-            Source::Path(path) => tokio::fs::read(&path)
+            Source::Path(path) => tokio::task::spawn_blocking(move || dicom::read_file(&path))
                 .await
-                .map(Bytes::from)
-                .map_err(|e| read_error(e, &path)),
+                .map_err(|e| Error::Unavailable(format!("reading the DICOM file: {e}")))?
+                .map(Bytes::from),
         }
     }
-}
-
-fn read_error(err: std::io::Error, path: &std::path::Path) -> Error {
-    Error::from_io(err, &path.display().to_string())
 }
 
 #[napi(object)]
