@@ -132,6 +132,34 @@ describe('local root', () => {
     expect(fs.existsSync(path.join(outside, 'new.txt'))).toBe(false)
   })
 
+  test('FIFOs, sockets and devices are not objects: not listed, not migrated, refused by putFile', async () => {
+    const fs = require('node:fs')
+    const net = require('node:net')
+    const path = require('node:path')
+    const { execFileSync } = require('node:child_process')
+    const root = tmpDir('special')
+    fs.mkdirSync(path.join(root, 'uploads'))
+    fs.writeFileSync(path.join(root, 'uploads', 'scan.dcm'), 'regular bytes')
+    execFileSync('mkfifo', [path.join(root, 'uploads', 'pipe')])
+    const socket = net.createServer().listen(path.join(root, 'uploads', 'app.sock'))
+    await new Promise((resolve) => socket.once('listening', resolve))
+    try {
+      const storage = new StorageManager({ local: root, cloud: `file://${tmpDir('special-cloud')}`, mode: 'local' })
+      expect((await storage.list()).objects.map((o) => o.key)).toEqual(['uploads/scan.dcm'])
+      // Reading any of these would block on the FIFO, never end, or fail as an outage.
+      for (const input of [path.join(root, 'uploads', 'pipe'), '/dev/zero', root]) {
+        await expect(storage.putFile('k', input)).rejects.toMatchObject({
+          code: 'INVALID_CONFIG',
+          message: expect.stringContaining(`${input} is not a regular file`),
+        })
+      }
+      const report = await storage.migrate({}).done
+      expect(report).toMatchObject({ copied: 1, failed: [] })
+    } finally {
+      socket.close()
+    }
+  })
+
   test('files written before stowage are served, without a SHA-256', async () => {
     const fs = require('node:fs')
     const path = require('node:path')

@@ -57,10 +57,18 @@ impl Storage {
     ) -> Result<PutResult> {
         let opts = self.put_options(key, opts)?;
         let shown = file.display().to_string();
-        let size = tokio::fs::metadata(file)
+        let meta = tokio::fs::metadata(file)
             .await
-            .map_err(|e| Error::from_io(e, &shown))?
-            .len();
+            .map_err(|e| Error::from_io(e, &shown))?;
+        // A FIFO would block the read until a writer came, a device like /dev/zero
+        // would never end, and a directory cannot be read at all.
+        if !meta.is_file() {
+            return Err(Error::config(
+                "path",
+                format!("{shown} is not a regular file"),
+            ));
+        }
+        let size = meta.len();
         if size <= self.transfer.multipart_threshold {
             let data = Bytes::from(
                 tokio::fs::read(file)

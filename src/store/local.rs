@@ -133,8 +133,10 @@ impl SortedWalk {
             .filter_map(|e| {
                 let kind = e.file_type().ok()?;
                 let name = e.file_name().into_string().ok()?;
-                // Symlinks are not followed: they could loop or leave the root.
-                (!(kind.is_symlink() || dir.is_empty() && name == STATE_DIR))
+                // Only regular files are objects. Symlinks are not followed (they could
+                // loop or leave the root); FIFOs, sockets and devices are skipped, as
+                // reading one blocks or never ends.
+                ((kind.is_file() || kind.is_dir()) && !(dir.is_empty() && name == STATE_DIR))
                     .then_some((name, kind.is_dir()))
             })
             .filter(|(name, is_dir)| self.wanted(&dir, name, *is_dir))
@@ -245,5 +247,20 @@ mod tests {
         check_inside(&root, &Key::parse("inner/file").unwrap()).unwrap();
         check_inside(&root, &Key::parse("new/dir/file").unwrap()).unwrap();
         assert_eq!(walk(&root, "", None), ["in/file"]);
+    }
+
+    #[test]
+    fn only_regular_files_are_listed() {
+        let dir = tree(&["a", "d/b"]);
+        let fifo = std::ffi::CString::new(
+            dir.path()
+                .join("d/fifo")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("socket")).unwrap();
+        assert_eq!(walk(dir.path(), "", None), ["a", "d/b"]);
     }
 }
