@@ -132,7 +132,7 @@ describe('local root', () => {
     expect(fs.existsSync(path.join(outside, 'new.txt'))).toBe(false)
   })
 
-  test('FIFOs, sockets and devices are not objects: not listed, not migrated, refused by putFile', async () => {
+  test('FIFOs, sockets and devices are not objects: not listed, not read, not migrated, refused by putFile', async () => {
     const fs = require('node:fs')
     const net = require('node:net')
     const path = require('node:path')
@@ -146,6 +146,13 @@ describe('local root', () => {
     try {
       const storage = new StorageManager({ local: root, cloud: `file://${tmpDir('special-cloud')}`, mode: 'local' })
       expect((await storage.list()).objects.map((o) => o.key)).toEqual(['uploads/scan.dcm'])
+      // Opening the FIFO would block until a writer came.
+      for (const key of ['uploads/pipe', 'uploads/app.sock']) {
+        expect(await storage.exists(key)).toBe(false)
+        await expectCode(storage.head(key), 'NOT_FOUND')
+        await expectCode(storage.get(key), 'NOT_FOUND')
+        await expectCode(storage.copy(key, 'copied'), 'NOT_FOUND')
+      }
       // Reading any of these would block on the FIFO, never end, or fail as an outage.
       for (const input of [path.join(root, 'uploads', 'pipe'), '/dev/zero', root]) {
         await expect(storage.putFile('k', input)).rejects.toMatchObject({

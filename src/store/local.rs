@@ -41,9 +41,12 @@ impl LocalRoot {
 
     /// Refuses a key whose existing path components leave the root through a symlink.
     /// Components that do not exist yet are safe: the store creates them as directories.
-    pub async fn check_inside(&self, key: &Key) -> Result<()> {
+    /// A read of anything but a regular file (or a directory, which the store reports
+    /// missing itself) is `NOT_FOUND`: opening a FIFO blocks until a writer comes, and
+    /// a device may never end.
+    pub async fn check_inside(&self, key: &Key, access: Access) -> Result<()> {
         let (canonical, key) = (self.canonical.clone(), key.clone());
-        tokio::task::spawn_blocking(move || check_inside(&canonical, &key))
+        tokio::task::spawn_blocking(move || check_inside(&canonical, &key, access))
             .await
             .map_err(|e| Error::task_failed("file-system", e))?
     }
@@ -75,8 +78,16 @@ impl LocalRoot {
     }
 }
 
-fn check_inside(canonical_root: &Path, key: &Key) -> Result<()> {
+/// What an operation does with the file at a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> {
     let mut path = canonical_root.to_owned();
+    let mut file_type = None;
     for segment in key.as_str().split('/') {
         path.push(segment);
         match fs::symlink_metadata(&path) {
@@ -89,13 +100,19 @@ fn check_inside(canonical_root: &Path, key: &Key) -> Result<()> {
                         reason: "key leads outside the local root through a symlink",
                     });
                 }
+                file_type = fs::metadata(&target).ok().map(|m| m.file_type());
             }
-            Ok(_) => {}
+            Ok(meta) => file_type = Some(meta.file_type()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::from_io(e, key.as_str())),
         }
     }
-    Ok(())
+    match file_type {
+        Some(t) if access == Access::Read && !(t.is_file() || t.is_dir()) => Err(Error::NotFound {
+            key: key.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Depth-first walk whose output is in byte order of the full key: siblings are
@@ -242,10 +259,10 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("in"), dir.path().join("inner")).unwrap();
         let root = fs::canonicalize(dir.path()).unwrap();
-        let err = check_inside(&root, &Key::parse("escape/secret").unwrap()).unwrap_err();
-        assert_eq!(err.code(), "INVALID_KEY");
-        check_inside(&root, &Key::parse("inner/file").unwrap()).unwrap();
-        check_inside(&root, &Key::parse("new/dir/file").unwrap()).unwrap();
+        let check = |key: &str| check_inside(&root, &Key::parse(key).unwrap(), Access::Read);
+        assert_eq!(check("escape/secret").unwrap_err().code(), "INVALID_KEY");
+        check("inner/file").unwrap();
+        check("new/dir/file").unwrap();
         assert_eq!(walk(&root, "", None), ["in/file"]);
     }
 
@@ -261,6 +278,17 @@ mod tests {
         .unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("socket")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("d/zero")).unwrap();
         assert_eq!(walk(dir.path(), "", None), ["a", "d/b"]);
+        let root = fs::canonicalize(dir.path()).unwrap();
+        for key in ["d/fifo", "socket"] {
+            let key = Key::parse(key).unwrap();
+            let read = check_inside(&root, &key, Access::Read).unwrap_err();
+            assert_eq!(read.code(), "NOT_FOUND", "{key}");
+            check_inside(&root, &key, Access::Write).unwrap();
+        }
+        for key in ["a", "d", "d/b", "d/missing"] {
+            check_inside(&root, &Key::parse(key).unwrap(), Access::Read).unwrap();
+        }
     }
 }

@@ -40,8 +40,8 @@ use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
 use errors::{Secrets, map_store_error};
 use headers::SHA256_METADATA;
-use local::LocalRoot;
 pub use local::STATE_DIR;
+use local::{Access, LocalRoot};
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
@@ -174,8 +174,17 @@ impl Store {
 
     /// Runs before every operation on `key`: file stores refuse symlink escapes.
     async fn guard(&self, key: &Key) -> Result<()> {
+        self.guard_for(key, Access::Write).await
+    }
+
+    /// Runs before reads: file stores also report what is not a regular file missing.
+    async fn guard_read(&self, key: &Key) -> Result<()> {
+        self.guard_for(key, Access::Read).await
+    }
+
+    async fn guard_for(&self, key: &Key, access: Access) -> Result<()> {
         match &self.local {
-            Some(root) => root.check_inside(key).await,
+            Some(root) => root.check_inside(key, access).await,
             None => Ok(()),
         }
     }
@@ -223,7 +232,7 @@ impl Store {
     }
 
     pub async fn head(&self, key: &Key) -> Result<ObjectInfo> {
-        self.guard(key).await?;
+        self.guard_read(key).await?;
         let opts = GetOptions {
             head: true,
             ..Default::default()
@@ -305,7 +314,7 @@ impl Store {
 
     /// Opens a read of `key` (all of it, or `range`).
     async fn open_read(&self, key: &Key, range: Option<std::ops::Range<u64>>) -> Result<GetResult> {
-        self.guard(key).await?;
+        self.guard_read(key).await?;
         let opts = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
@@ -421,7 +430,7 @@ impl Store {
 
     /// Server-side copy; headers and metadata travel with the object.
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
-        self.guard(from).await?;
+        self.guard_read(from).await?;
         self.guard(to).await?;
         if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
