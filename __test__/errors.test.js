@@ -19,6 +19,11 @@ describe('configuration', () => {
     [{ local: tmpDir('c'), partSize: 1024 }, 'partSize'],
     [{ local: tmpDir('c'), concurrency: 0 }, 'concurrency'],
     [{ local: tmpDir('c'), cloud: 's3://', mode: 'dual' }, 'cloud'],
+    // A mistyped URL, not a folder named "s3:bucket" under the working directory.
+    [{ local: tmpDir('c'), cloud: 's3:bucket', mode: 'dual' }, 'cloud'],
+    [{ local: tmpDir('c'), cloud: 'AZ:/container', mode: 'dual' }, 'cloud'],
+    [{ local: `${tmpDir('c')}/a\0b` }, 'local'],
+    [{ local: tmpDir('c'), cloud: `file://${tmpDir('c')}/x%00y`, mode: 'dual' }, 'cloud'],
     [{}, 'local'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown

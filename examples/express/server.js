@@ -6,7 +6,10 @@
 //
 //   PORT=3000 DATA_DIR=./data node examples/express/server.js
 // Without S3_BUCKET in the environment the "cloud" is a second local folder.
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
+const { pipeline } = require('node:stream/promises')
 const express = require('express')
 const { StorageManager } = require('../..')
 const { signedUrls } = require('../../express')
@@ -21,6 +24,17 @@ function createStorage({ dataDir, baseUrl }) {
   })
 }
 
+/** Streams a request body to a temporary file, runs `use(file)`, and removes the file. */
+async function withBodyInFile(req, use) {
+  const temp = path.join(os.tmpdir(), `upload-${process.pid}-${Date.now()}-${Math.random()}`)
+  try {
+    await pipeline(req, fs.createWriteStream(temp))
+    return await use(temp)
+  } finally {
+    fs.rm(temp, { force: true }, () => {})
+  }
+}
+
 function createApp(storage) {
   const app = express()
   app.use('/files', signedUrls(storage))
@@ -29,12 +43,7 @@ function createApp(storage) {
   app.put('/upload/*key', async (req, res, next) => {
     try {
       const key = req.params.key.join('/')
-      const fs = require('node:fs')
-      const os = require('node:os')
-      const temp = path.join(os.tmpdir(), `upload-${process.pid}-${Date.now()}-${Math.random()}`)
-      await require('node:stream/promises').pipeline(req, fs.createWriteStream(temp))
-      const result = await storage.putFile(key, temp, { contentType: req.headers['content-type'] })
-      fs.rm(temp, { force: true }, () => {})
+      const result = await withBodyInFile(req, (file) => storage.putFile(key, file, { contentType: req.headers['content-type'] }))
       res.status(201).json(result)
     } catch (err) {
       next(err)
@@ -55,17 +64,11 @@ function createApp(storage) {
   // POST /studies with a DICOM file as the body: stored with its WebP rendition and
   // 256/64 px thumbnails, through the same dual-write.
   app.post('/studies', async (req, res, next) => {
-    const fs = require('node:fs')
-    const os = require('node:os')
-    const temp = path.join(os.tmpdir(), `study-${process.pid}-${Date.now()}-${Math.random()}`)
     try {
-      await require('node:stream/promises').pipeline(req, fs.createWriteStream(temp))
-      const { keys, metadata } = await storage.ingestDicom(temp)
+      const { keys, metadata } = await withBodyInFile(req, (file) => storage.ingestDicom(file))
       res.status(201).json({ keys, modality: metadata.modality, rows: metadata.rows, columns: metadata.columns })
     } catch (err) {
       next(err)
-    } finally {
-      fs.rm(temp, { force: true }, () => {})
     }
   })
 

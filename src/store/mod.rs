@@ -81,14 +81,41 @@ fn mtime_ns(meta: &ObjectMeta) -> i64 {
     meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
 }
 
+/// Schemes a store URL may have; `s3:bucket` is a mistyped URL, not a folder name.
+const SCHEMES: [&str; 7] = ["file", "memory", "s3", "s3a", "az", "azure", "abfs"];
+
 /// How a store URL was given: `file://…`, an absolute or relative path, or a scheme.
 pub fn parse_store_url(url: &str, field: &str) -> Result<Url> {
     if !url.contains("://") {
+        if let Some((scheme, _)) = url.split_once(':')
+            && SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
+        {
+            return Err(Error::config(
+                field,
+                format!("{url:?} is neither a path nor a URL; did you mean {scheme}://…?"),
+            ));
+        }
         let path = std::path::absolute(url).map_err(|e| Error::config(field, e.to_string()))?;
         return Url::from_directory_path(&path)
-            .map_err(|_| Error::config(field, "not a usable path"));
+            .map_err(|_| Error::config(field, "not a usable path"))
+            .and_then(|url| no_nul_in_path(url, field));
     }
-    Url::parse(url).map_err(|e| Error::config(field, format!("not a URL: {e}")))
+    Url::parse(url)
+        .map_err(|e| Error::config(field, format!("not a URL: {e}")))
+        .and_then(|url| no_nul_in_path(url, field))
+}
+
+/// A NUL byte (written as such or as `%00`) is a path no file system takes; said
+/// here, it is a setting to fix rather than an unavailable disk.
+fn no_nul_in_path(url: Url, field: &str) -> Result<Url> {
+    let nul = url.scheme() == "file"
+        && url
+            .to_file_path()
+            .is_ok_and(|p| p.as_os_str().as_encoded_bytes().contains(&0));
+    if nul {
+        return Err(Error::config(field, "the path contains a NUL byte"));
+    }
+    Ok(url)
 }
 
 impl Store {

@@ -160,3 +160,23 @@ async fn a_range_with_no_byte_in_the_object_is_told_apart_by_a_head() {
     let (n, err) = reads(&counting, store.get_range(&missing, 0, 10)).await;
     assert_eq!((n, err.unwrap_err().code()), (1, "NOT_FOUND"));
 }
+
+#[test]
+fn store_urls_and_paths_are_told_apart() {
+    let path = |s: &str| parse_store_url(s, "cloud").map(|u| u.scheme().to_owned());
+    assert_eq!(path("uploads").unwrap(), "file");
+    assert_eq!(path("/srv/uploads").unwrap(), "file");
+    assert_eq!(path("s3://bucket").unwrap(), "s3");
+    // A mistyped URL, a NUL byte written out or escaped: settings to fix, named.
+    for bad in [
+        "s3:bucket",
+        "AZ:/container",
+        "memory:",
+        "/srv/a\0b",
+        "file:///srv/a%00b",
+    ] {
+        let err = path(bad).unwrap_err();
+        assert_eq!(err.code(), "INVALID_CONFIG", "{bad}");
+        assert!(err.to_string().contains("cloud"), "{err}");
+    }
+}
