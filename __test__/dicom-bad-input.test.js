@@ -70,6 +70,16 @@ describe('broken files', () => {
     },
     'an RLE frame claiming 2³² − 1 segments': () => [rleSegments(0xffffffff), 'DICOM_INVALID', /4294967295 segment/],
     'an RLE frame with fewer segments than samples need': () => [rleSegments(0), 'DICOM_INVALID', /0 segment.*needs 2/],
+    'a JPEG frame of 48 MiB from 1.5 KiB': () => [jpegBomb(), 'DICOM_UNSUPPORTED', /decompression bomb/],
+  }
+  /** A 100x100 RGB JPEG whose data set and SOF0 header both claim 4096x4096 (48 MiB). */
+  function jpegBomb() {
+    const copy = Buffer.from(read('SC_rgb_jpeg_dcmtk.dcm'))
+    const sof = copy.indexOf(Buffer.from([0xff, 0xc0]))
+    copy.writeUInt16BE(4096, sof + 5)
+    copy.writeUInt16BE(4096, sof + 7)
+    for (const element of [0x0010, 0x0011]) copy.writeUInt16LE(4096, findTag(copy, 0x0028, element, 132 + 12) + 8)
+    return copy
   }
   /** MR_small_RLE with its first frame's segment count replaced. */
   function rleSegments(count) {

@@ -27,6 +27,13 @@ const JPEG_TRANSFER_SYNTAXES: [&str; 4] = [
 ];
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
+/// A decompression bomb guard, dicom-rs's for RLE and JPEG 2000 applied to every
+/// codec: a frame of 16 MiB or more must come from at least 1/64 of its size.
+/// A black 8192² RGB JPEG is 390 KB and decodes to 192 MiB, and more on the way
+/// to pixels.
+const BOMB_FRAME_BYTES: usize = 16 << 20;
+const MAX_COMPRESSION_RATIO: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Photometric {
     Monochrome1,
@@ -199,6 +206,14 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                 info.frames,
                 frame,
             )?;
+            let frame_bytes = info.samples() * usize::from(info.bits_allocated / 8);
+            if frame_bytes >= BOMB_FRAME_BYTES && data.len() < frame_bytes / MAX_COMPRESSION_RATIO {
+                return Err(Error::DicomUnsupported(format!(
+                    "frame {frame} would decode {} bytes to {frame_bytes}, more than \
+                     {MAX_COMPRESSION_RATIO}:1, refused as a possible decompression bomb",
+                    data.len()
+                )));
+            }
             if ts == RLE_LOSSLESS {
                 // The decoder reads fragment `frame`, whatever the offset table says.
                 let fragment = sequence.fragments().get(frame as usize);

@@ -466,6 +466,21 @@ fn hostile_inputs_are_rejected_with_a_reason() {
     let message = assert_rejected(&odd, "3-byte US");
     assert!(message.contains("not a multiple"), "{message}");
 
+    // A 100x100 JPEG declared (in the data set and in its own header) as 4096x4096.
+    let mut bomb = read("SC_rgb_jpeg_dcmtk.dcm");
+    let sof = bomb
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("SOF0")
+        + 5;
+    bomb[sof..sof + 4].copy_from_slice(&[0x10, 0x00, 0x10, 0x00]);
+    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
+        let at = find_tag(&bomb, group, element) + 8;
+        bomb[at..at + 2].copy_from_slice(&4096u16.to_le_bytes());
+    }
+    let message = assert_rejected(&bomb, "JPEG bomb");
+    assert!(message.contains("decompression bomb"), "{message}");
+
     // No Pixel Data at all.
     let no_pixels = &ct[..find_tag(&ct, 0x7FE0, 0x0010)];
     let message = assert_rejected(no_pixels, "no pixel data");
