@@ -3,8 +3,8 @@
 //!
 //! Input is untrusted: every failure is `Error::DicomInvalid` (corrupt or
 //! inconsistent data) or `Error::DicomUnsupported` (valid but outside what we
-//! render), never a panic, and memory is bounded by the input size plus one
-//! decoded frame of at most [`MAX_FRAME_BYTES`] bytes.
+//! render), never a panic, and memory is bounded by the input size plus a
+//! small multiple of one decoded frame of at most [`MAX_FRAME_BYTES`] bytes.
 
 mod attributes;
 mod codestream;
