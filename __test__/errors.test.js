@@ -137,7 +137,7 @@ describe('local root', () => {
     expect(fs.existsSync(path.join(outside, 'new.txt'))).toBe(false)
   })
 
-  test('FIFOs, sockets and devices are not objects: not listed, not read, not migrated, refused by putFile', async () => {
+  test('FIFOs, sockets and devices are not objects: not listed, read, migrated or written over', async () => {
     const fs = require('node:fs')
     const net = require('node:net')
     const path = require('node:path')
@@ -165,6 +165,16 @@ describe('local root', () => {
           message: expect.stringContaining(`${input} is not a regular file`),
         })
       }
+      // getToFile renames its download into place, which would replace a FIFO (or, as
+      // root, a device node such as /dev/null) and fail on a directory after the download.
+      for (const dest of [path.join(root, 'uploads', 'pipe'), path.join(root, 'uploads')]) {
+        await expect(storage.getToFile('uploads/scan.dcm', dest)).rejects.toMatchObject({
+          code: 'INVALID_CONFIG',
+          message: expect.stringContaining(`${dest} exists and is not a regular file`),
+        })
+      }
+      expect(fs.statSync(path.join(root, 'uploads', 'pipe')).isFIFO()).toBe(true)
+      expect(fs.readdirSync(path.join(root, 'uploads')).sort()).toEqual(['app.sock', 'pipe', 'scan.dcm'])
       const report = await storage.migrate({}).done
       expect(report).toMatchObject({ copied: 1, failed: [] })
     } finally {

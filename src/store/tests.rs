@@ -13,6 +13,7 @@ use object_store::{
 
 use super::*;
 use crate::store::object::PutOptions;
+use crate::store::progress::ProgressFn;
 use crate::store::transfer::TransferConfig;
 
 /// A store that counts its reads (GETs and HEADs alike) and passes everything on.
@@ -179,4 +180,32 @@ fn store_urls_and_paths_are_told_apart() {
         assert_eq!(err.code(), "INVALID_CONFIG", "{bad}");
         assert!(err.to_string().contains("cloud"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_download_that_cannot_be_placed_leaves_no_temporary_file() {
+    let key = Key::parse("placed/object.bin").unwrap();
+    let (store, _) = store_with_object(&key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out.bin");
+    // A directory appears at the destination once every byte is in: the rename fails.
+    let blocker = dest.clone();
+    let progress: ProgressFn = Arc::new(move |done, total| {
+        if done == total {
+            let _ = std::fs::create_dir(&blocker);
+        }
+    });
+    let err = store
+        .get_to_file(&key, &dest, Some(progress))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UNAVAILABLE", "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["out.bin"]);
+    // Already a directory: refused before anything is read or written.
+    let err = store.get_to_file(&key, &dest, None).await.unwrap_err();
+    assert_eq!(err.code(), "INVALID_CONFIG", "{err}");
 }

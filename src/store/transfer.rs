@@ -232,6 +232,15 @@ impl Store {
         progress: Option<ProgressFn>,
         next: Next,
     ) -> Result<(ObjectInfo, (u64, String))> {
+        let shown = dest.display().to_string();
+        // The rename would replace whatever is there: a FIFO or, as root, a device
+        // node such as /dev/null. A directory would fail only after the download.
+        if tokio::fs::metadata(dest).await.is_ok_and(|m| !m.is_file()) {
+            return Err(Error::config(
+                "path",
+                format!("{shown} exists and is not a regular file"),
+            ));
+        }
         let read = self.open_read(key, None).await?;
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
@@ -260,19 +269,17 @@ impl Store {
             Ok((size, actual))
         }
         .await;
-        match result {
-            Ok(digest) => {
-                let shown = dest.display().to_string();
-                tokio::fs::rename(&temp, dest)
-                    .await
-                    .map_err(|e| Error::from_io(e, &shown))?;
-                Ok((info, digest))
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temp).await;
-                Err(e)
-            }
+        let placed = match result {
+            Ok(digest) => tokio::fs::rename(&temp, dest)
+                .await
+                .map(|()| digest)
+                .map_err(|e| Error::from_io(e, &shown)),
+            Err(e) => Err(e),
+        };
+        if placed.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
         }
+        placed.map(|digest| (info, digest))
     }
 
     /// Cloud stores carry headers and the SHA-256 as attributes; file stores can't, so
