@@ -90,9 +90,10 @@ pub fn parse_store_url(url: &str, field: &str) -> Result<Url> {
         if let Some((scheme, _)) = url.split_once(':')
             && SCHEMES.contains(&scheme.to_ascii_lowercase().as_str())
         {
+            // Not echoed: a mistyped URL may still carry credentials.
             return Err(Error::config(
                 field,
-                format!("{url:?} is neither a path nor a URL; did you mean {scheme}://…?"),
+                format!("starts with {scheme}: but not {scheme}:// (a URL missing its //?)"),
             ));
         }
         let path = std::path::absolute(url).map_err(|e| Error::config(field, e.to_string()))?;

@@ -180,6 +180,8 @@ fn store_urls_and_paths_are_told_apart() {
         assert_eq!(err.code(), "INVALID_CONFIG", "{bad}");
         assert!(err.to_string().contains("cloud"), "{err}");
     }
+    let err = path("s3:key:secret@bucket").unwrap_err().to_string();
+    assert!(!err.contains("secret"), "{err}");
 }
 
 #[tokio::test]
