@@ -266,7 +266,7 @@ export interface FailedObject {
 export interface ListOpts {
   prefix?: string
   startAfter?: string
-  /** Page size, 1..10000 (default 1000). */
+  /** Page size, 1..=10000 (default 1000). */
   limit?: number
 }
 
@@ -402,7 +402,7 @@ export interface PutResult {
 
 export interface RangeOpts {
   start?: number
-  /** Inclusive, as in `fs.createReadStream`. */
+  /** Inclusive, as in `fs.createReadStream`; `Infinity` reads to the end. */
   end?: number
 }
 

@@ -38,6 +38,50 @@ describe('configuration', () => {
     expect(thrown.message).toContain(field)
   })
 
+  // napi's integer conversions would wrap or truncate these without a word: -1 retries
+  // became 4294967295, a concurrency of 2 ** 32 + 4 became 4, NaN became 0.
+  test.each([
+    [{ concurrency: 2 ** 32 + 4 }, 'concurrency', 'got 4294967300'],
+    [{ cloud: 'memory://', mode: 'dual', cloudOptions: { maxRetries: -1 } }, 'cloudOptions.maxRetries', 'got -1'],
+    [{ cloud: 'memory://', mode: 'dual', cloudOptions: { requestTimeoutMs: 1.5 } }, 'cloudOptions.requestTimeoutMs', 'got 1.5'],
+    [{ cloud: 'memory://', mode: 'dual', tiers: { warm: 'memory://', warmOptions: { retryTimeoutMs: NaN } } }, 'tiers.warmOptions.retryTimeoutMs', 'got NaN'],
+    [{ partSize: NaN }, 'partSize', 'got NaN'],
+    [{ presign: { expiresIn: Infinity } }, 'presign.expiresIn', 'got Infinity'],
+  ])('a number that is not a whole number in range: %j names %s', (options, field, got) => {
+    let thrown
+    try {
+      new StorageManager({ local: tmpDir('n'), ...options })
+    } catch (e) {
+      thrown = e
+    }
+    expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining(field) })
+    expect(thrown.message).toContain(got)
+  })
+
+  test('call arguments are whole numbers too; Infinity ends a range', async () => {
+    const storage = new StorageManager({
+      local: tmpDir('n-calls'),
+      presign: { localBaseUrl: 'https://app.example/files', localSecret: 'a-local-secret-of-at-least-32-bytes!!' },
+    })
+    await storage.put('a.txt', 'hello world')
+    const refused = (fn, field) => {
+      expect(fn).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining(field) }))
+    }
+    refused(() => storage.presignGet('a.txt', { expiresIn: 2 ** 32 + 3600 }), 'expiresIn')
+    refused(() => storage.presignPut('a.txt', { expiresIn: -1 }), 'expiresIn')
+    refused(() => storage.presignMany(['a.txt'], { expiresIn: 1.5 }), 'expiresIn')
+    refused(() => storage.createReadStream('a.txt', { start: 1.5 }), 'start')
+    refused(() => storage.migrate({ shard: { index: -1, count: 2 } }), 'shard.index')
+    await expectCode(storage.getRange('a.txt', NaN, 4), 'INVALID_CONFIG')
+    await expectCode(storage.getRange('a.txt', 0, 4.5), 'INVALID_CONFIG')
+    for (const limit of [0, 10_001, 2.5]) await expectCode(storage.list({ limit }), 'INVALID_CONFIG')
+    expect((await storage.getRange('a.txt', 6, Infinity)).toString()).toBe('world')
+    const chunks = []
+    for await (const chunk of storage.createReadStream('a.txt', { start: 6, end: Infinity })) chunks.push(chunk)
+    expect(Buffer.concat(chunks).toString()).toBe('world')
+    expect((await storage.list({ limit: 10_000 })).objects.map((o) => o.key)).toEqual(['a.txt'])
+  })
+
   test('fromEnv reads the S3_* variables', () => {
     // A child process: Jest's sandboxed process.env never reaches the real environment.
     const { execFileSync } = require('node:child_process')

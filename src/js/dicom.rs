@@ -32,6 +32,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
+use super::numbers::whole;
 use super::values::JsPutResult;
 use crate::dicom::{self, ImageFormat, Metadata, RenderOptions, Rendition, Window};
 use crate::error::{Error, Result};
@@ -255,15 +256,9 @@ impl From<ingest::Ingested> for DicomIngestResult {
     }
 }
 
-/// An integer option in `min..=max`, or `INVALID_CONFIG` naming it.
+/// A whole-number option in `min..=max` (all within `u32`).
 fn integer(field: &str, value: f64, min: u32, max: u32) -> Result<u32> {
-    if value.fract() != 0.0 || value < f64::from(min) || value > f64::from(max) {
-        return Err(Error::config(
-            field,
-            format!("must be an integer in {min}..={max}, got {value}"),
-        ));
-    }
-    Ok(value as u32)
+    whole(field, value, min.into(), max.into()).map(|n| n as u32)
 }
 
 fn quality(value: Option<f64>) -> Result<u8> {

@@ -106,7 +106,8 @@ impl StorageManager {
         opts: Option<PresignGetOpts>,
     ) -> napi::Result<String> {
         let opts = opts.unwrap_or_default();
-        self.sign(&key, Method::Get, &opts.options(), now())
+        opts.options()
+            .and_then(|o| self.sign(&key, Method::Get, &o, now()))
             .map_err(|e| to_js(&env, e))
     }
 
@@ -119,7 +120,8 @@ impl StorageManager {
         opts: Option<PresignPutOpts>,
     ) -> napi::Result<String> {
         let opts = opts.unwrap_or_default();
-        self.sign(&key, Method::Put, &opts.options(), now())
+        opts.options()
+            .and_then(|o| self.sign(&key, Method::Put, &o, now()))
             .map_err(|e| to_js(&env, e))
     }
 
@@ -134,8 +136,8 @@ impl StorageManager {
         opts: Option<PresignGetOpts>,
     ) -> napi::Result<Vec<String>> {
         let opts = opts.unwrap_or_default();
-        self.inner
-            .presign_many(&keys, Method::Get, &opts.options(), now())
+        opts.options()
+            .and_then(|o| self.inner.presign_many(&keys, Method::Get, &o, now()))
             .map_err(|e| to_js(&env, e))
     }
 

@@ -10,6 +10,7 @@ use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, ToNapiValue, Uint8Array
 use napi_derive::napi;
 
 use super::error::{promise, to_js};
+use super::numbers::{offset, range_end, whole};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
 use super::values::{JsBytes, JsObjectInfo, JsPutResult, ListResult};
 use crate::config::Config;
@@ -177,15 +178,18 @@ impl StorageManager {
         &self,
         env: &'env Env,
         key: String,
-        start: i64,
-        end_exclusive: i64,
+        start: f64,
+        end_exclusive: f64,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key_or_reject!(env, key);
         let storage = self.inner.clone();
         promise(
             env,
             async move {
-                let (start, end) = range_bounds(start, end_exclusive)?;
+                let (start, end) = (
+                    offset("start", start)?,
+                    range_end("endExclusive", end_exclusive)?,
+                );
                 storage.get_range(&key, start, end).await.map(JsBytes::from)
             },
             |_, b| Ok(b),
@@ -322,7 +326,10 @@ impl StorageManager {
             env,
             async move {
                 let prefix = opts.prefix.unwrap_or_default();
-                let limit = opts.limit.unwrap_or(1000) as usize;
+                let limit = opts
+                    .limit
+                    .map_or(Ok(1000), |l| whole("limit", l, 1, 10_000))?
+                    as usize;
                 storage
                     .list(&prefix, opts.start_after.as_deref(), limit)
                     .await
@@ -341,26 +348,13 @@ impl StorageManager {
     }
 }
 
-fn range_bounds(start: i64, end_exclusive: i64) -> Result<(u64, u64)> {
-    let start = u64::try_from(start).map_err(|_| Error::config("start", "must not be negative"))?;
-    let end = u64::try_from(end_exclusive)
-        .map_err(|_| Error::config("endExclusive", "must not be negative"))?;
-    Ok((start, end))
-}
-
 /// `{ start, end }` with an inclusive end, as Node's streams take it.
-fn inclusive_range(start: Option<i64>, end: Option<i64>) -> Result<Option<std::ops::Range<u64>>> {
+fn inclusive_range(start: Option<f64>, end: Option<f64>) -> Result<Option<std::ops::Range<u64>>> {
     if start.is_none() && end.is_none() {
         return Ok(None);
     }
-    let start = u64::try_from(start.unwrap_or(0))
-        .map_err(|_| Error::config("start", "must not be negative"))?;
-    let end = match end {
-        Some(e) => u64::try_from(e)
-            .map_err(|_| Error::config("end", "must not be negative"))?
-            .saturating_add(1),
-        None => u64::MAX,
-    };
+    let start = offset("start", start.unwrap_or(0.0))?;
+    let end = range_end("end", end.unwrap_or(f64::INFINITY))?.saturating_add(1);
     if end < start {
         return Err(Error::config("end", "is before start"));
     }

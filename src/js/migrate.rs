@@ -9,6 +9,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
+use super::numbers::{u32_option, u64_option, whole};
 use crate::dual::Side;
 use crate::error::{Error, Result};
 use crate::migrate::{
@@ -17,8 +18,8 @@ use crate::migrate::{
 
 #[napi(object)]
 pub struct ShardOpts {
-    pub index: u32,
-    pub count: u32,
+    pub index: f64,
+    pub count: f64,
 }
 
 #[napi(object, object_to_js = false)]
@@ -31,7 +32,7 @@ pub struct MigrateOpts {
     /// Only keys starting with this.
     pub prefix: Option<String>,
     /// Objects copied at once (default: the manager's `concurrency`).
-    pub concurrency: Option<u32>,
+    pub concurrency: Option<f64>,
     /// `'sha256'` (default): the copy's recorded size and SHA-256; `'full'`: reads the
     /// copy back and hashes it.
     #[napi(ts_type = "'sha256' | 'full'")]
@@ -41,7 +42,7 @@ pub struct MigrateOpts {
     /// Walk and count what would be copied; write nothing.
     pub dry_run: Option<bool>,
     /// Bytes per second across all workers.
-    pub bandwidth_limit: Option<i64>,
+    pub bandwidth_limit: Option<f64>,
     /// This process's share of the keys, for several cooperating migrations.
     pub shard: Option<ShardOpts>,
     /// Called about 5 times a second, and once at the end.
@@ -198,7 +199,10 @@ fn side(field: &str, value: Option<&str>, default: Side) -> Result<Side> {
 impl MigrateOpts {
     fn into_core(self, default_concurrency: usize) -> Result<MigrateOptions> {
         let shard = match self.shard {
-            Some(s) => Shard::new(s.index, s.count)?,
+            Some(s) => Shard::new(
+                whole("shard.index", s.index, 0, u64::from(u32::MAX))? as u32,
+                whole("shard.count", s.count, 0, u64::from(u32::MAX))? as u32,
+            )?,
             None => Shard::default(),
         };
         let verify = match self.verify.as_deref() {
@@ -211,12 +215,7 @@ impl MigrateOpts {
                 ));
             }
         };
-        let bandwidth_limit = self
-            .bandwidth_limit
-            .map(|n| {
-                u64::try_from(n).map_err(|_| Error::config("bandwidthLimit", "must be positive"))
-            })
-            .transpose()?;
+        let bandwidth_limit = u64_option("bandwidthLimit", self.bandwidth_limit)?;
         let progress = self.on_progress.map(|cb| -> crate::migrate::ProgressSink {
             Arc::new(move |snapshot| {
                 cb.call(snapshot.into(), ThreadsafeFunctionCallMode::NonBlocking);
@@ -226,7 +225,8 @@ impl MigrateOpts {
             from: side("from", self.from.as_deref(), Side::Local)?,
             to: side("to", self.to.as_deref(), Side::Cloud)?,
             prefix: self.prefix.unwrap_or_default(),
-            concurrency: self.concurrency.map_or(default_concurrency, |n| n as usize),
+            concurrency: u32_option("concurrency", self.concurrency)?
+                .map_or(default_concurrency, |n| n as usize),
             verify,
             delete_source: self.delete_source.unwrap_or(false),
             dry_run: self.dry_run.unwrap_or(false),

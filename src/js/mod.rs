@@ -6,6 +6,7 @@ mod dual;
 mod error;
 mod manager;
 mod migrate;
+mod numbers;
 mod options;
 mod read_stream;
 mod runtime;

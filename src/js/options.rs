@@ -8,9 +8,11 @@ use napi_derive::napi;
 
 use napi::bindgen_prelude::Unknown;
 
+use super::numbers::{u32_option, u64_option};
 use super::values::{Progress, StorageEvent};
 use crate::config::Config;
 use crate::dual::{EventSink, PresignOptions as CallOptions, PresignSettings};
+use crate::error::{Error, Result};
 use crate::store::object::PutOptions;
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
@@ -35,16 +37,19 @@ pub struct CloudOptions {
     /// Azure connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`).
     pub connection_string: Option<String>,
     /// Retries of a transient failure before it surfaces (default 5).
-    pub max_retries: Option<u32>,
+    pub max_retries: Option<f64>,
     /// Stop retrying after this many milliseconds (default 30000).
-    pub retry_timeout_ms: Option<u32>,
+    pub retry_timeout_ms: Option<f64>,
     /// Per-request timeout in milliseconds (default 60000).
-    pub request_timeout_ms: Option<u32>,
+    pub request_timeout_ms: Option<f64>,
 }
 
-impl From<CloudOptions> for StoreOptions {
-    fn from(o: CloudOptions) -> Self {
-        StoreOptions {
+impl CloudOptions {
+    /// `field` is where these options were given (`cloudOptions`, `tiers.warmOptions`).
+    pub fn into_store_options(self, field: &str) -> Result<StoreOptions> {
+        let o = self;
+        let number = |name: &str, v| u32_option(&format!("{field}.{name}"), v);
+        Ok(StoreOptions {
             endpoint: o.endpoint,
             region: o.region,
             access_key_id: o.access_key_id,
@@ -56,10 +61,10 @@ impl From<CloudOptions> for StoreOptions {
             sse_kms_key_id: o.sse_kms_key_id,
             storage_class: o.storage_class,
             connection_string: o.connection_string,
-            max_retries: o.max_retries.map(|n| n as usize),
-            retry_timeout_ms: o.retry_timeout_ms.map(u64::from),
-            request_timeout_ms: o.request_timeout_ms.map(u64::from),
-        }
+            max_retries: number("maxRetries", o.max_retries)?.map(|n| n as usize),
+            retry_timeout_ms: number("retryTimeoutMs", o.retry_timeout_ms)?.map(u64::from),
+            request_timeout_ms: number("requestTimeoutMs", o.request_timeout_ms)?.map(u64::from),
+        })
     }
 }
 
@@ -67,7 +72,7 @@ impl From<CloudOptions> for StoreOptions {
 #[derive(Default)]
 pub struct PresignOptions {
     /// Default lifetime of a URL in seconds (3600; at most 604800).
-    pub expires_in: Option<u32>,
+    pub expires_in: Option<f64>,
     /// GET URLs point here (`{cdnBaseUrl}/{key}`) instead of at the store.
     pub cdn_base_url: Option<String>,
     /// Where the `stowage/express` or `stowage/hono` middleware serves local files.
@@ -76,14 +81,16 @@ pub struct PresignOptions {
     pub local_secret: Option<String>,
 }
 
-impl From<PresignOptions> for PresignSettings {
-    fn from(o: PresignOptions) -> Self {
-        PresignSettings {
-            expires_in: o.expires_in.map(u64::from),
+impl TryFrom<PresignOptions> for PresignSettings {
+    type Error = Error;
+
+    fn try_from(o: PresignOptions) -> Result<Self> {
+        Ok(PresignSettings {
+            expires_in: u64_option("presign.expiresIn", o.expires_in)?,
             cdn_base_url: o.cdn_base_url,
             local_base_url: o.local_base_url,
             local_secret: o.local_secret,
-        }
+        })
     }
 }
 
@@ -107,9 +114,9 @@ pub struct StorageOptions {
     pub journal: Option<String>,
     /// Extension → Cache-Control, e.g. `{ dcm: 'private, max-age=60' }`.
     pub cache_control: Option<HashMap<String, String>>,
-    pub concurrency: Option<u32>,
-    pub part_size: Option<i64>,
-    pub multipart_threshold: Option<i64>,
+    pub concurrency: Option<f64>,
+    pub part_size: Option<f64>,
+    pub multipart_threshold: Option<f64>,
     pub presign: Option<PresignOptions>,
     /// Colder tiers and the policy that moves objects there.
     pub tiers: Option<super::tier::TierOptions>,
@@ -117,29 +124,30 @@ pub struct StorageOptions {
     pub on_event: Option<EventCallback>,
 }
 
-fn non_negative(field: &str, v: Option<i64>) -> crate::error::Result<Option<u64>> {
-    v.map(|n| {
-        u64::try_from(n).map_err(|_| crate::error::Error::config(field, "must not be negative"))
-    })
-    .transpose()
-}
-
 impl StorageOptions {
     /// Splits off the event callback, which is not configuration.
-    pub fn into_config(self) -> crate::error::Result<(Config, Option<EventSink>)> {
+    pub fn into_config(self) -> Result<(Config, Option<EventSink>)> {
         let events = self.on_event.map(event_sink);
         let mut config = Config {
             local: self.local,
             cloud: self.cloud,
-            cloud_options: self.cloud_options.map(Into::into).unwrap_or_default(),
+            cloud_options: self
+                .cloud_options
+                .map(|o| o.into_store_options("cloudOptions"))
+                .transpose()?
+                .unwrap_or_default(),
             mode: self.mode,
             read: self.read,
             journal: self.journal.map(Into::into),
             cache_control: self.cache_control.unwrap_or_default().into_iter().collect(),
-            concurrency: self.concurrency,
-            part_size: non_negative("partSize", self.part_size)?,
-            multipart_threshold: non_negative("multipartThreshold", self.multipart_threshold)?,
-            presign: self.presign.map(Into::into).unwrap_or_default(),
+            concurrency: u32_option("concurrency", self.concurrency)?,
+            part_size: u64_option("partSize", self.part_size)?,
+            multipart_threshold: u64_option("multipartThreshold", self.multipart_threshold)?,
+            presign: self
+                .presign
+                .map(TryInto::try_into)
+                .transpose()?
+                .unwrap_or_default(),
             tiers: self
                 .tiers
                 .map(TryInto::try_into)
@@ -212,22 +220,22 @@ pub fn progress_fn(callback: ProgressCallback) -> ProgressFn {
 pub struct ListOpts {
     pub prefix: Option<String>,
     pub start_after: Option<String>,
-    /// Page size, 1..10000 (default 1000).
-    pub limit: Option<u32>,
+    /// Page size, 1..=10000 (default 1000).
+    pub limit: Option<f64>,
 }
 
 #[napi(object)]
 pub struct RangeOpts {
-    pub start: Option<i64>,
-    /// Inclusive, as in `fs.createReadStream`.
-    pub end: Option<i64>,
+    pub start: Option<f64>,
+    /// Inclusive, as in `fs.createReadStream`; `Infinity` reads to the end.
+    pub end: Option<f64>,
 }
 
 #[napi(object)]
 #[derive(Default)]
 pub struct PresignGetOpts {
     /// Seconds (default `presign.expiresIn`, else 3600).
-    pub expires_in: Option<u32>,
+    pub expires_in: Option<f64>,
     /// e.g. `attachment; filename="scan.dcm"`.
     pub response_content_disposition: Option<String>,
 }
@@ -235,28 +243,28 @@ pub struct PresignGetOpts {
 #[napi(object)]
 #[derive(Default)]
 pub struct PresignPutOpts {
-    pub expires_in: Option<u32>,
+    pub expires_in: Option<f64>,
     /// Signed: the uploader must send exactly this `Content-Type`.
     pub content_type: Option<String>,
 }
 
 impl PresignGetOpts {
-    pub fn options(&self) -> CallOptions<'_> {
-        CallOptions {
-            expires_in: self.expires_in.map(u64::from),
+    pub fn options(&self) -> Result<CallOptions<'_>> {
+        Ok(CallOptions {
+            expires_in: u64_option("expiresIn", self.expires_in)?,
             content_type: None,
             content_disposition: self.response_content_disposition.as_deref(),
-        }
+        })
     }
 }
 
 impl PresignPutOpts {
-    pub fn options(&self) -> CallOptions<'_> {
-        CallOptions {
-            expires_in: self.expires_in.map(u64::from),
+    pub fn options(&self) -> Result<CallOptions<'_>> {
+        Ok(CallOptions {
+            expires_in: u64_option("expiresIn", self.expires_in)?,
             content_type: self.content_type.as_deref(),
             content_disposition: None,
-        }
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use napi_derive::napi;
 use super::error::promise;
 use super::manager::{StorageManager, key_or_reject};
 use super::migrate::FailedObject;
+use super::numbers::u64_option;
 use super::options::CloudOptions;
 use crate::error::{Error, Result};
 use crate::tier::{CycleReport as CoreCycle, Tier, TierConfig, TierPolicy, TierStats as CoreStats};
@@ -22,8 +23,8 @@ pub struct TierPolicyOptions {
     pub hot_to_warm_days: Option<f64>,
     /// Days without access before warm → cold (default 365).
     pub warm_to_cold_days: Option<f64>,
-    pub max_objects_per_cycle: Option<i64>,
-    pub max_bytes_per_cycle: Option<i64>,
+    pub max_objects_per_cycle: Option<f64>,
+    pub max_bytes_per_cycle: Option<f64>,
     /// Check each copy's size and SHA-256 before the move counts (default true).
     pub verify: Option<bool>,
     /// Remove the object from the tier it left (default true).
@@ -43,11 +44,6 @@ pub struct TierOptions {
     pub policy: Option<TierPolicyOptions>,
 }
 
-fn limit(field: &str, v: Option<i64>) -> Result<Option<u64>> {
-    v.map(|n| u64::try_from(n).map_err(|_| Error::config(field, "must not be negative")))
-        .transpose()
-}
-
 impl TryFrom<TierOptions> for TierConfig {
     type Error = Error;
 
@@ -57,16 +53,25 @@ impl TryFrom<TierOptions> for TierConfig {
         Ok(TierConfig {
             warm: o.warm,
             cold: o.cold,
-            warm_options: o.warm_options.map(Into::into),
-            cold_options: o.cold_options.map(Into::into),
+            warm_options: o
+                .warm_options
+                .map(|w| w.into_store_options("tiers.warmOptions"))
+                .transpose()?,
+            cold_options: o
+                .cold_options
+                .map(|c| c.into_store_options("tiers.coldOptions"))
+                .transpose()?,
             policy: TierPolicy {
                 hot_to_warm_days: p.hot_to_warm_days.unwrap_or(d.hot_to_warm_days),
                 warm_to_cold_days: p.warm_to_cold_days.unwrap_or(d.warm_to_cold_days),
-                max_objects_per_cycle: limit(
+                max_objects_per_cycle: u64_option(
                     "tiers.policy.maxObjectsPerCycle",
                     p.max_objects_per_cycle,
                 )?,
-                max_bytes_per_cycle: limit("tiers.policy.maxBytesPerCycle", p.max_bytes_per_cycle)?,
+                max_bytes_per_cycle: u64_option(
+                    "tiers.policy.maxBytesPerCycle",
+                    p.max_bytes_per_cycle,
+                )?,
                 verify: p.verify.unwrap_or(d.verify),
                 delete_after_move: p.delete_after_move.unwrap_or(d.delete_after_move),
             },
