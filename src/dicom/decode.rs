@@ -206,21 +206,7 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                 info.frames,
                 frame,
             )?;
-            let frame_bytes = info.samples() * usize::from(info.bits_allocated / 8);
-            if frame_bytes >= BOMB_FRAME_BYTES && data.len() < frame_bytes / MAX_COMPRESSION_RATIO {
-                return Err(Error::DicomUnsupported(format!(
-                    "frame {frame} would decode {} bytes to {frame_bytes}, more than \
-                     {MAX_COMPRESSION_RATIO}:1, refused as a possible decompression bomb",
-                    data.len()
-                )));
-            }
-            if ts == RLE_LOSSLESS {
-                // The decoder reads fragment `frame`, whatever the offset table says.
-                let fragment = sequence.fragments().get(frame as usize);
-                let needed = usize::from(info.samples_per_pixel * info.bits_allocated / 8);
-                codestream::check_rle_header(fragment.map_or(&[], Vec::as_slice), needed)
-                    .map_err(|e| Error::DicomInvalid(format!("frame {frame}: {e}")))?;
-            }
+            screen_encapsulated(ts, sequence.fragments(), &data, info, frame)?;
             let samples = if JPEG_TRANSFER_SYNTAXES.contains(&ts) {
                 let samples = guarded("decoding JPEG", || {
                     jpeg::decode(&data, info.cols, info.rows, info.samples_per_pixel)
@@ -240,6 +226,33 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
         _ => samples,
     };
     Ok(Frame { samples, codec_rgb })
+}
+
+/// What must hold before compressed data reaches a decoder: a plausible
+/// compression ratio, and for RLE a sane segment table.
+fn screen_encapsulated(
+    ts: &str,
+    fragments: &[Vec<u8>],
+    data: &[u8],
+    info: &ImageInfo,
+    frame: u32,
+) -> Result<()> {
+    let frame_bytes = info.samples() * usize::from(info.bits_allocated / 8);
+    if frame_bytes >= BOMB_FRAME_BYTES && data.len() < frame_bytes / MAX_COMPRESSION_RATIO {
+        return Err(Error::DicomUnsupported(format!(
+            "frame {frame} would decode {} bytes to {frame_bytes}, more than \
+             {MAX_COMPRESSION_RATIO}:1, refused as a possible decompression bomb",
+            data.len()
+        )));
+    }
+    if ts == RLE_LOSSLESS {
+        // The decoder reads fragment `frame`, whatever the offset table says.
+        let fragment = fragments.get(frame as usize).map_or(&[][..], Vec::as_slice);
+        let needed = usize::from(info.samples_per_pixel * info.bits_allocated / 8);
+        codestream::check_rle_header(fragment, needed)
+            .map_err(|e| Error::DicomInvalid(format!("frame {frame}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Keeps the low `bits_stored` bits and sign-extends them if signed.

@@ -47,23 +47,22 @@ pub struct CloudOptions {
 impl CloudOptions {
     /// `field` is where these options were given (`cloudOptions`, `tiers.warmOptions`).
     pub fn into_store_options(self, field: &str) -> Result<StoreOptions> {
-        let o = self;
         let number = |name: &str, v| u32_option(&format!("{field}.{name}"), v);
         Ok(StoreOptions {
-            endpoint: o.endpoint,
-            region: o.region,
-            access_key_id: o.access_key_id,
-            secret_access_key: o.secret_access_key,
-            session_token: o.session_token,
-            allow_http: o.allow_http,
-            virtual_hosted_style: o.virtual_hosted_style,
-            server_side_encryption: o.server_side_encryption,
-            sse_kms_key_id: o.sse_kms_key_id,
-            storage_class: o.storage_class,
-            connection_string: o.connection_string,
-            max_retries: number("maxRetries", o.max_retries)?.map(|n| n as usize),
-            retry_timeout_ms: number("retryTimeoutMs", o.retry_timeout_ms)?.map(u64::from),
-            request_timeout_ms: number("requestTimeoutMs", o.request_timeout_ms)?.map(u64::from),
+            endpoint: self.endpoint,
+            region: self.region,
+            access_key_id: self.access_key_id,
+            secret_access_key: self.secret_access_key,
+            session_token: self.session_token,
+            allow_http: self.allow_http,
+            virtual_hosted_style: self.virtual_hosted_style,
+            server_side_encryption: self.server_side_encryption,
+            sse_kms_key_id: self.sse_kms_key_id,
+            storage_class: self.storage_class,
+            connection_string: self.connection_string,
+            max_retries: number("maxRetries", self.max_retries)?.map(|n| n as usize),
+            retry_timeout_ms: number("retryTimeoutMs", self.retry_timeout_ms)?.map(u64::from),
+            request_timeout_ms: number("requestTimeoutMs", self.request_timeout_ms)?.map(u64::from),
         })
     }
 }
