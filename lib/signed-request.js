@@ -21,11 +21,16 @@ function errorResponse(status, err) {
 
 const STATUS_OF = { SIGNATURE_INVALID: 403, SIGNATURE_EXPIRED: 403, NOT_FOUND: 404, INVALID_KEY: 400, INVALID_CONFIG: 400, ALREADY_EXISTS: 409, INTEGRITY: 422 }
 
-/** `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`; `undefined` when absent, `null` when unsatisfiable. */
+/**
+ * `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`; `null` when unsatisfiable.
+ * `undefined` when absent or in a form served whole instead (several ranges, another
+ * unit): RFC 9110 section 14.2 lets a server ignore a Range header.
+ */
 function parseRange(header, size) {
   if (!header) return undefined
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
-  if (!m || (m[1] === '' && m[2] === '')) return null
+  if (!m) return undefined
+  if (m[1] === '' && m[2] === '') return null
   let start
   let end
   if (m[1] === '') {
