@@ -226,6 +226,21 @@ describe('local root', () => {
     }
   })
 
+  test('a 240-byte segment, the longest a key may have, fits local folders with their staging suffix', async () => {
+    // 240 bytes of UTF-8: 80 three-byte characters. A longer segment is INVALID_KEY
+    // (conformance suite): on a file system it would fail on the local side only.
+    const key = `scans/${'€'.repeat(80)}`
+    const data = Buffer.from('x'.repeat(1000))
+    const storage = new StorageManager({ local: tmpDir('long'), cloud: `file://${tmpDir('long-cloud')}`, mode: 'dual' })
+    expect(await storage.put(key, data)).toMatchObject({ local: 'written', cloud: 'written' })
+    expect(await storage.pendingRepairs()).toBe(0)
+    expect((await storage.get(key)).equals(data)).toBe(true)
+    // getToFile's temporary sibling of a 250-byte file name still fits in 255 bytes.
+    const dest = require('node:path').join(tmpDir('long-dest'), 'd'.repeat(250))
+    await storage.getToFile(key, dest)
+    expect(require('node:fs').readFileSync(dest).equals(data)).toBe(true)
+  })
+
   test('files written before stowage are served, without a SHA-256', async () => {
     const fs = require('node:fs')
     const path = require('node:path')

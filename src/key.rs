@@ -4,6 +4,10 @@ use crate::error::{Error, Result};
 
 /// Longest key accepted, in UTF-8 bytes (S3's own limit).
 pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest segment accepted, in UTF-8 bytes. File systems take 255 per name, and a
+/// local write stages its file as `name#n` first; a longer segment would fail on the
+/// local side only, and in dual mode be queued for a repair that can never succeed.
+pub const MAX_SEGMENT_BYTES: usize = 240;
 
 /// A key that passed [`Key::parse`]: a relative `/`-separated path that cannot name
 /// anything outside the store's root.
@@ -46,6 +50,9 @@ impl Key {
             match segment {
                 "" => return reject("key has an empty segment"),
                 "." | ".." => return reject("key has a '.' or '..' segment"),
+                s if s.len() > MAX_SEGMENT_BYTES => {
+                    return reject("key has a segment longer than 240 bytes");
+                }
                 _ => {}
             }
         }
@@ -118,7 +125,8 @@ mod tests {
         ] {
             assert_eq!(Key::parse(key).unwrap().as_str(), key);
         }
-        assert!(Key::parse(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+        let longest = vec!["k".repeat(MAX_SEGMENT_BYTES); 5].join("/");
+        assert!(Key::parse(&longest[..MAX_KEY_BYTES]).is_ok());
     }
 
     #[test]
@@ -127,6 +135,10 @@ mod tests {
         assert_eq!(
             reason(&"k".repeat(MAX_KEY_BYTES + 1)),
             "key is longer than 1024 bytes"
+        );
+        assert_eq!(
+            reason(&format!("a/{}.txt", "k".repeat(MAX_SEGMENT_BYTES - 3))),
+            "key has a segment longer than 240 bytes"
         );
         assert_eq!(reason("/etc/passwd"), "key is an absolute path");
         assert_eq!(reason("C:/x"), "key is an absolute path");

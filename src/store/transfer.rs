@@ -377,12 +377,13 @@ pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
     .map_err(|e| Error::task_failed("hashing", e))?
 }
 
-/// A hidden sibling of `dest`, unique per process and call.
+/// A hidden sibling of `dest`, unique per process and call. Only the start of a long
+/// name is kept, so the temporary name stays inside the file system's 255 bytes.
 fn temp_path(dest: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = dest
+    let name: String = dest
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_string_lossy().chars().take(64).collect())
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dest.with_file_name(format!(".{name}.{}-{n}.stowage-tmp", std::process::id()))
