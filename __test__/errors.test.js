@@ -226,19 +226,38 @@ describe('local root', () => {
     }
   })
 
-  test('a 240-byte segment, the longest a key may have, fits local folders with their staging suffix', async () => {
-    // 240 bytes of UTF-8: 80 three-byte characters. A longer segment is INVALID_KEY
-    // (conformance suite): on a file system it would fail on the local side only.
-    const key = `scans/${'€'.repeat(80)}`
+  test('file names of up to 255 bytes are keys; local folders are written under 253 at most', async () => {
+    const fs = require('node:fs')
+    const path = require('node:path')
+    // UTF-8: '€' is three bytes. 253 bytes leave room for the '#n' of a staged local write.
+    const fits = `scans/${'€'.repeat(84)}x`
+    const tooLong = `scans/${'€'.repeat(84)}xy`
     const data = Buffer.from('x'.repeat(1000))
-    const storage = new StorageManager({ local: tmpDir('long'), cloud: `file://${tmpDir('long-cloud')}`, mode: 'dual' })
-    expect(await storage.put(key, data)).toMatchObject({ local: 'written', cloud: 'written' })
+    const cloud = tmpDir('long-cloud')
+    const root = tmpDir('long')
+    const storage = new StorageManager({ local: root, cloud: `file://${cloud}`, mode: 'dual' })
+    expect(await storage.put(fits, data)).toMatchObject({ local: 'written', cloud: 'written' })
+    expect((await storage.get(fits)).equals(data)).toBe(true)
+    // Refused before either side is written, instead of a repair that could never succeed.
+    await expect(storage.put(tooLong, data)).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('253 bytes') })
     expect(await storage.pendingRepairs()).toBe(0)
-    expect((await storage.get(key)).equals(data)).toBe(true)
+    const cloudOnly = new StorageManager({ local: tmpDir('long-view'), cloud: `file://${cloud}`, mode: 'cloud' })
+    expect((await cloudOnly.list()).objects.map((o) => o.key)).toEqual([fits])
+    // A 255-byte name a legacy app wrote is an object: listed, read and migrated.
+    const legacy = `scans/${'€'.repeat(85)}`
+    fs.writeFileSync(path.join(root, legacy), data)
+    const localOnly = new StorageManager({ local: root, mode: 'local' })
+    expect((await localOnly.list()).objects.map((o) => o.key)).toEqual([fits, legacy].sort())
+    expect((await localOnly.get(legacy)).equals(data)).toBe(true)
+    // Into a file:// cloud it cannot go, and says why; into object storage it can.
+    const intoFolder = await storage.migrate({}).done
+    expect(intoFolder.failed.map((f) => [f.key, f.code])).toEqual([[legacy, 'INVALID_KEY']])
+    const intoMemory = new StorageManager({ local: root, cloud: 'memory://', mode: 'local' })
+    expect(await intoMemory.migrate({}).done).toMatchObject({ copied: 2, failed: [] })
     // getToFile's temporary sibling of a 250-byte file name still fits in 255 bytes.
-    const dest = require('node:path').join(tmpDir('long-dest'), 'd'.repeat(250))
-    await storage.getToFile(key, dest)
-    expect(require('node:fs').readFileSync(dest).equals(data)).toBe(true)
+    const dest = path.join(tmpDir('long-dest'), 'd'.repeat(250))
+    await storage.getToFile(fits, dest)
+    expect(fs.readFileSync(dest).equals(data)).toBe(true)
   })
 
   test('files written before stowage are served, without a SHA-256', async () => {

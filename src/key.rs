@@ -4,10 +4,12 @@ use crate::error::{Error, Result};
 
 /// Longest key accepted, in UTF-8 bytes (S3's own limit).
 pub const MAX_KEY_BYTES: usize = 1024;
-/// Longest segment accepted, in UTF-8 bytes. File systems take 255 per name, and a
-/// local write stages its file as `name#n` first; a longer segment would fail on the
-/// local side only, and in dual mode be queued for a repair that can never succeed.
-pub const MAX_SEGMENT_BYTES: usize = 240;
+/// Longest segment accepted, in UTF-8 bytes: the most a file name may have, so every
+/// file a local folder can hold is a key, and no key fails on the local side only.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+/// Longest segment a local folder can be written under: a local write stages its file
+/// as `name#n` first (object_store), which needs two bytes more.
+pub const MAX_LOCAL_WRITE_SEGMENT_BYTES: usize = MAX_SEGMENT_BYTES - 2;
 
 /// A key that passed [`Key::parse`]: a relative `/`-separated path that cannot name
 /// anything outside the store's root.
@@ -51,7 +53,7 @@ impl Key {
                 "" => return reject("key has an empty segment"),
                 "." | ".." => return reject("key has a '.' or '..' segment"),
                 s if s.len() > MAX_SEGMENT_BYTES => {
-                    return reject("key has a segment longer than 240 bytes");
+                    return reject("key has a segment longer than 255 bytes");
                 }
                 _ => {}
             }
@@ -64,6 +66,22 @@ impl Key {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether a local folder can be written under this key (see
+    /// [`MAX_LOCAL_WRITE_SEGMENT_BYTES`]); every key can be read from one.
+    pub fn check_local_write(&self) -> Result<()> {
+        if self
+            .0
+            .split('/')
+            .all(|s| s.len() <= MAX_LOCAL_WRITE_SEGMENT_BYTES)
+        {
+            return Ok(());
+        }
+        Err(Error::InvalidKey {
+            key: printable(&self.0),
+            reason: "key has a segment longer than 253 bytes, which a local folder cannot be written under",
+        })
     }
 
     /// The key's extension, lower-cased, for content-type and cache-control defaults.
@@ -125,8 +143,14 @@ mod tests {
         ] {
             assert_eq!(Key::parse(key).unwrap().as_str(), key);
         }
-        let longest = vec!["k".repeat(MAX_SEGMENT_BYTES); 5].join("/");
-        assert!(Key::parse(&longest[..MAX_KEY_BYTES]).is_ok());
+        // Four full segments and their slashes: 1023 bytes.
+        let longest = Key::parse(&vec!["k".repeat(MAX_SEGMENT_BYTES); 4].join("/")).unwrap();
+        assert_eq!(
+            longest.check_local_write().unwrap_err().code(),
+            "INVALID_KEY"
+        );
+        let local = vec!["k".repeat(MAX_LOCAL_WRITE_SEGMENT_BYTES); 4].join("/");
+        Key::parse(&local).unwrap().check_local_write().unwrap();
     }
 
     #[test]
@@ -138,7 +162,7 @@ mod tests {
         );
         assert_eq!(
             reason(&format!("a/{}.txt", "k".repeat(MAX_SEGMENT_BYTES - 3))),
-            "key has a segment longer than 240 bytes"
+            "key has a segment longer than 255 bytes"
         );
         assert_eq!(reason("/etc/passwd"), "key is an absolute path");
         assert_eq!(reason("C:/x"), "key is an absolute path");

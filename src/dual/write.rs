@@ -23,6 +23,15 @@ use crate::store::progress::{Progress, ProgressFn};
 impl Storage {
     fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
         validate_metadata(&opts.metadata)?;
+        // Refused before either side is written: the cloud would take the object and
+        // the local side fail, for a repair that could never succeed.
+        let writes_locally = self
+            .write_sides()
+            .iter()
+            .any(|(_, store)| store.local_path().is_some());
+        if writes_locally {
+            key.check_local_write()?;
+        }
         if opts.cache_control.is_none() {
             opts.cache_control = key
                 .extension()

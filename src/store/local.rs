@@ -43,7 +43,7 @@ impl LocalRoot {
     /// Components that do not exist yet are safe: the store creates them as directories.
     /// A read of anything but a regular file (or a directory, which the store reports
     /// missing itself) is `NOT_FOUND`: opening a FIFO blocks until a writer comes, and
-    /// a device may never end.
+    /// a device may never end. A write under a name too long to stage is `INVALID_KEY`.
     pub async fn check_inside(&self, key: &Key, access: Access) -> Result<()> {
         let (canonical, key) = (self.canonical.clone(), key.clone());
         tokio::task::spawn_blocking(move || check_inside(&canonical, &key, access))
@@ -86,6 +86,9 @@ pub enum Access {
 }
 
 fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> {
+    if access == Access::Write {
+        key.check_local_write()?;
+    }
     let mut path = canonical_root.to_owned();
     let mut file_type = None;
     for segment in key.as_str().split('/') {
