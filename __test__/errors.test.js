@@ -254,6 +254,10 @@ describe('local root', () => {
     expect(intoFolder.failed.map((f) => [f.key, f.code])).toEqual([[legacy, 'INVALID_KEY']])
     const intoMemory = new StorageManager({ local: root, cloud: 'memory://', mode: 'local' })
     expect(await intoMemory.migrate({}).done).toMatchObject({ copied: 2, failed: [] })
+    // Deleting or renaming only names the file, which any file name allows.
+    await localOnly.rename(legacy, `${legacy.slice(0, -3)}old`)
+    await localOnly.delete(`${legacy.slice(0, -3)}old`)
+    expect(fs.readdirSync(path.join(root, 'scans'))).toEqual([fits.slice('scans/'.length)])
     // getToFile's temporary sibling of a 250-byte file name still fits in 255 bytes.
     const dest = path.join(tmpDir('long-dest'), 'd'.repeat(250))
     await storage.getToFile(fits, dest)

@@ -32,7 +32,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
-use super::numbers::whole;
+use super::numbers::whole_u32;
 use super::values::JsPutResult;
 use crate::dicom::{self, ImageFormat, Metadata, RenderOptions, Rendition, Window};
 use crate::error::{Error, Result};
@@ -66,7 +66,7 @@ impl Source {
             Source::Bytes(bytes) => Ok(bytes),
             Source::Path(path) => tokio::task::spawn_blocking(move || dicom::read_file(&path))
                 .await
-                .map_err(|e| Error::Unavailable(format!("reading the DICOM file: {e}")))?
+                .map_err(|e| Error::task_failed("reading the DICOM file", e))?
                 .map(Bytes::from),
         }
     }
@@ -256,13 +256,8 @@ impl From<ingest::Ingested> for DicomIngestResult {
     }
 }
 
-/// A whole-number option in `min..=max` (all within `u32`).
-fn integer(field: &str, value: f64, min: u32, max: u32) -> Result<u32> {
-    whole(field, value, min.into(), max.into()).map(|n| n as u32)
-}
-
 fn quality(value: Option<f64>) -> Result<u8> {
-    value.map_or(Ok(90), |q| Ok(integer("quality", q, 1, 100)? as u8))
+    value.map_or(Ok(90), |q| Ok(whole_u32("quality", q, 1, 100)? as u8))
 }
 
 impl DicomRenderOptions<'_> {
@@ -292,7 +287,7 @@ impl DicomRenderOptions<'_> {
             lossless,
             frame: self
                 .frame
-                .map_or(Ok(0), |f| integer("frame", f, 0, u32::MAX))?,
+                .map_or(Ok(0), |f| whole_u32("frame", f, 0, u32::MAX))?,
             window: self.window.map(|w| Window {
                 center: w.center,
                 width: w.width,
@@ -301,7 +296,7 @@ impl DicomRenderOptions<'_> {
                 .thumbnails
                 .iter()
                 .flatten()
-                .map(|&size| integer("thumbnails", size, 1, u32::MAX))
+                .map(|&size| whole_u32("thumbnails", size, 1, u32::MAX))
                 .collect::<Result<_>>()?,
         };
         opts.validate()?;

@@ -9,7 +9,7 @@ use napi_derive::napi;
 
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
-use super::numbers::{u32_option, u64_option, whole};
+use super::numbers::{u32_option, u64_option, whole_u32};
 use crate::dual::Side;
 use crate::error::{Error, Result};
 use crate::migrate::{
@@ -200,8 +200,8 @@ impl MigrateOpts {
     fn into_core(self, default_concurrency: usize) -> Result<MigrateOptions> {
         let shard = match self.shard {
             Some(s) => Shard::new(
-                whole("shard.index", s.index, 0, u64::from(u32::MAX))? as u32,
-                whole("shard.count", s.count, 0, u64::from(u32::MAX))? as u32,
+                whole_u32("shard.index", s.index, 0, u32::MAX)?,
+                whole_u32("shard.count", s.count, 0, u32::MAX)?,
             )?,
             None => Shard::default(),
         };

@@ -31,11 +31,14 @@ fn as_js(value: f64) -> String {
     }
 }
 
+/// A whole number in `min..=max`, all within `u32`.
+pub fn whole_u32(field: &str, value: f64, min: u32, max: u32) -> Result<u32> {
+    whole(field, value, min.into(), max.into()).map(|n| n as u32)
+}
+
 /// An optional count, size or duration that fits a `u32`.
 pub fn u32_option(field: &str, value: Option<f64>) -> Result<Option<u32>> {
-    value
-        .map(|v| whole(field, v, 0, u64::from(u32::MAX)).map(|n| n as u32))
-        .transpose()
+    value.map(|v| whole_u32(field, v, 0, u32::MAX)).transpose()
 }
 
 /// An optional byte count or limit, up to 2⁵³ − 1.

@@ -43,7 +43,8 @@ impl LocalRoot {
     /// Components that do not exist yet are safe: the store creates them as directories.
     /// A read of anything but a regular file (or a directory, which the store reports
     /// missing itself) is `NOT_FOUND`: opening a FIFO blocks until a writer comes, and
-    /// a device may never end. A write under a name too long to stage is `INVALID_KEY`.
+    /// a device may never end. A staged write under a name too long for its staging
+    /// file is `INVALID_KEY`.
     pub async fn check_inside(&self, key: &Key, access: Access) -> Result<()> {
         let (canonical, key) = (self.canonical.clone(), key.clone());
         tokio::task::spawn_blocking(move || check_inside(&canonical, &key, access))
@@ -81,12 +82,16 @@ impl LocalRoot {
 /// What an operation does with the file at a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Opens it for reading (get, head, the source of a copy).
     Read,
-    Write,
+    /// Writes it through a staging file `name#n` (put, the target of a copy).
+    Stage,
+    /// Only names it (delete, rename), which any existing file name allows.
+    Name,
 }
 
 fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> {
-    if access == Access::Write {
+    if access == Access::Stage {
         key.check_local_write()?;
     }
     let mut path = canonical_root.to_owned();
@@ -288,10 +293,21 @@ mod tests {
             let key = Key::parse(key).unwrap();
             let read = check_inside(&root, &key, Access::Read).unwrap_err();
             assert_eq!(read.code(), "NOT_FOUND", "{key}");
-            check_inside(&root, &key, Access::Write).unwrap();
+            check_inside(&root, &key, Access::Stage).unwrap();
         }
         for key in ["a", "d", "d/b", "d/missing"] {
             check_inside(&root, &Key::parse(key).unwrap(), Access::Read).unwrap();
         }
+    }
+
+    #[test]
+    fn only_staged_writes_need_room_for_the_staging_suffix() {
+        let dir = tree(&[]);
+        let root = fs::canonicalize(dir.path()).unwrap();
+        let key = Key::parse(&"n".repeat(crate::key::MAX_SEGMENT_BYTES)).unwrap();
+        let staged = check_inside(&root, &key, Access::Stage).unwrap_err();
+        assert_eq!(staged.code(), "INVALID_KEY");
+        check_inside(&root, &key, Access::Read).unwrap();
+        check_inside(&root, &key, Access::Name).unwrap();
     }
 }

@@ -202,12 +202,17 @@ impl Store {
 
     /// Runs before every operation on `key`: file stores refuse symlink escapes.
     async fn guard(&self, key: &Key) -> Result<()> {
-        self.guard_for(key, Access::Write).await
+        self.guard_for(key, Access::Name).await
     }
 
     /// Runs before reads: file stores also report what is not a regular file missing.
     async fn guard_read(&self, key: &Key) -> Result<()> {
         self.guard_for(key, Access::Read).await
+    }
+
+    /// Runs before writes: file stores also refuse names with no room for staging.
+    async fn guard_write(&self, key: &Key) -> Result<()> {
+        self.guard_for(key, Access::Stage).await
     }
 
     async fn guard_for(&self, key: &Key, access: Access) -> Result<()> {
@@ -459,7 +464,7 @@ impl Store {
     /// Server-side copy; headers and metadata travel with the object.
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard_read(from).await?;
-        self.guard(to).await?;
+        self.guard_write(to).await?;
         if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
         }

@@ -61,7 +61,7 @@ impl Store {
         sha256: Option<String>,
         cfg: &TransferConfig,
     ) -> Result<Written> {
-        self.guard(key).await?;
+        self.guard_write(key).await?;
         let sha256 = match sha256 {
             Some(known) => known,
             None => hash_bytes(&data).await?,
@@ -120,7 +120,7 @@ impl Store {
         cfg: &TransferConfig,
         progress: Option<ProgressFn>,
     ) -> Result<Written> {
-        self.guard(key).await?;
+        self.guard_write(key).await?;
         let shown = file.display().to_string();
         if opts.if_not_exists && self.exists(key).await? {
             return Err(Error::AlreadyExists {
