@@ -407,7 +407,7 @@ export interface RangeOpts {
 }
 
 export interface RepairerOpts {
-  /** How often to look for pending repairs (default 30000 ms). */
+  /** Milliseconds between looks for pending repairs (default 30000; at least 10). */
   intervalMs?: number
 }
 
@@ -529,7 +529,7 @@ export interface TierPolicyOptions {
 }
 
 export interface TierServiceOpts {
-  /** Time between cycles (default one hour). */
+  /** Milliseconds between cycles (default one hour; at least 10). */
   intervalMs?: number
 }
 

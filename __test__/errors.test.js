@@ -82,6 +82,113 @@ describe('configuration', () => {
     expect((await storage.list({ limit: 10_000 })).objects.map((o) => o.key)).toEqual(['a.txt'])
   })
 
+  // napi converts arguments before a method runs and would throw its own codes
+  // (StringExpected, InvalidArg) with Rust type names; every one is the API's now.
+  describe('arguments of the wrong type', () => {
+    const { dicom } = require('..')
+    let storage
+    let job
+    beforeAll(async () => {
+      storage = new StorageManager({
+        local: tmpDir('types'),
+        cloud: `file://${tmpDir('types-cloud')}`,
+        mode: 'dual',
+        presign: { localBaseUrl: 'https://app.example/files', localSecret: 'a-local-secret-of-at-least-32-bytes!!' },
+      })
+      await storage.put('a.txt', 'kept')
+      job = storage.migrate({ dryRun: true })
+      await job.done
+    })
+    afterAll(() => {
+      storage.stopRepairer()
+      storage.stopTierService()
+    })
+    const buf = Buffer.from('x')
+    // [call, code, what the message names]: async methods reject, sync ones throw.
+    const rejected = [
+      [() => storage.put(123, buf), 'INVALID_KEY', '`key` must be a string, not a number'],
+      [() => storage.put('b.txt', 5), 'INVALID_CONFIG', 'data: must be a Buffer, a Uint8Array or a string, not a number'],
+      [() => storage.put('b.txt', buf, 'text/plain'), 'INVALID_CONFIG', 'options: must be an object, not a string'],
+      [() => storage.put('b.txt', buf, { contentType: 5 }), 'INVALID_CONFIG', 'contentType: expected a string'],
+      [() => storage.put('b.txt', buf, { metadata: { a: 5 } }), 'INVALID_CONFIG', 'metadata: expected a string'],
+      [() => storage.put('b.txt', buf, { onProgress: 'yes' }), 'INVALID_CONFIG', 'onProgress: expected a function'],
+      [() => storage.putFile('b.txt', { path: '/etc/hosts' }), 'INVALID_CONFIG', 'path: must be a string, not an object'],
+      [() => storage.get(), 'INVALID_KEY', '`key` must be a string, not undefined'],
+      [() => storage.get(null), 'INVALID_KEY', 'not null'],
+      [() => storage.getRange('a.txt', '0', 2), 'INVALID_CONFIG', 'start: must be a number, not a string'],
+      [() => storage.getToFile('a.txt', 7), 'INVALID_CONFIG', 'path: must be a string, not a number'],
+      [() => storage.head(['a.txt']), 'INVALID_KEY', 'not an array'],
+      [() => storage.exists(Symbol('a')), 'INVALID_KEY', 'not a symbol'],
+      [() => storage.delete(1n), 'INVALID_KEY', 'not a bigint'],
+      [() => storage.copy('a.txt'), 'INVALID_KEY', '`to` must be a string, not undefined'],
+      [() => storage.rename(buf, 'c.txt'), 'INVALID_KEY', '`from` must be a string, not an object'],
+      [() => storage.list(5), 'INVALID_CONFIG', 'options: must be an object, not a number'],
+      [() => storage.list([]), 'INVALID_CONFIG', 'options: must be an object, not an array'],
+      [() => storage.list({ prefix: 1 }), 'INVALID_CONFIG', 'prefix: expected a string'],
+      [() => storage.repair({ onProgress: 1 }), 'INVALID_CONFIG', 'onProgress: expected a function'],
+      [() => storage.rollback('1'), 'INVALID_CONFIG', 'id: must be a number, not a string'],
+      // napi's i64 would have truncated it to migration 1.
+      [() => storage.rollback(1.5), 'INVALID_CONFIG', 'id: must be a whole number'],
+      [() => storage.tierOf(true), 'INVALID_KEY', 'not a boolean'],
+      [() => storage.setTier('a.txt', 5), 'INVALID_CONFIG', "tier: must be 'hot', 'warm' or 'cold', not a number"],
+      [() => storage.runTierCycle({ now: 'yesterday' }), 'INVALID_CONFIG', 'now: expected a Date'],
+      [() => storage.ingestDicom(42), 'INVALID_CONFIG', 'input: must be a Buffer, a Uint8Array or a path, not a number'],
+      [() => dicom.render({}), 'INVALID_CONFIG', 'input: must be a Buffer, a Uint8Array or a path, not an object'],
+      [() => dicom.render(buf, { format: 5 }), 'INVALID_CONFIG', 'format: expected a string'],
+      [() => dicom.render(buf, { window: { center: 40 } }), 'INVALID_CONFIG', 'window.width: is required'],
+      [() => dicom.render(buf, { thumbnails: 256 }), 'INVALID_CONFIG', 'thumbnails: expected an array'],
+      [() => dicom.render(buf, { signal: {} }), 'INVALID_CONFIG', 'signal: expected an AbortSignal'],
+      [() => dicom.metadata(null), 'INVALID_CONFIG', 'not null'],
+    ]
+    const thrown = [
+      [() => new StorageManager(5), 'INVALID_CONFIG', 'options: must be an object, not a number'],
+      [() => new StorageManager({ local: 5 }), 'INVALID_CONFIG', 'local: expected a string'],
+      [() => new StorageManager({ cloud: 'memory://', cloudOptions: { allowHttp: 'yes' } }), 'INVALID_CONFIG', 'cloudOptions.allowHttp: expected a boolean'],
+      [() => storage.createReadStream(5), 'INVALID_KEY', 'not a number'],
+      [() => storage.createReadStream('a.txt', { start: '1' }), 'INVALID_CONFIG', 'start: expected a number'],
+      [() => storage.presignGet({}), 'INVALID_KEY', 'not an object'],
+      [() => storage.presignPut('a.txt', { expiresIn: '60' }), 'INVALID_CONFIG', 'expiresIn: expected a number'],
+      [() => storage.presignMany('a.txt'), 'INVALID_CONFIG', 'keys: must be an array of strings, not a string'],
+      [() => storage.presignMany([1]), 'INVALID_CONFIG', 'keys: must be an array of strings'],
+      [() => storage.verifySignedUrl(1, 'GET'), 'INVALID_CONFIG', 'url: must be a string, not a number'],
+      [() => storage.verifySignedUrl('/files/a.txt', undefined), 'INVALID_CONFIG', 'method: must be a string, not undefined'],
+      [() => storage.migrate('all'), 'INVALID_CONFIG', 'options: must be an object, not a string'],
+      [() => storage.migrate({ prefix: 1 }), 'INVALID_CONFIG', 'prefix: expected a string'],
+      // napi's u32 would have made these 49 days.
+      [() => storage.startRepairer({ intervalMs: -1 }), 'INVALID_CONFIG', 'intervalMs: must be a whole number'],
+      [() => storage.startTierService({ intervalMs: 1.5 }), 'INVALID_CONFIG', 'intervalMs: must be a whole number'],
+      [() => storage.startTierService('hourly'), 'INVALID_CONFIG', 'options: must be an object, not a string'],
+    ]
+    const noRustIn = (err) => expect(err.message).not.toMatch(/rust type|Vec<|String`|napi|f64|u32|i64/)
+
+    test.each(rejected.map(([call, code, says]) => [String(call).slice(6).replace(/\s+/g, ' '), call, code, says]))(
+      '%s rejects', async (_, call, code, says) => {
+        let result
+        expect(() => { result = call() }).not.toThrow()
+        const err = await result.then(() => null, (e) => e)
+        expect(err).toMatchObject({ code, message: expect.stringContaining(says) })
+        noRustIn(err)
+      })
+
+    test.each(thrown.map(([call, code, says]) => [String(call).slice(6).replace(/\s+/g, ' '), call, code, says]))(
+      '%s throws', (_, call, code, says) => {
+        let err
+        try {
+          call()
+        } catch (e) {
+          err = e
+        }
+        expect(err).toMatchObject({ code, message: expect.stringContaining(says) })
+        noRustIn(err)
+      })
+
+    test('nothing was written or changed by the refused calls', async () => {
+      expect((await storage.list()).objects.map((o) => o.key)).toEqual(['a.txt'])
+      expect((await storage.get('a.txt')).toString()).toBe('kept')
+      expect(await storage.pendingRepairs()).toBe(0)
+    })
+  })
+
   test('fromEnv reads the S3_* variables', () => {
     // A child process: Jest's sandboxed process.env never reaches the real environment.
     const { execFileSync } = require('node:child_process')

@@ -10,6 +10,9 @@ pub enum Error {
     AlreadyExists { key: String },
     #[error("invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// What was passed as a key is not a string at all.
+    #[error("invalid key: {0}")]
+    KeyType(String),
     #[error("invalid {field}: {reason}")]
     InvalidConfig { field: String, reason: String },
     #[error("access denied: {0}")]
@@ -42,7 +45,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => "NOT_FOUND",
             Error::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Error::InvalidKey { .. } => "INVALID_KEY",
+            Error::InvalidKey { .. } | Error::KeyType(_) => "INVALID_KEY",
             Error::InvalidConfig { .. } => "INVALID_CONFIG",
             Error::AccessDenied(_) => "ACCESS_DENIED",
             Error::NoSuchBucket(_) => "NO_SUCH_BUCKET",

@@ -30,6 +30,7 @@ use napi::bindgen_prelude::{
 use napi::{Env, Task};
 use napi_derive::napi;
 
+use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::whole_u32;
@@ -38,18 +39,24 @@ use crate::dicom::{self, ImageFormat, Metadata, RenderOptions, Rendition, Window
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions};
 
+/// The input of a DICOM call as JS passes it.
+type Input = Arg<Either3<Buffer, Uint8Array, String>>;
+
 /// A DICOM file given as bytes or as a path; the path is read on a worker thread.
 enum Source {
     Bytes(Bytes),
     Path(PathBuf),
+    /// An input of the wrong type, reported when loaded: through the promise.
+    Refused(Error),
 }
 
 impl Source {
-    fn new(input: Either3<Buffer, Uint8Array, String>) -> Self {
-        match input {
-            Either3::A(buffer) => Source::Bytes(Bytes::from_owner(buffer)),
-            Either3::B(array) => Source::Bytes(Bytes::from_owner(array)),
-            Either3::C(path) => Source::Path(PathBuf::from(path)),
+    fn new(input: Input) -> Self {
+        match input.config("input", "a Buffer, a Uint8Array or a path") {
+            Ok(Either3::A(buffer)) => Source::Bytes(Bytes::from_owner(buffer)),
+            Ok(Either3::B(array)) => Source::Bytes(Bytes::from_owner(array)),
+            Ok(Either3::C(path)) => Source::Path(PathBuf::from(path)),
+            Err(e) => Source::Refused(e),
         }
     }
 
@@ -58,12 +65,14 @@ impl Source {
         match self {
             Source::Bytes(bytes) => Ok(bytes.clone()),
             Source::Path(path) => dicom::read_file(path).map(Bytes::from),
+            Source::Refused(e) => Err(e.clone()),
         }
     }
 
     async fn load_async(self) -> Result<Bytes> {
         match self {
             Source::Bytes(bytes) => Ok(bytes),
+            Source::Refused(e) => Err(e),
             Source::Path(path) => tokio::task::spawn_blocking(move || dicom::read_file(&path))
                 .await
                 .map_err(|e| Error::task_failed("reading the DICOM file", e))?
@@ -82,6 +91,7 @@ pub struct DicomWindow {
 }
 
 #[napi(object, object_to_js = false)]
+#[derive(Default)]
 pub struct DicomRenderOptions<'env> {
     /// Output encoding (default `'webp'`).
     #[napi(ts_type = "'webp' | 'png' | 'jpeg'")]
@@ -102,6 +112,7 @@ pub struct DicomRenderOptions<'env> {
 }
 
 #[napi(object, object_to_js = false)]
+#[derive(Default)]
 pub struct DicomIngestOptions {
     /// 1..100, quality of the lossy WebP rendition and thumbnails (default 90).
     pub quality: Option<f64>,
@@ -415,24 +426,23 @@ impl Task for MetadataTask {
 #[napi(namespace = "dicom", ts_return_type = "Promise<DicomRendition>")]
 pub fn render(
     env: &Env,
-    #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Either3<
-        Buffer,
-        Uint8Array,
-        String,
+    #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Input,
+    #[napi(ts_arg_type = "DicomRenderOptions | undefined | null")] opts: Option<
+        Arg<DicomRenderOptions>,
     >,
-    opts: Option<DicomRenderOptions>,
 ) -> napi::Result<AsyncTask<RenderTask>> {
-    let (opts, abort) = match opts {
-        Some(o) => {
-            let abort = o
-                .signal
-                .as_ref()
-                .map(|signal| Abort::watch(env, signal))
-                .transpose()?;
-            (o.to_core(), abort)
-        }
-        None => (Ok(RenderOptions::default()), None),
-    };
+    let watched = args::options(opts).and_then(|o| {
+        let abort = o
+            .signal
+            .as_ref()
+            .map(|signal| {
+                Abort::watch(env, signal)
+                    .map_err(|_| Error::config("signal", "expected an AbortSignal"))
+            })
+            .transpose()?;
+        Ok((o.to_core(), abort))
+    });
+    let (opts, abort) = watched.unwrap_or_else(|e| (Err(e), None));
     Ok(AsyncTask::new(RenderTask {
         source: Source::new(input),
         opts: Some(opts),
@@ -444,11 +454,7 @@ pub fn render(
 /// Reads the attributes without decoding Pixel Data.
 #[napi(namespace = "dicom", ts_return_type = "Promise<DicomMetadata>")]
 pub fn metadata(
-    #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Either3<
-        Buffer,
-        Uint8Array,
-        String,
-    >,
+    #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Input,
 ) -> AsyncTask<MetadataTask> {
     AsyncTask::new(MetadataTask {
         source: Source::new(input),
@@ -464,15 +470,13 @@ impl StorageManager {
     pub fn ingest_dicom<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Either3<
-            Buffer,
-            Uint8Array,
-            String,
+        #[napi(ts_arg_type = "Buffer | Uint8Array | string")] input: Input,
+        #[napi(ts_arg_type = "DicomIngestOptions | undefined | null")] opts: Option<
+            Arg<DicomIngestOptions>,
         >,
-        opts: Option<DicomIngestOptions>,
     ) -> napi::Result<PromiseRaw<'env, DicomIngestResult>> {
         let source = Source::new(input);
-        let opts = opts.map_or(Ok(IngestOptions::default()), |o| {
+        let opts = args::options(opts).and_then(|o| {
             Ok(IngestOptions {
                 quality: quality(o.quality)?,
                 lossless: o.lossless.unwrap_or(false),

@@ -1,14 +1,16 @@
 //! The migration half of `StorageManager`: repairs, presigned URLs, stats.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
+use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
+use super::numbers::interval_ms;
 use super::options::{PresignGetOpts, PresignPutOpts, RepairOpts, RepairerOpts};
 use super::values::{RepairProgress, RepairReport, Stats};
 use crate::dual::{PresignOptions, Side};
@@ -22,22 +24,19 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn method(env: &Env, method: &str) -> napi::Result<Method> {
-    method
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|e| to_js(env, e))
+fn method(method: &str) -> Result<Method, Error> {
+    method.to_ascii_uppercase().parse()
 }
 
 impl StorageManager {
     fn sign(
         &self,
-        key: &str,
+        key: &Key,
         method: Method,
         options: &PresignOptions,
         now: u64,
     ) -> Result<String, Error> {
-        self.inner.presign(&Key::parse(key)?, method, options, now)
+        self.inner.presign(key, method, options, now)
     }
 }
 
@@ -49,11 +48,10 @@ impl StorageManager {
     pub fn repair<'env>(
         &self,
         env: &'env Env,
-        opts: Option<RepairOpts>,
+        #[napi(ts_arg_type = "RepairOpts | undefined | null")] opts: Option<Arg<RepairOpts>>,
     ) -> napi::Result<PromiseRaw<'env, RepairReport>> {
-        let progress = opts
-            .and_then(|o| o.on_progress)
-            .map(|cb| -> crate::dual::RepairProgress {
+        let progress = args::options(opts).map(|o| {
+            o.on_progress.map(|cb| -> crate::dual::RepairProgress {
                 std::sync::Arc::new(move |done, total| {
                     let p = RepairProgress {
                         done: done as i64,
@@ -61,11 +59,12 @@ impl StorageManager {
                     };
                     cb.call(p, ThreadsafeFunctionCallMode::NonBlocking);
                 })
-            });
+            })
+        });
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.repair(progress).await },
+            async move { storage.repair(progress?).await },
             |_, r| Ok(r.into()),
         )
     }
@@ -83,12 +82,17 @@ impl StorageManager {
 
     /// Repairs in the background every `intervalMs` while anything is pending.
     #[napi]
-    pub fn start_repairer(&self, opts: Option<RepairerOpts>) {
-        let interval = Duration::from_millis(
-            opts.and_then(|o| o.interval_ms).unwrap_or(30_000).max(10) as u64,
-        );
+    pub fn start_repairer(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "RepairerOpts | undefined | null")] opts: Option<Arg<RepairerOpts>>,
+    ) -> napi::Result<()> {
+        let interval = args::options(opts)
+            .and_then(|o| interval_ms(o.interval_ms, 30_000))
+            .map_err(|e| to_js(&env, e))?;
         let task = napi::bindgen_prelude::spawn(self.inner.clone().repair_forever(interval));
         self.repairer.replace(Some(task));
+        Ok(())
     }
 
     #[napi]
@@ -102,12 +106,14 @@ impl StorageManager {
     pub fn presign_get(
         &self,
         env: Env,
-        key: String,
-        opts: Option<PresignGetOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "PresignGetOpts | undefined | null")] opts: Option<
+            Arg<PresignGetOpts>,
+        >,
     ) -> napi::Result<String> {
-        let opts = opts.unwrap_or_default();
-        opts.options()
-            .and_then(|o| self.sign(&key, Method::Get, &o, now()))
+        let key = key.key("key");
+        args::options(opts)
+            .and_then(|opts| self.sign(&key?, Method::Get, &opts.options()?, now()))
             .map_err(|e| to_js(&env, e))
     }
 
@@ -116,12 +122,14 @@ impl StorageManager {
     pub fn presign_put(
         &self,
         env: Env,
-        key: String,
-        opts: Option<PresignPutOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "PresignPutOpts | undefined | null")] opts: Option<
+            Arg<PresignPutOpts>,
+        >,
     ) -> napi::Result<String> {
-        let opts = opts.unwrap_or_default();
-        opts.options()
-            .and_then(|o| self.sign(&key, Method::Put, &o, now()))
+        let key = key.key("key");
+        args::options(opts)
+            .and_then(|opts| self.sign(&key?, Method::Put, &opts.options()?, now()))
             .map_err(|e| to_js(&env, e))
     }
 
@@ -132,24 +140,36 @@ impl StorageManager {
     pub fn presign_many(
         &self,
         env: Env,
-        keys: Vec<String>,
-        opts: Option<PresignGetOpts>,
+        #[napi(ts_arg_type = "Array<string>")] keys: Arg<Vec<String>>,
+        #[napi(ts_arg_type = "PresignGetOpts | undefined | null")] opts: Option<
+            Arg<PresignGetOpts>,
+        >,
     ) -> napi::Result<Vec<String>> {
-        let opts = opts.unwrap_or_default();
-        opts.options()
-            .and_then(|o| self.inner.presign_many(&keys, Method::Get, &o, now()))
+        let keys = keys.config("keys", "an array of strings");
+        args::options(opts)
+            .and_then(|opts| {
+                self.inner
+                    .presign_many(&keys?, Method::Get, &opts.options()?, now())
+            })
             .map_err(|e| to_js(&env, e))
     }
 
     /// The key a local signed URL grants; throws `SIGNATURE_INVALID` or
     /// `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query.
     #[napi]
-    pub fn verify_signed_url(&self, env: Env, url: String, method: String) -> napi::Result<String> {
-        let method = self::method(&env, &method)?;
-        self.inner
-            .verify_signed_url(&url, method, now())
-            .map(|k| k.to_string())
-            .map_err(|e| to_js(&env, e))
+    pub fn verify_signed_url(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "string")] url: Arg<String>,
+        #[napi(ts_arg_type = "string")] method: Arg<String>,
+    ) -> napi::Result<String> {
+        let verify = || {
+            let url = url.config("url", "a string")?;
+            let method = method.config("method", "a string")?;
+            self.inner
+                .verify_signed_url(&url, self::method(&method)?, now())
+        };
+        verify().map(|k| k.to_string()).map_err(|e| to_js(&env, e))
     }
 
     /// Counts and bytes per side since the manager was created.

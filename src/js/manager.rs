@@ -1,22 +1,21 @@
 //! `StorageManager`: the class of the API contract.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, ToNapiValue, Uint8Array, Unknown};
+use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
 use napi_derive::napi;
 
+use super::args::{self, Arg};
 use super::error::{promise, to_js};
-use super::numbers::{offset, range_end, whole};
+use super::numbers::{range_end, safe_integer, whole};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
 use super::values::{JsBytes, JsObjectInfo, JsPutResult, ListResult};
 use crate::config::Config;
 use crate::dual::Storage;
 use crate::error::{Error, Result};
-use crate::key::Key;
 
 #[napi]
 pub struct StorageManager {
@@ -63,40 +62,21 @@ impl Drop for BackgroundTask {
     }
 }
 
-fn key(env: &Env, key: &str) -> napi::Result<Key> {
-    Key::parse(key).map_err(|e| to_js(env, e))
-}
-
-/// Rejects instead of throwing, so `await storage.get('../x')` fails like any other error.
-pub(super) fn reject<'env, V: ToNapiValue>(
-    env: &'env Env,
-    err: Error,
-) -> napi::Result<PromiseRaw<'env, V>> {
-    promise(
-        env,
-        async move { Err::<Infallible, _>(err) },
-        |_, never| match never {},
-    )
-}
-
-/// The parsed key, or `return` a rejected promise.
-macro_rules! key_or_reject {
-    ($env:expr, $key:expr) => {
-        match crate::key::Key::parse(&$key) {
-            Ok(key) => key,
-            Err(e) => return super::manager::reject($env, e),
-        }
-    };
-}
-pub(super) use key_or_reject;
-
 #[napi]
 impl StorageManager {
     /// Opens the local folder and the cloud store. Throws `INVALID_CONFIG` naming the
     /// field on bad settings; makes no network call.
     #[napi(constructor)]
-    pub fn new(env: Env, options: Option<StorageOptions>) -> napi::Result<Self> {
-        Self::wrap(&env, options.unwrap_or_default().into_config())
+    pub fn new(
+        env: Env,
+        #[napi(ts_arg_type = "StorageOptions | undefined | null")] options: Option<
+            Arg<StorageOptions>,
+        >,
+    ) -> napi::Result<Self> {
+        Self::wrap(
+            &env,
+            args::options(options).and_then(StorageOptions::into_config),
+        )
     }
 
     /// Builds the manager from S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET,
@@ -113,21 +93,25 @@ impl StorageManager {
     pub fn put<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        data: Either3<Buffer, Uint8Array, String>,
-        opts: Option<PutOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "Buffer | Uint8Array | string")] data: Arg<
+            Either3<Buffer, Uint8Array, String>,
+        >,
+        #[napi(ts_arg_type = "PutOpts | undefined | null")] opts: Option<Arg<PutOpts>>,
     ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
-        let key = key_or_reject!(env, key);
-        let bytes = match data {
-            Either3::A(buffer) => Bytes::from_owner(buffer),
-            Either3::B(array) => Bytes::from_owner(array),
-            Either3::C(text) => Bytes::from(text.into_bytes()),
-        };
-        let (opts, _) = opts.unwrap_or_default().split();
+        let key = key.key("key");
+        let bytes = data
+            .config("data", "a Buffer, a Uint8Array or a string")
+            .map(|data| match data {
+                Either3::A(buffer) => Bytes::from_owner(buffer),
+                Either3::B(array) => Bytes::from_owner(array),
+                Either3::C(text) => Bytes::from(text.into_bytes()),
+            });
+        let opts = args::options(opts).map(PutOpts::split);
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.put(&key, bytes, opts).await },
+            async move { storage.put(&key?, bytes?, opts?.0).await },
             |_, r| Ok(r.into()),
         )
     }
@@ -137,18 +121,20 @@ impl StorageManager {
     pub fn put_file<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        path: String,
-        opts: Option<PutOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] path: Arg<String>,
+        #[napi(ts_arg_type = "PutOpts | undefined | null")] opts: Option<Arg<PutOpts>>,
     ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
-        let key = key_or_reject!(env, key);
-        let (opts, progress) = opts.unwrap_or_default().split();
+        let key = key.key("key");
+        let path = path.config("path", "a string");
+        let opts = args::options(opts).map(PutOpts::split);
         let storage = self.inner.clone();
         promise(
             env,
             async move {
+                let (opts, progress) = opts?;
                 storage
-                    .put_file(&key, &PathBuf::from(path), opts, progress)
+                    .put_file(&key?, &PathBuf::from(path?), opts, progress)
                     .await
             },
             |_, r| Ok(r.into()),
@@ -161,13 +147,13 @@ impl StorageManager {
     pub fn get<'env>(
         &self,
         env: &'env Env,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.get(&key).await.map(JsBytes::from) },
+            async move { storage.get(&key?).await.map(JsBytes::from) },
             |_, b| Ok(b),
         )
     }
@@ -177,20 +163,25 @@ impl StorageManager {
     pub fn get_range<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        start: f64,
-        end_exclusive: f64,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "number")] start: Arg<f64>,
+        #[napi(ts_arg_type = "number")] end_exclusive: Arg<f64>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
+        let start = start
+            .config("start", "a number")
+            .and_then(|n| safe_integer("start", n));
+        let end = end_exclusive
+            .config("endExclusive", "a number")
+            .and_then(|n| range_end("endExclusive", n));
         let storage = self.inner.clone();
         promise(
             env,
             async move {
-                let (start, end) = (
-                    offset("start", start)?,
-                    range_end("endExclusive", end_exclusive)?,
-                );
-                storage.get_range(&key, start, end).await.map(JsBytes::from)
+                storage
+                    .get_range(&key?, start?, end?)
+                    .await
+                    .map(JsBytes::from)
             },
             |_, b| Ok(b),
         )
@@ -202,20 +193,19 @@ impl StorageManager {
     pub fn get_to_file<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        path: String,
-        opts: Option<TransferOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] path: Arg<String>,
+        #[napi(ts_arg_type = "TransferOpts | undefined | null")] opts: Option<Arg<TransferOpts>>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let key = key_or_reject!(env, key);
-        let progress = opts
-            .and_then(|o| o.on_progress)
-            .map(super::options::progress_fn);
+        let key = key.key("key");
+        let path = path.config("path", "a string");
+        let progress = args::options(opts).map(|o| o.on_progress.map(super::options::progress_fn));
         let storage = self.inner.clone();
         promise(
             env,
             async move {
                 storage
-                    .get_to_file(&key, &PathBuf::from(path), progress)
+                    .get_to_file(&key?, &PathBuf::from(path?), progress?)
                     .await
             },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
@@ -229,15 +219,13 @@ impl StorageManager {
     pub fn create_read_stream<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        opts: Option<RangeOpts>,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
     ) -> napi::Result<Unknown<'env>> {
-        let key = self::key(env, &key)?;
-        let range = opts
-            .map(|o| inclusive_range(o.start, o.end))
-            .transpose()
-            .map_err(|e| to_js(env, e))?
-            .flatten();
+        let key = key.key("key").map_err(|e| to_js(env, e))?;
+        let range = args::options(opts)
+            .and_then(|o| inclusive_range(o.start, o.end))
+            .map_err(|e| to_js(env, e))?;
         super::read_stream::create(env, self.inner.clone(), key, range)
     }
 
@@ -245,13 +233,13 @@ impl StorageManager {
     pub fn head<'env>(
         &self,
         env: &'env Env,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.head(&key).await },
+            async move { storage.head(&key?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -260,19 +248,25 @@ impl StorageManager {
     pub fn exists<'env>(
         &self,
         env: &'env Env,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, bool>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
         let storage = self.inner.clone();
-        promise(env, async move { storage.exists(&key).await }, |_, b| Ok(b))
+        promise(env, async move { storage.exists(&key?).await }, |_, b| {
+            Ok(b)
+        })
     }
 
     /// Deletes from every side; deleting a missing key succeeds.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete<'env>(&self, env: &'env Env, key: String) -> napi::Result<PromiseRaw<'env, ()>> {
-        let key = key_or_reject!(env, key);
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let key = key.key("key");
         let storage = self.inner.clone();
-        promise(env, async move { storage.delete(&key).await }, |_, ()| {
+        promise(env, async move { storage.delete(&key?).await }, |_, ()| {
             Ok(())
         })
     }
@@ -281,14 +275,14 @@ impl StorageManager {
     pub fn copy<'env>(
         &self,
         env: &'env Env,
-        from: String,
-        to: String,
+        #[napi(ts_arg_type = "string")] from: Arg<String>,
+        #[napi(ts_arg_type = "string")] to: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let (from, to) = (key_or_reject!(env, from), key_or_reject!(env, to));
+        let (from, to) = (from.key("from"), to.key("to"));
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.copy(&from, &to).await },
+            async move { storage.copy(&from?, &to?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -297,14 +291,14 @@ impl StorageManager {
     pub fn rename<'env>(
         &self,
         env: &'env Env,
-        from: String,
-        to: String,
+        #[napi(ts_arg_type = "string")] from: Arg<String>,
+        #[napi(ts_arg_type = "string")] to: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let (from, to) = (key_or_reject!(env, from), key_or_reject!(env, to));
+        let (from, to) = (from.key("from"), to.key("to"));
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.rename(&from, &to).await },
+            async move { storage.rename(&from?, &to?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -314,17 +308,14 @@ impl StorageManager {
     pub fn list<'env>(
         &self,
         env: &'env Env,
-        opts: Option<ListOpts>,
+        #[napi(ts_arg_type = "ListOpts | undefined | null")] opts: Option<Arg<ListOpts>>,
     ) -> napi::Result<PromiseRaw<'env, ListResult>> {
-        let opts = opts.unwrap_or(ListOpts {
-            prefix: None,
-            start_after: None,
-            limit: None,
-        });
+        let opts = args::options(opts);
         let storage = self.inner.clone();
         promise(
             env,
             async move {
+                let opts = opts?;
                 let prefix = opts.prefix.unwrap_or_default();
                 let limit = opts
                     .limit
@@ -353,7 +344,7 @@ fn inclusive_range(start: Option<f64>, end: Option<f64>) -> Result<Option<std::o
     if start.is_none() && end.is_none() {
         return Ok(None);
     }
-    let start = offset("start", start.unwrap_or(0.0))?;
+    let start = safe_integer("start", start.unwrap_or(0.0))?;
     let end = range_end("end", end.unwrap_or(f64::INFINITY))?.saturating_add(1);
     if end < start {
         return Err(Error::config("end", "is before start"));

@@ -7,9 +7,10 @@ use napi::bindgen_prelude::{PromiseRaw, Status};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
-use super::numbers::{u32_option, u64_option, whole_u32};
+use super::numbers::{safe_integer, u32_option, u64_option, whole_u32};
 use crate::dual::Side;
 use crate::error::{Error, Result};
 use crate::migrate::{
@@ -242,10 +243,13 @@ impl StorageManager {
     /// Starts copying every object under `prefix` from one side to the other on
     /// native threads. Throws `INVALID_CONFIG` on bad options.
     #[napi]
-    pub fn migrate(&self, env: Env, opts: Option<MigrateOpts>) -> napi::Result<MigrationJob> {
-        let started = opts
-            .unwrap_or_default()
-            .into_core(self.inner.transfer().concurrency)
+    pub fn migrate(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "MigrateOpts | undefined | null")] opts: Option<Arg<MigrateOpts>>,
+    ) -> napi::Result<MigrationJob> {
+        let started = args::options(opts)
+            .and_then(|o| o.into_core(self.inner.transfer().concurrency))
             .and_then(|o| Migration::start(self.inner.clone(), o))
             .map_err(|e| to_js(&env, e))?;
         let (job, work) = started;
@@ -258,14 +262,21 @@ impl StorageManager {
     pub fn rollback<'env>(
         &self,
         env: &'env Env,
-        id: i64,
+        #[napi(ts_arg_type = "number")] id: Arg<f64>,
     ) -> napi::Result<PromiseRaw<'env, RollbackReport>> {
+        let id = id
+            .config("id", "a number")
+            .and_then(|n| safe_integer("id", n));
         let storage = self.inner.clone();
-        promise(env, async move { storage.rollback(id).await }, |_, r| {
-            Ok(RollbackReport {
-                restored: r.restored as i64,
-                failed: failures(r.failed),
-            })
-        })
+        promise(
+            env,
+            async move { storage.rollback(id? as i64).await },
+            |_, r| {
+                Ok(RollbackReport {
+                    restored: r.restored as i64,
+                    failed: failures(r.failed),
+                })
+            },
+        )
     }
 }

@@ -1,6 +1,7 @@
 //! The Node binding: type conversion and promise plumbing only. All behaviour lives
 //! in the plain-Rust modules.
 
+mod args;
 mod dicom;
 mod dual;
 mod error;

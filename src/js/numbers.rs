@@ -2,6 +2,8 @@
 //! naming the option: napi's own integer conversions wrap or truncate without a word
 //! (`-1` became 4294967295 retries, `2 ** 32 + 4` a concurrency of 4, `NaN` zero).
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 
 /// The largest integer a JS number holds exactly.
@@ -43,11 +45,18 @@ pub fn u32_option(field: &str, value: Option<f64>) -> Result<Option<u32>> {
 
 /// An optional byte count or limit, up to 2⁵³ − 1.
 pub fn u64_option(field: &str, value: Option<f64>) -> Result<Option<u64>> {
-    value.map(|v| offset(field, v)).transpose()
+    value.map(|v| safe_integer(field, v)).transpose()
 }
 
-/// A byte offset, up to 2⁵³ − 1.
-pub fn offset(field: &str, value: f64) -> Result<u64> {
+/// A background service's period: `intervalMs`, else `default_ms`; at least 10 ms,
+/// so a service cannot spin.
+pub fn interval_ms(value: Option<f64>, default_ms: u32) -> Result<Duration> {
+    let ms = value.map_or(Ok(default_ms), |v| whole_u32("intervalMs", v, 0, u32::MAX))?;
+    Ok(Duration::from_millis(ms.max(10).into()))
+}
+
+/// A byte offset or an id: a whole number up to 2⁵³ − 1.
+pub fn safe_integer(field: &str, value: f64) -> Result<u64> {
     whole(field, value, 0, MAX_SAFE_INTEGER)
 }
 
@@ -57,7 +66,7 @@ pub fn range_end(field: &str, value: f64) -> Result<u64> {
     if value == f64::INFINITY {
         return Ok(u64::MAX);
     }
-    offset(field, value)
+    safe_integer(field, value)
 }
 
 #[cfg(test)]

@@ -216,6 +216,7 @@ pub fn progress_fn(callback: ProgressCallback) -> ProgressFn {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct ListOpts {
     pub prefix: Option<String>,
     pub start_after: Option<String>,
@@ -224,6 +225,7 @@ pub struct ListOpts {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct RangeOpts {
     pub start: Option<f64>,
     /// Inclusive, as in `fs.createReadStream`; `Infinity` reads to the end.
@@ -268,6 +270,7 @@ impl PresignPutOpts {
 }
 
 #[napi(object, object_to_js = false)]
+#[derive(Default)]
 pub struct RepairOpts {
     /// Called with `{ done, total }` keys.
     #[napi(ts_type = "(progress: RepairProgress) => void")]
@@ -284,7 +287,8 @@ pub struct RepairOpts {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct RepairerOpts {
-    /// How often to look for pending repairs (default 30000 ms).
-    pub interval_ms: Option<u32>,
+    /// Milliseconds between looks for pending repairs (default 30000; at least 10).
+    pub interval_ms: Option<f64>,
 }

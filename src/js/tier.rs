@@ -1,17 +1,16 @@
 //! Tiers: `tiers` options, `tierOf`, `setTier`, `runTierCycle`, the tier service and
 //! `tierStats`.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use super::error::promise;
-use super::manager::{StorageManager, key_or_reject};
+use super::args::{self, Arg};
+use super::error::{promise, to_js};
+use super::manager::StorageManager;
 use super::migrate::FailedObject;
-use super::numbers::u64_option;
+use super::numbers::{interval_ms, u64_option};
 use super::options::CloudOptions;
 use crate::error::{Error, Result};
 use crate::tier::{CycleReport as CoreCycle, Tier, TierConfig, TierPolicy, TierStats as CoreStats};
@@ -155,9 +154,10 @@ pub struct TierCycleOpts {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct TierServiceOpts {
-    /// Time between cycles (default one hour).
-    pub interval_ms: Option<u32>,
+    /// Milliseconds between cycles (default one hour; at least 10).
+    pub interval_ms: Option<f64>,
 }
 
 #[napi]
@@ -167,11 +167,11 @@ impl StorageManager {
     pub fn tier_of<'env>(
         &self,
         env: &'env Env,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
         let storage = self.inner.clone();
-        promise(env, async move { storage.tier_of(&key).await }, |_, t| {
+        promise(env, async move { storage.tier_of(&key?).await }, |_, t| {
             Ok(t.as_str().to_owned())
         })
     }
@@ -181,14 +181,17 @@ impl StorageManager {
     pub fn set_tier<'env>(
         &self,
         env: &'env Env,
-        key: String,
-        #[napi(ts_arg_type = "'hot' | 'warm' | 'cold'")] tier: String,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "'hot' | 'warm' | 'cold'")] tier: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
-        let key = key_or_reject!(env, key);
+        let key = key.key("key");
+        let tier = tier
+            .config("tier", "'hot', 'warm' or 'cold'")
+            .and_then(|t| Tier::parse(&t));
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.set_tier(&key, Tier::parse(&tier)?).await },
+            async move { storage.set_tier(&key?, tier?).await },
             |_, ()| Ok(()),
         )
     }
@@ -198,27 +201,32 @@ impl StorageManager {
     pub fn run_tier_cycle<'env>(
         &self,
         env: &'env Env,
-        opts: Option<TierCycleOpts>,
+        #[napi(ts_arg_type = "TierCycleOpts | undefined | null")] opts: Option<Arg<TierCycleOpts>>,
     ) -> napi::Result<PromiseRaw<'env, CycleReport>> {
-        let now = opts.unwrap_or_default().now.map(|d| d.timestamp_millis());
+        let now = args::options(opts).map(|o| o.now.map(|d| d.timestamp_millis()));
         let storage = self.inner.clone();
         promise(
             env,
-            async move { storage.run_tier_cycle(now).await },
+            async move { storage.run_tier_cycle(now?).await },
             |_, r| Ok(r.into()),
         )
     }
 
     /// Runs a tier cycle every `intervalMs` in the background.
     #[napi]
-    pub fn start_tier_service(&self, opts: Option<TierServiceOpts>) {
-        let interval = Duration::from_millis(
-            opts.and_then(|o| o.interval_ms)
-                .unwrap_or(3_600_000)
-                .max(10) as u64,
-        );
+    pub fn start_tier_service(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "TierServiceOpts | undefined | null")] opts: Option<
+            Arg<TierServiceOpts>,
+        >,
+    ) -> napi::Result<()> {
+        let interval = args::options(opts)
+            .and_then(|o| interval_ms(o.interval_ms, 3_600_000))
+            .map_err(|e| to_js(&env, e))?;
         let task = napi::bindgen_prelude::spawn(self.inner.clone().tier_service(interval));
         self.tier_service.replace(Some(task));
+        Ok(())
     }
 
     #[napi]

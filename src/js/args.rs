@@ -1,0 +1,193 @@
+//! Arguments as JavaScript passed them. napi converts a parameter before the method
+//! runs and, on a wrong type, throws its own codes (`StringExpected`, `InvalidArg`)
+//! with Rust type names in the message. [`Arg`] keeps that failure instead, so the
+//! method reports it as the API's `INVALID_KEY` or `INVALID_CONFIG`, naming the
+//! argument or option, the way it reports any other bad input: an async method
+//! rejects its promise, a sync one throws.
+
+use napi::bindgen_prelude::{FromNapiValue, Status};
+use napi::sys;
+
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// A parameter converted by napi, or why it could not be.
+pub struct Arg<T> {
+    value: std::result::Result<T, napi::Error>,
+    /// What the caller passed, as a message names it: `a number`, `null`, …
+    got: &'static str,
+}
+
+impl<T: FromNapiValue> FromNapiValue for Arg<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        Ok(Arg {
+            value: unsafe { T::from_napi_value(env, value) },
+            got: unsafe { js_type(env, value) },
+        })
+    }
+}
+
+impl<T> Arg<T> {
+    /// The value, or `INVALID_CONFIG`: `name` must be `expected`, not what was passed.
+    pub fn config(self, name: &str, expected: &str) -> Result<T> {
+        let got = self.got;
+        self.value
+            .map_err(|_| Error::config(name, format!("must be {expected}, not {got}")))
+    }
+
+    /// An options object, or `INVALID_CONFIG` naming the argument when it is not an
+    /// object, or the option whose value has the wrong type.
+    pub fn options(self) -> Result<T> {
+        if self.got != "an object" {
+            return Err(Error::config(
+                "options",
+                format!("must be an object, not {}", self.got),
+            ));
+        }
+        self.value.map_err(|e| option_error(e.status, &e.reason))
+    }
+}
+
+/// Optional options: their defaults when absent (`undefined` or `null`).
+pub fn options<T: Default>(arg: Option<Arg<T>>) -> Result<T> {
+    arg.map_or_else(|| Ok(T::default()), Arg::options)
+}
+
+impl Arg<String> {
+    /// A key: `INVALID_KEY` when it is not a string, or breaks a rule of [`Key::parse`].
+    pub fn key(self, name: &str) -> Result<Key> {
+        let got = self.got;
+        let key = self
+            .value
+            .map_err(|_| Error::KeyType(format!("`{name}` must be a string, not {got}")))?;
+        Key::parse(&key)
+    }
+}
+
+/// The JS type of `value` in words, for messages.
+unsafe fn js_type(env: sys::napi_env, value: sys::napi_value) -> &'static str {
+    let mut kind = 0;
+    if unsafe { sys::napi_typeof(env, value, &mut kind) } != sys::Status::napi_ok {
+        return "a value of unknown type";
+    }
+    match kind {
+        sys::ValueType::napi_undefined => "undefined",
+        sys::ValueType::napi_null => "null",
+        sys::ValueType::napi_boolean => "a boolean",
+        sys::ValueType::napi_number => "a number",
+        sys::ValueType::napi_string => "a string",
+        sys::ValueType::napi_symbol => "a symbol",
+        sys::ValueType::napi_function => "a function",
+        sys::ValueType::napi_bigint => "a bigint",
+        _ => {
+            let mut array = false;
+            let _ = unsafe { sys::napi_is_array(env, value, &mut array) };
+            if array { "an array" } else { "an object" }
+        }
+    }
+}
+
+/// `INVALID_CONFIG` for a field of an options object. napi names the field only in
+/// its message, as `… on PutOpts.contentType`, once per level of nesting
+/// (`… on CloudOptions.endpoint on StorageOptions.cloudOptions`); a missing
+/// required field reads ``Missing field `width` …``.
+fn option_error(status: Status, reason: &str) -> Error {
+    let mut rest = reason;
+    let mut path = Vec::new();
+    while let Some((head, at)) = rest.rsplit_once(" on ") {
+        match at.split_once('.') {
+            Some((_, field)) if is_identifier(field) => path.push(field),
+            _ => break,
+        }
+        rest = head;
+    }
+    let missing = rest
+        .strip_prefix("Missing field `")
+        .and_then(|r| r.strip_suffix('`'));
+    path.extend(missing);
+    let field = if path.is_empty() {
+        "options".to_owned()
+    } else {
+        path.join(".")
+    };
+    // A map's or an array's element names the field too: "expected", not "must be".
+    let reason = match (missing, expected(status, rest)) {
+        (Some(_), _) => "is required".to_owned(),
+        (None, Some(kind)) => format!("expected {kind}"),
+        (None, None) => "has the wrong type".to_owned(),
+    };
+    Error::config(field, reason)
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The type napi wanted, by its status; a callback fails to become a threadsafe
+/// function with a plain `InvalidArg`.
+fn expected(status: Status, reason: &str) -> Option<&'static str> {
+    Some(match status {
+        Status::InvalidArg if reason.contains("threadsafe function") => "a function",
+        Status::StringExpected => "a string",
+        Status::NumberExpected => "a number",
+        Status::BooleanExpected => "a boolean",
+        Status::ObjectExpected => "an object",
+        Status::FunctionExpected => "a function",
+        Status::ArrayExpected => "an array",
+        Status::BigintExpected => "a bigint",
+        Status::DateExpected => "a Date",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: Status, reason: &str) -> String {
+        option_error(status, reason).to_string()
+    }
+
+    #[test]
+    fn names_the_field_through_every_level() {
+        assert_eq!(
+            message(
+                Status::StringExpected,
+                "Failed to convert JavaScript value `Number 5 ` into rust type `String` \
+                 on CloudOptions.endpoint on StorageOptions.cloudOptions"
+            ),
+            "invalid cloudOptions.endpoint: expected a string"
+        );
+    }
+
+    #[test]
+    fn a_callback_is_a_function() {
+        assert_eq!(
+            message(
+                Status::InvalidArg,
+                "Create threadsafe function in ThreadsafeFunction::create failed \
+                 on PutOpts.onProgress"
+            ),
+            "invalid onProgress: expected a function"
+        );
+    }
+
+    #[test]
+    fn a_missing_field_is_required() {
+        assert_eq!(
+            message(
+                Status::InvalidArg,
+                "Missing field `width` on DicomRenderOptions.window"
+            ),
+            "invalid window.width: is required"
+        );
+    }
+
+    #[test]
+    fn an_unplaced_failure_names_the_options() {
+        assert_eq!(
+            message(Status::InvalidArg, "Value is none of these types"),
+            "invalid options: has the wrong type"
+        );
+    }
+}
