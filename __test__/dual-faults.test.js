@@ -99,6 +99,52 @@ test('S3 server killed during 500 dual writes: every write succeeds locally, rep
   }
 })
 
+test('copies and renames while the S3 server is down are journalled; repair finishes them on both sides', async () => {
+  const server = await startS3(path.join(tmpDir('s3-moves'), 'data'))
+  const opts = s3OptionsFor(server.info)
+  const local = tmpDir('moves-local')
+  const storage = new StorageManager({ local, mode: 'dual', read: 'local-first', ...opts })
+  const prefix = 'moves'
+  const data = Array.from({ length: 4 }, (_, i) => bytes(3000 + i, 40 + i))
+  let restarted
+  try {
+    for (let i = 0; i < 4; i++) await storage.put(`${prefix}/src${i}.bin`, data[i])
+    // A long name is refused before the cloud side runs, not copied there alone.
+    await expect(storage.copy(`${prefix}/src0.bin`, `${prefix}/${'n'.repeat(254)}`)).rejects.toMatchObject({ code: 'INVALID_KEY' })
+    await server.stop()
+
+    // Each succeeds on the local side and is queued for the cloud, as a dual put is.
+    expect(await storage.copy(`${prefix}/src0.bin`, `${prefix}/copy0.bin`)).toMatchObject({ location: 'local', size: data[0].length })
+    expect(await storage.rename(`${prefix}/src1.bin`, `${prefix}/moved1.bin`)).toMatchObject({ location: 'local' })
+    expect(await storage.rename(`${prefix}/src2.bin`, `${prefix}/sub/moved2.bin`)).toMatchObject({ location: 'local' })
+    // Keys: copy0 (put), moved1 and src1, moved2 and src2.
+    await expect(storage.pendingRepairs()).resolves.toBe(5)
+    await expect(storage.exists(`${prefix}/src1.bin`)).resolves.toBe(false)
+
+    restarted = await startS3(server.info.dir, server.info.port)
+    expect(await storage.repair()).toEqual({ repaired: 5, failed: 0, remaining: 0 })
+    const l = await expectParity(local, opts, prefix)
+    expect(Object.fromEntries(l)).toEqual({
+      [`${prefix}/src0.bin`]: sha256(data[0]),
+      [`${prefix}/copy0.bin`]: sha256(data[0]),
+      [`${prefix}/moved1.bin`]: sha256(data[1]),
+      [`${prefix}/sub/moved2.bin`]: sha256(data[2]),
+      [`${prefix}/src3.bin`]: sha256(data[3]),
+    })
+
+    // With both sides up nothing is queued.
+    await storage.rename(`${prefix}/src3.bin`, `${prefix}/moved3.bin`)
+    await storage.copy(`${prefix}/moved3.bin`, `${prefix}/copy3.bin`)
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    const after = await expectParity(local, opts, prefix)
+    expect(after.has(`${prefix}/src3.bin`)).toBe(false)
+    expect(after.get(`${prefix}/copy3.bin`)).toBe(sha256(data[3]))
+  } finally {
+    await server.stop()
+    if (restarted) await restarted.stop()
+  }
+})
+
 test('a dual writer killed with SIGKILL 10 times: repair() restores parity and keeps every acknowledged write', async () => {
   const server = await startS3(path.join(tmpDir('s3-crash'), 'data'))
   const opts = s3OptionsFor(server.info)

@@ -4,6 +4,7 @@
 
 mod events;
 mod locks;
+mod moves;
 mod outcome;
 mod presign;
 mod repair;
@@ -288,44 +289,6 @@ impl Storage {
                 }
             })
             .boxed())
-    }
-
-    pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
-        self.transform(from, |s| s.copy(from, to)).await
-    }
-
-    pub async fn rename(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
-        self.transform(from, |s| s.rename(from, to)).await
-    }
-
-    /// Copy or rename on each write side that holds the source.
-    async fn transform<'a, F, Fut>(&'a self, from: &Key, op: F) -> Result<(Side, ObjectInfo)>
-    where
-        F: Fn(&'a Store) -> Fut,
-        Fut: std::future::Future<Output = Result<ObjectInfo>>,
-    {
-        let sides = self.write_sides();
-        let results = futures::future::join_all(sides.iter().map(|(_, s)| op(s))).await;
-        let mut found = None;
-        let mut error = None;
-        for ((side, _), result) in sides.into_iter().zip(results) {
-            match result {
-                Ok(info) => {
-                    found.get_or_insert((side, info));
-                }
-                Err(Error::NotFound { .. }) => {}
-                Err(e) => {
-                    error.get_or_insert(e);
-                }
-            }
-        }
-        match (error, found) {
-            (Some(e), _) => Err(e),
-            (None, Some(found)) => Ok(found),
-            (None, None) => Err(Error::NotFound {
-                key: from.to_string(),
-            }),
-        }
     }
 
     /// Counts and bytes per side since the manager was created.

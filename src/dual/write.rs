@@ -203,7 +203,7 @@ impl Storage {
         Ok(())
     }
 
-    fn failed(&self, key: &Key, side: Side, error: &Error) {
+    pub(super) fn failed(&self, key: &Key, side: Side, error: &Error) {
         self.stats.failed(side);
         self.events.emit(|| {
             Event::new(EventKind::write_failed(side), key.as_str())
@@ -217,25 +217,39 @@ impl Storage {
 /// a repair of the same key out until the write is settled or queued.
 pub(super) struct Intent<'a> {
     pub id: i64,
-    _lock: tokio::sync::MutexGuard<'a, ()>,
+    /// `None` when the caller holds the key's lock itself.
+    _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl Storage {
     /// Journals the intent when a write touches two sides; single-side writes need none.
     async fn begin(&self, key: &Key, op: RepairOp, sides: usize) -> Result<Option<Intent<'_>>> {
-        let Some(journal) = self.journal.as_ref().filter(|_| sides > 1) else {
+        if self.journal.is_none() || sides < 2 {
             return Ok(None);
-        };
+        }
         let lock = self.locks.lock(key.as_str()).await;
+        let intent = self.record(key, op).await?;
+        Ok(Some(Intent {
+            _lock: Some(lock),
+            ..intent
+        }))
+    }
+
+    /// Journals `op` for `key`, whose lock the caller holds.
+    pub(super) async fn record(&self, key: &Key, op: RepairOp) -> Result<Intent<'_>> {
+        let journal = self
+            .journal
+            .as_ref()
+            .expect("intents exist only with a journal");
         let id = journal.begin_write(key.as_str(), op).await?;
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id);
-        Ok(Some(Intent { id, _lock: lock }))
+        Ok(Intent { id, _lock: None })
     }
 
-    async fn settle(&self, key: &Key, intent: Intent<'_>) -> Result<()> {
+    pub(super) async fn settle(&self, key: &Key, intent: Intent<'_>) -> Result<()> {
         let journal = self
             .journal
             .as_ref()
@@ -249,7 +263,7 @@ impl Storage {
     }
 
     /// The row stays; a journal failure here is not fatal, the row exists already.
-    async fn queue(&self, intent: Intent<'_>, error: &Error) {
+    pub(super) async fn queue(&self, intent: Intent<'_>, error: &Error) {
         let journal = self
             .journal
             .as_ref()

@@ -1,0 +1,119 @@
+//! `copy` and `rename`. In dual mode they are writes like any other: the target's
+//! intent is journalled before either side is touched, a side that fails is queued
+//! for `repair()` and the call succeeds when one side did it, as a dual `put` does.
+//! A rename that landed on one side only also journals the deletion of its source,
+//! so the repair finishes the move on the other side.
+//!
+//! The source's deletion is journalled after the sides ran, never before: replayed
+//! after a crash that came before the move, it would delete the only copy. A crash
+//! in between can leave the old name on one side; no bytes are lost either way.
+
+use futures::future::join_all;
+
+use super::{Side, Storage};
+use crate::error::{Error, Result};
+use crate::journal::RepairOp;
+use crate::key::Key;
+use crate::store::Store;
+use crate::store::object::ObjectInfo;
+
+impl Storage {
+    pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
+        self.relocate(from, to, false, |s| s.copy(from, to)).await
+    }
+
+    pub async fn rename(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
+        self.relocate(from, to, true, |s| s.rename(from, to)).await
+    }
+
+    /// Runs `op` on each write side that holds `from`; `moves` when it removes `from`.
+    async fn relocate<'a, F, Fut>(
+        &'a self,
+        from: &Key,
+        to: &Key,
+        moves: bool,
+        op: F,
+    ) -> Result<(Side, ObjectInfo)>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: std::future::Future<Output = Result<ObjectInfo>>,
+    {
+        let sides = self.write_sides();
+        // A local copy is staged under `name#n` first, so its name is limited as a
+        // `put`'s is, and refused before either side runs: the cloud would take the new
+        // name and the local side fail. A local rename stages nothing.
+        if !moves && sides.iter().any(|(_, store)| store.local_path().is_some()) {
+            to.check_local_write()?;
+        }
+        // Onto itself nothing moves, and the key's lock cannot be taken twice.
+        let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
+        let _locks = match journalled {
+            true => Some(self.locks.lock_all([from.as_str(), to.as_str()]).await),
+            false => None,
+        };
+        let copy = match journalled {
+            true => {
+                let (_, source) = self.head(from).await?;
+                let sha256 = source.sha256.unwrap_or_default();
+                Some(self.record(to, RepairOp::Put { sha256 }).await?)
+            }
+            false => None,
+        };
+        let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
+        let mut done = None;
+        let mut missed = Vec::new();
+        for ((side, _), result) in sides.into_iter().zip(results) {
+            match result {
+                Ok(info) => {
+                    done.get_or_insert((side, info));
+                }
+                // This side never had the source: the other side's result is the
+                // move, and the journal brings this side level.
+                Err(Error::NotFound { key }) => missed.push(Error::NotFound { key }),
+                Err(e) => {
+                    self.failed(to, side, &e);
+                    missed.push(e);
+                }
+            }
+        }
+        let Some(copy) = copy else {
+            return outcome(from, done, missed);
+        };
+        match (&done, missed.first()) {
+            (Some(_), None) => self.settle(to, copy).await?,
+            (Some(_), Some(first)) => {
+                self.queue(copy, first).await;
+                if moves {
+                    let delete = self.record(from, RepairOp::Delete).await?;
+                    self.queue(delete, first).await;
+                }
+            }
+            // Nothing moved, but an older queued intent of `to` may still need replaying.
+            (None, Some(first)) => self.queue(copy, first).await,
+            (None, None) => unreachable!("a write side ran"),
+        }
+        match done {
+            Some(done) => Ok(done),
+            None => outcome(from, None, missed),
+        }
+    }
+}
+
+/// Without a journal: the first side's success, else its first real error, else
+/// `NOT_FOUND`.
+fn outcome(
+    from: &Key,
+    done: Option<(Side, ObjectInfo)>,
+    missed: Vec<Error>,
+) -> Result<(Side, ObjectInfo)> {
+    let failure = missed
+        .into_iter()
+        .find(|e| !matches!(e, Error::NotFound { .. }));
+    match (failure, done) {
+        (Some(e), _) => Err(e),
+        (None, Some(done)) => Ok(done),
+        (None, None) => Err(Error::NotFound {
+            key: from.to_string(),
+        }),
+    }
+}
