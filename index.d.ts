@@ -28,6 +28,12 @@ export declare class MigrationJob {
 export declare class ObjectReader {
   /** The next chunk, or `null` at the end. The object is opened on the first call. */
   next(): Promise<Buffer | null>
+  /**
+   * Releases the object (a file, a connection) and the storage now, rather than
+   * when the collector finds the reader: a stream destroyed early, say by a
+   * client that went away, would otherwise hold both until then.
+   */
+  close(): void
 }
 
 export declare class StorageManager {
@@ -106,6 +112,12 @@ export declare class StorageManager {
   rename(from: string, to: string): Promise<ObjectInfo>
   /** One page of objects in key order; pass `next` as `startAfter` for the next page. */
   list(opts?: ListOpts | undefined | null): Promise<ListResult>
+  /**
+   * Stops the background services, refuses new calls with `UNAVAILABLE`, and
+   * resolves once the calls in flight, read streams not yet finished or destroyed,
+   * and running migrations are done and the journal and stores are released.
+   */
+  close(): Promise<void>
   /**
    * Starts copying every object under `prefix` from one side to the other on
    * native threads. Throws `INVALID_CONFIG` on bad options.

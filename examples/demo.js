@@ -64,6 +64,7 @@ async function main() {
     console.error('demo failed: not every file is on both sides')
     process.exit(1)
   }
+  await storage.close() // the journal and stores are released before the process exits
   console.log('\nok')
 }
 

@@ -99,7 +99,11 @@ if (require.main === module) {
   const port = Number(process.env.PORT || 3000)
   const storage = createStorage({ dataDir: process.env.DATA_DIR || './data', baseUrl: `http://127.0.0.1:${port}` })
   storage.startRepairer({ intervalMs: 10_000 })
-  createApp(storage).listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port}`))
+  const server = createApp(storage).listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port}`))
+  // Graceful shutdown: stop taking requests, let the uploads in flight reach both sides.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => server.close(() => storage.close().then(() => process.exit(0))))
+  }
 }
 
 module.exports = { createApp, createStorage }

@@ -482,13 +482,13 @@ impl StorageManager {
                 lossless: o.lossless.unwrap_or(false),
             })
         });
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
             async move {
                 let opts = opts?;
                 let bytes = source.load_async().await?;
-                ingest::ingest(&storage, bytes, opts).await
+                ingest::ingest(&*storage?, bytes, opts).await
             },
             |_, ingested| Ok(ingested.into()),
         )

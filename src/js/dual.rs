@@ -36,7 +36,7 @@ impl StorageManager {
         options: &PresignOptions,
         now: u64,
     ) -> Result<String, Error> {
-        self.inner.presign(key, method, options, now)
+        self.storage()?.presign(key, method, options, now)
     }
 }
 
@@ -61,10 +61,10 @@ impl StorageManager {
                 })
             })
         });
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.repair(progress?).await },
+            async move { storage?.repair(progress?).await },
             |_, r| Ok(r.into()),
         )
     }
@@ -72,10 +72,10 @@ impl StorageManager {
     /// Keys whose two sides may differ, not counting writes still running.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn pending_repairs<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, i64>> {
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.pending_repairs().await },
+            async move { storage?.pending_repairs().await },
             |_, n| Ok(n as i64),
         )
     }
@@ -87,10 +87,13 @@ impl StorageManager {
         env: Env,
         #[napi(ts_arg_type = "RepairerOpts | undefined | null")] opts: Option<Arg<RepairerOpts>>,
     ) -> napi::Result<()> {
-        let interval = args::options(opts)
-            .and_then(|o| interval_ms(o.interval_ms, 30_000))
-            .map_err(|e| to_js(&env, e))?;
-        let task = napi::bindgen_prelude::spawn(self.inner.clone().repair_forever(interval));
+        let start = || -> Result<_, Error> {
+            let interval = interval_ms(args::options(opts)?.interval_ms, 30_000)?;
+            Ok(napi::bindgen_prelude::spawn(
+                self.storage()?.repair_forever(interval),
+            ))
+        };
+        let task = start().map_err(|e| to_js(&env, e))?;
         self.repairer.replace(Some(task));
         Ok(())
     }
@@ -148,7 +151,7 @@ impl StorageManager {
         let keys = keys.config("keys", "an array of strings");
         args::options(opts)
             .and_then(|opts| {
-                self.inner
+                self.storage()?
                     .presign_many(&keys?, Method::Get, &opts.options()?, now())
             })
             .map_err(|e| to_js(&env, e))
@@ -166,7 +169,7 @@ impl StorageManager {
         let verify = || {
             let url = url.config("url", "a string")?;
             let method = method.config("method", "a string")?;
-            self.inner
+            self.storage()?
                 .verify_signed_url(&url, self::method(&method)?, now())
         };
         verify().map(|k| k.to_string()).map_err(|e| to_js(&env, e))
@@ -174,11 +177,12 @@ impl StorageManager {
 
     /// Counts and bytes per side since the manager was created.
     #[napi]
-    pub fn stats(&self) -> Stats {
-        Stats {
-            local: self.inner.stats(Side::Local).into(),
-            cloud: self.inner.stats(Side::Cloud).into(),
-            repaired: self.inner.repaired_total() as i64,
-        }
+    pub fn stats(&self, env: Env) -> napi::Result<Stats> {
+        let storage = self.storage().map_err(|e| to_js(&env, e))?;
+        Ok(Stats {
+            local: storage.stats(Side::Local).into(),
+            cloud: storage.stats(Side::Cloud).into(),
+            repaired: storage.repaired_total() as i64,
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! `StorageManager`: the class of the API contract.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use napi::Env;
@@ -19,7 +20,8 @@ use crate::error::{Error, Result};
 
 #[napi]
 pub struct StorageManager {
-    pub(super) inner: Arc<Storage>,
+    /// `None` once `close()` was called.
+    inner: RwLock<Option<Arc<Storage>>>,
     /// The background task of `startRepairer`, if running.
     pub(super) repairer: BackgroundTask,
     /// The background task of `startTierService`, if running.
@@ -35,10 +37,21 @@ impl StorageManager {
             .and_then(|(c, events)| Storage::open(&c, events))
             .map_err(|e| to_js(env, e))?;
         Ok(StorageManager {
-            inner: Arc::new(storage),
+            inner: RwLock::new(Some(Arc::new(storage))),
             repairer: Default::default(),
             tier_service: Default::default(),
         })
+    }
+}
+
+impl StorageManager {
+    /// The open storage, or `UNAVAILABLE` once `close()` was called.
+    pub(super) fn storage(&self) -> Result<Arc<Storage>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Unavailable("the storage manager is closed".into()))
     }
 }
 
@@ -108,10 +121,10 @@ impl StorageManager {
                 Either3::C(text) => Bytes::from(text.into_bytes()),
             });
         let opts = args::options(opts).map(PutOpts::split);
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.put(&key?, bytes?, opts?.0).await },
+            async move { storage?.put(&key?, bytes?, opts?.0).await },
             |_, r| Ok(r.into()),
         )
     }
@@ -128,12 +141,12 @@ impl StorageManager {
         let key = key.key("key");
         let path = path.config("path", "a string");
         let opts = args::options(opts).map(PutOpts::split);
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
             async move {
                 let (opts, progress) = opts?;
-                storage
+                storage?
                     .put_file(&key?, &PathBuf::from(path?), opts, progress)
                     .await
             },
@@ -150,10 +163,10 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key.key("key");
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.get(&key?).await.map(JsBytes::from) },
+            async move { storage?.get(&key?).await.map(JsBytes::from) },
             |_, b| Ok(b),
         )
     }
@@ -174,11 +187,11 @@ impl StorageManager {
         let end = end_exclusive
             .config("endExclusive", "a number")
             .and_then(|n| range_end("endExclusive", n));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
             async move {
-                storage
+                storage?
                     .get_range(&key?, start?, end?)
                     .await
                     .map(JsBytes::from)
@@ -200,11 +213,11 @@ impl StorageManager {
         let key = key.key("key");
         let path = path.config("path", "a string");
         let progress = args::options(opts).map(|o| o.on_progress.map(super::options::progress_fn));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
             async move {
-                storage
+                storage?
                     .get_to_file(&key?, &PathBuf::from(path?), progress?)
                     .await
             },
@@ -222,11 +235,13 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
         #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
     ) -> napi::Result<Unknown<'env>> {
-        let key = key.key("key").map_err(|e| to_js(env, e))?;
-        let range = args::options(opts)
-            .and_then(|o| inclusive_range(o.start, o.end))
-            .map_err(|e| to_js(env, e))?;
-        super::read_stream::create(env, self.inner.clone(), key, range)
+        let opened = self.storage().and_then(|storage| {
+            let key = key.key("key")?;
+            let range = args::options(opts).and_then(|o| inclusive_range(o.start, o.end))?;
+            Ok((storage, key, range))
+        });
+        let (storage, key, range) = opened.map_err(|e| to_js(env, e))?;
+        super::read_stream::create(env, storage, key, range)
     }
 
     #[napi(ts_return_type = "Promise<ObjectInfo>")]
@@ -236,10 +251,10 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let key = key.key("key");
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.head(&key?).await },
+            async move { storage?.head(&key?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -251,8 +266,8 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, bool>> {
         let key = key.key("key");
-        let storage = self.inner.clone();
-        promise(env, async move { storage.exists(&key?).await }, |_, b| {
+        let storage = self.storage();
+        promise(env, async move { storage?.exists(&key?).await }, |_, b| {
             Ok(b)
         })
     }
@@ -265,8 +280,8 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let key = key.key("key");
-        let storage = self.inner.clone();
-        promise(env, async move { storage.delete(&key?).await }, |_, ()| {
+        let storage = self.storage();
+        promise(env, async move { storage?.delete(&key?).await }, |_, ()| {
             Ok(())
         })
     }
@@ -279,10 +294,10 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] to: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let (from, to) = (from.key("from"), to.key("to"));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.copy(&from?, &to?).await },
+            async move { storage?.copy(&from?, &to?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -295,10 +310,10 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] to: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let (from, to) = (from.key("from"), to.key("to"));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.rename(&from?, &to?).await },
+            async move { storage?.rename(&from?, &to?).await },
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -311,7 +326,7 @@ impl StorageManager {
         #[napi(ts_arg_type = "ListOpts | undefined | null")] opts: Option<Arg<ListOpts>>,
     ) -> napi::Result<PromiseRaw<'env, ListResult>> {
         let opts = args::options(opts);
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
             async move {
@@ -321,7 +336,7 @@ impl StorageManager {
                     .limit
                     .map_or(Ok(1000), |l| whole("limit", l, 1, 10_000))?
                     as usize;
-                storage
+                storage?
                     .list(&prefix, opts.start_after.as_deref(), limit)
                     .await
             },
@@ -337,6 +352,38 @@ impl StorageManager {
             },
         )
     }
+}
+
+#[napi]
+impl StorageManager {
+    /// Stops the background services, refuses new calls with `UNAVAILABLE`, and
+    /// resolves once the calls in flight, read streams not yet finished or destroyed,
+    /// and running migrations are done and the journal and stores are released.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let storage = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
+        self.repairer.replace(None);
+        self.tier_service.replace(None);
+        promise(env, async move { release(storage).await }, |_, ()| Ok(()))
+    }
+}
+
+/// Waits for every other holder of `storage` to let go, then drops it on a blocking
+/// thread: closing SQLite may checkpoint its write-ahead log.
+async fn release(storage: Option<Arc<Storage>>) -> Result<()> {
+    let Some(mut storage) = storage else {
+        return Ok(());
+    };
+    let last = loop {
+        match Arc::try_unwrap(storage) {
+            Ok(last) => break last,
+            Err(shared) => storage = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::task::spawn_blocking(move || drop(last))
+        .await
+        .map_err(|e| Error::task_failed("closing the storage", e))
 }
 
 /// `{ start, end }` with an inclusive end, as Node's streams take it.

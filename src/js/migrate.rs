@@ -248,10 +248,12 @@ impl StorageManager {
         env: Env,
         #[napi(ts_arg_type = "MigrateOpts | undefined | null")] opts: Option<Arg<MigrateOpts>>,
     ) -> napi::Result<MigrationJob> {
-        let started = args::options(opts)
-            .and_then(|o| o.into_core(self.inner.transfer().concurrency))
-            .and_then(|o| Migration::start(self.inner.clone(), o))
-            .map_err(|e| to_js(&env, e))?;
+        let start = || {
+            let storage = self.storage()?;
+            let opts = args::options(opts)?.into_core(storage.transfer().concurrency)?;
+            Migration::start(storage, opts)
+        };
+        let started = start().map_err(|e| to_js(&env, e))?;
         let (job, work) = started;
         napi::bindgen_prelude::spawn(work);
         Ok(MigrationJob { inner: job })
@@ -267,10 +269,10 @@ impl StorageManager {
         let id = id
             .config("id", "a number")
             .and_then(|n| safe_integer("id", n));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.rollback(id? as i64).await },
+            async move { storage?.rollback(id? as i64).await },
             |_, r| {
                 Ok(RollbackReport {
                     restored: r.restored as i64,

@@ -24,6 +24,10 @@ const FACTORY: &str = r#"(function (reader) {
     read() {
       reader.next().then((chunk) => this.push(chunk), (err) => this.destroy(err));
     },
+    destroy(err, callback) {
+      reader.close();
+      callback(err);
+    },
   });
 })"#;
 
@@ -65,6 +69,17 @@ impl ObjectReader {
             },
             |_, chunk| Ok(chunk),
         )
+    }
+
+    /// Releases the object (a file, a connection) and the storage now, rather than
+    /// when the collector finds the reader: a stream destroyed early, say by a
+    /// client that went away, would otherwise hold both until then.
+    #[napi]
+    pub fn close(&self) {
+        let state = self.state.clone();
+        napi::bindgen_prelude::spawn(async move {
+            *state.lock().await = State::Done;
+        });
     }
 }
 

@@ -170,8 +170,8 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let key = key.key("key");
-        let storage = self.inner.clone();
-        promise(env, async move { storage.tier_of(&key?).await }, |_, t| {
+        let storage = self.storage();
+        promise(env, async move { storage?.tier_of(&key?).await }, |_, t| {
             Ok(t.as_str().to_owned())
         })
     }
@@ -188,10 +188,10 @@ impl StorageManager {
         let tier = tier
             .config("tier", "'hot', 'warm' or 'cold'")
             .and_then(|t| Tier::parse(&t));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.set_tier(&key?, tier?).await },
+            async move { storage?.set_tier(&key?, tier?).await },
             |_, ()| Ok(()),
         )
     }
@@ -204,10 +204,10 @@ impl StorageManager {
         #[napi(ts_arg_type = "TierCycleOpts | undefined | null")] opts: Option<Arg<TierCycleOpts>>,
     ) -> napi::Result<PromiseRaw<'env, CycleReport>> {
         let now = args::options(opts).map(|o| o.now.map(|d| d.timestamp_millis()));
-        let storage = self.inner.clone();
+        let storage = self.storage();
         promise(
             env,
-            async move { storage.run_tier_cycle(now?).await },
+            async move { storage?.run_tier_cycle(now?).await },
             |_, r| Ok(r.into()),
         )
     }
@@ -221,10 +221,13 @@ impl StorageManager {
             Arg<TierServiceOpts>,
         >,
     ) -> napi::Result<()> {
-        let interval = args::options(opts)
-            .and_then(|o| interval_ms(o.interval_ms, 3_600_000))
-            .map_err(|e| to_js(&env, e))?;
-        let task = napi::bindgen_prelude::spawn(self.inner.clone().tier_service(interval));
+        let start = || -> Result<_> {
+            let interval = interval_ms(args::options(opts)?.interval_ms, 3_600_000)?;
+            Ok(napi::bindgen_prelude::spawn(
+                self.storage()?.tier_service(interval),
+            ))
+        };
+        let task = start().map_err(|e| to_js(&env, e))?;
         self.tier_service.replace(Some(task));
         Ok(())
     }
@@ -236,8 +239,8 @@ impl StorageManager {
 
     #[napi(ts_return_type = "Promise<TierStats>")]
     pub fn tier_stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, TierStats>> {
-        let storage = self.inner.clone();
-        promise(env, async move { storage.tier_stats().await }, |_, s| {
+        let storage = self.storage();
+        promise(env, async move { storage?.tier_stats().await }, |_, s| {
             Ok(s.into())
         })
     }

@@ -1,0 +1,91 @@
+'use strict'
+// close(): a manager lets go of its journal, stores and background services when
+// told to, after the work it already started, instead of whenever V8 collects it.
+const fs = require('node:fs')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { tmpDir, sha256, bytes, s3Options } = require('./helpers')
+
+/** Descriptors this process holds open on files under `dir`. */
+function openUnder(dir) {
+  return fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)
+    } catch {
+      return false // the descriptor readdir itself used is gone already
+    }
+  }).length
+}
+
+/** Rejects if `promise` has not settled within `ms`. */
+function within(ms, promise) {
+  let timer
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer))
+}
+
+test('close() lets a dual write in flight finish, then releases the journal and refuses new calls', async () => {
+  const local = tmpDir('close-local')
+  const cloud = `file://${tmpDir('close-cloud')}`
+  const storage = new StorageManager({ local, cloud, mode: 'dual' })
+  storage.startRepairer({ intervalMs: 10 })
+  storage.startTierService({ intervalMs: 10 })
+  const data = bytes(24 * 1024 * 1024, 7)
+  await storage.put('warm-up.txt', 'opens the journal')
+  expect(openUnder(path.join(local, '.stowage'))).toBeGreaterThan(0)
+
+  const writing = storage.put('big.bin', data)
+  await within(30000, storage.close())
+  // The write was not cut short: both sides took it and its intent was settled.
+  expect(await writing).toMatchObject({ local: 'written', cloud: 'written', sha256: sha256(data) })
+  expect(openUnder(path.join(local, '.stowage'))).toBe(0)
+
+  const closed = { code: 'UNAVAILABLE', message: expect.stringContaining('closed') }
+  await expect(storage.get('big.bin')).rejects.toMatchObject(closed)
+  await expect(storage.put('other.txt', 'x')).rejects.toMatchObject(closed)
+  await expect(storage.list()).rejects.toMatchObject(closed)
+  for (const call of [
+    () => storage.stats(),
+    () => storage.presignGet('big.bin'),
+    () => storage.createReadStream('big.bin'),
+    () => storage.migrate(),
+    () => storage.startRepairer(),
+  ]) {
+    expect(call).toThrow(expect.objectContaining(closed))
+  }
+  await within(1000, storage.close()) // a second close has nothing left to wait for
+
+  const reopened = new StorageManager({ local, cloud, mode: 'dual' })
+  expect(sha256(await reopened.get('big.bin'))).toBe(sha256(data))
+  expect(await reopened.pendingRepairs()).toBe(0)
+  expect((await reopened.list()).objects.map((o) => o.key)).toEqual(['big.bin', 'warm-up.txt'])
+  await reopened.close()
+})
+
+test('managers closed in a loop leave no descriptors behind', async () => {
+  const root = tmpDir('close-many')
+  const before = openUnder(root)
+  for (let i = 0; i < 300; i++) {
+    const storage = new StorageManager({ local: root, ...s3Options(), mode: 'dual' })
+    await storage.exists('anything')
+    await storage.close()
+  }
+  // Each open manager holds the journal's database and write-ahead log (3 or more).
+  expect(openUnder(root) - before).toBe(0)
+})
+
+test('a destroyed read stream lets the manager close, read or not', async () => {
+  const local = tmpDir('close-streams')
+  const storage = new StorageManager({ local, mode: 'local' })
+  await storage.put('large.bin', bytes(8 * 1024 * 1024, 3))
+  const unread = storage.createReadStream('large.bin')
+  const partly = storage.createReadStream('large.bin')
+  await new Promise((resolve) => partly.once('data', resolve))
+  expect(openUnder(local)).toBeGreaterThan(0) // the object's file, open mid-read
+  unread.destroy()
+  partly.destroy()
+  await within(5000, storage.close())
+  expect(openUnder(local)).toBe(0)
+})
