@@ -70,6 +70,8 @@ describe('broken files', () => {
     },
     'an RLE frame claiming 2³² − 1 segments': () => [rleSegments(0xffffffff), 'DICOM_INVALID', /4294967295 segment/],
     'an RLE frame with fewer segments than samples need': () => [rleSegments(0), 'DICOM_INVALID', /0 segment.*needs 2/],
+    // dicom-rs's decoder indexed past a short segment and panicked.
+    'an RLE segment that decodes short': () => [rleShortSegment(), 'DICOM_INVALID', /RLE segment 1 decodes to \d+ bytes, the frame has 4096 pixels/],
     'a JPEG frame of 48 MiB from 1.5 KiB': () => [jpegBomb(), 'DICOM_UNSUPPORTED', /decompression bomb/],
   }
   /** A 100x100 RGB JPEG whose data set and SOF0 header both claim 4096x4096 (48 MiB). */
@@ -81,15 +83,27 @@ describe('broken files', () => {
     for (const element of [0x0010, 0x0011]) copy.writeUInt16LE(4096, findTag(copy, 0x0028, element, 132 + 12) + 8)
     return copy
   }
-  /** MR_small_RLE with its first frame's segment count replaced. */
-  function rleSegments(count) {
+  /** MR_small_RLE and where its first frame's fragment item starts. */
+  function rleFrame() {
     const copy = Buffer.from(read('MR_small_RLE.dcm'))
     // Pixel Data (OB, undefined length), the offset table item, then the first fragment's item.
     const pixelData = findTag(copy, 0x7fe0, 0x0010, 132 + 12)
     const offsetTable = pixelData + 12
     const fragment = offsetTable + 8 + copy.readUInt32LE(offsetTable + 4)
     expect(copy.readUInt32LE(fragment)).toBe(0xe000fffe)
+    return [copy, fragment]
+  }
+  /** The first frame's segment count replaced. */
+  function rleSegments(count) {
+    const [copy, fragment] = rleFrame()
     copy.writeUInt32LE(count, fragment + 8)
+    return copy
+  }
+  /** The last quarter of the first frame zeroed: literal runs of one byte, half as long. */
+  function rleShortSegment() {
+    const [copy, fragment] = rleFrame()
+    const end = fragment + 8 + copy.readUInt32LE(fragment + 4)
+    copy.fill(0, end - Math.floor((end - fragment) / 4), end)
     return copy
   }
   function withBoth() {

@@ -51,8 +51,9 @@ fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
 /// An RLE Lossless frame starts with 16 little-endian words: the segment count,
 /// then up to 15 segment offsets (PS3.5 G.5). dicom-rs allocates a word per
 /// declared segment before looking further, so a corrupt count (up to 2³²)
-/// must not reach it. `needed` is one segment per byte of each sample.
-pub(crate) fn check_rle_header(fragment: &[u8], needed: usize) -> Result<(), String> {
+/// must not reach it, and it indexes each decoded segment up to `pixels` bytes
+/// (a panic when one decodes short). `needed` is one segment per byte of each sample.
+pub(crate) fn check_rle_frame(fragment: &[u8], needed: usize, pixels: usize) -> Result<(), String> {
     let word = |i: usize| {
         let b = fragment.get(4 * i..4 * i + 4)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -74,12 +75,45 @@ pub(crate) fn check_rle_header(fragment: &[u8], needed: usize) -> Result<(), Str
             fragment.len()
         ));
     }
+    for i in 0..needed {
+        let end = offsets.get(i + 1).copied().unwrap_or(fragment.len());
+        let decoded = packbits_len(&fragment[offsets[i]..end]);
+        if decoded < pixels {
+            return Err(format!(
+                "RLE segment {i} decodes to {decoded} bytes, the frame has {pixels} pixels"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The bytes a PackBits segment decodes to, counted as dicom-rs's reader (from
+/// image-tiff) decodes it: a literal run cut off by the segment's end yields what
+/// is there, a repeat without its byte ends the segment.
+fn packbits_len(segment: &[u8]) -> usize {
+    let (mut at, mut decoded) = (0, 0);
+    while let Some(&header) = segment.get(at) {
+        at += 1;
+        match header as i8 {
+            -128 => {}
+            run @ 0.. => {
+                let literal = run as usize + 1;
+                decoded += literal.min(segment.len() - at);
+                at += literal;
+            }
+            repeat if at < segment.len() => {
+                decoded += (1 - isize::from(repeat)) as usize;
+                at += 1;
+            }
+            _ => break,
+        }
+    }
+    decoded
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_rle_header;
+    use super::{check_rle_frame, packbits_len};
 
     /// A frame of `len` bytes whose header declares `count` and `offsets`.
     fn frame(count: u32, offsets: &[u32], len: usize) -> Vec<u8> {
@@ -94,8 +128,9 @@ mod tests {
 
     #[test]
     fn rle_headers_are_checked_before_the_decoder_sees_them() {
-        assert_eq!(check_rle_header(&frame(2, &[64, 100], 200), 2), Ok(()));
-        assert_eq!(check_rle_header(&frame(3, &[64, 64, 90], 90), 2), Ok(()));
+        // Zero bytes are literal runs of one: 36 and 100 bytes decode to 18 and 50.
+        assert_eq!(check_rle_frame(&frame(2, &[64, 100], 200), 2, 18), Ok(()));
+        assert_eq!(check_rle_frame(&frame(3, &[64, 64, 90], 90), 2, 0), Ok(()));
         let rejected = [
             (frame(2, &[64, 100], 63), "cut short"),
             (frame(u32::MAX, &[64], 200), "4294967295 segment(s)"),
@@ -103,10 +138,24 @@ mod tests {
             (frame(1, &[64], 200), "1 segment(s), the image needs 2"),
             (frame(2, &[100, 64], 200), "out of order"),
             (frame(2, &[64, 201], 200), "past the frame's 200 bytes"),
+            (
+                frame(2, &[64, 100], 200),
+                "segment 0 decodes to 18 bytes, the frame has 19",
+            ),
         ];
         for (bytes, expected) in rejected {
-            let message = check_rle_header(&bytes, 2).expect_err(expected);
+            let message = check_rle_frame(&bytes, 2, 19).expect_err(expected);
             assert!(message.contains(expected), "{message}");
         }
+    }
+
+    #[test]
+    fn packbits_lengths_follow_the_decoder() {
+        assert_eq!(packbits_len(&[]), 0);
+        assert_eq!(packbits_len(&[2, b'a', b'b', b'c']), 3); // literal of 3
+        assert_eq!(packbits_len(&[2, b'a']), 1); // literal cut short
+        assert_eq!(packbits_len(&[0xFE, b'x']), 3); // -2: repeat 3 times
+        assert_eq!(packbits_len(&[0x81, b'x', 0x80, 0, b'y']), 128 + 1); // -127, no-op, literal 1
+        assert_eq!(packbits_len(&[0xFF]), 0); // a repeat without its byte
     }
 }

@@ -249,7 +249,7 @@ fn screen_encapsulated(
         // The decoder reads fragment `frame`, whatever the offset table says.
         let fragment = fragments.get(frame as usize).map_or(&[][..], Vec::as_slice);
         let needed = usize::from(info.samples_per_pixel * info.bits_allocated / 8);
-        codestream::check_rle_header(fragment, needed)
+        codestream::check_rle_frame(fragment, needed, info.pixels())
             .map_err(|e| Error::DicomInvalid(format!("frame {frame}: {e}")))?;
     }
     Ok(())
