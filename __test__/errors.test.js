@@ -41,7 +41,8 @@ describe('configuration', () => {
   // napi's integer conversions would wrap or truncate these without a word: -1 retries
   // became 4294967295, a concurrency of 2 ** 32 + 4 became 4, NaN became 0.
   test.each([
-    [{ concurrency: 2 ** 32 + 4 }, 'concurrency', 'got 4294967300'],
+    [{ concurrency: 2 ** 32 + 4 }, 'concurrency', 'in 1..=256, got 4294967300'],
+    [{ partSize: 2 ** 53 }, 'partSize', 'in 5242880..=5368709120, got 9007199254740992'],
     [{ cloud: 'memory://', mode: 'dual', cloudOptions: { maxRetries: -1 } }, 'cloudOptions.maxRetries', 'got -1'],
     [{ cloud: 'memory://', mode: 'dual', cloudOptions: { requestTimeoutMs: 1.5 } }, 'cloudOptions.requestTimeoutMs', 'got 1.5'],
     [{ cloud: 'memory://', mode: 'dual', tiers: { warm: 'memory://', warmOptions: { retryTimeoutMs: NaN } } }, 'tiers.warmOptions.retryTimeoutMs', 'got NaN'],
@@ -67,7 +68,7 @@ describe('configuration', () => {
     const refused = (fn, field) => {
       expect(fn).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining(field) }))
     }
-    refused(() => storage.presignGet('a.txt', { expiresIn: 2 ** 32 + 3600 }), 'expiresIn')
+    refused(() => storage.presignGet('a.txt', { expiresIn: 2 ** 32 + 3600 }), 'expiresIn: must be a whole number in 1..=604800')
     refused(() => storage.presignPut('a.txt', { expiresIn: -1 }), 'expiresIn')
     refused(() => storage.presignMany(['a.txt'], { expiresIn: 1.5 }), 'expiresIn')
     refused(() => storage.createReadStream('a.txt', { start: 1.5 }), 'start')

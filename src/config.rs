@@ -1,6 +1,8 @@
 //! The manager's configuration (`new StorageManager({...})`), validated up front so
 //! that bad settings fail at construction with `INVALID_CONFIG` naming the field.
 
+use std::ops::RangeInclusive;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -46,8 +48,10 @@ pub struct Config {
 }
 
 /// S3's limits on multipart parts.
-const MIN_PART: u64 = 5 * 1024 * 1024;
-const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+pub const PART_SIZE: RangeInclusive<u64> = 5 * 1024 * 1024..=5 * 1024 * 1024 * 1024;
+
+/// Transfers (and a migration's workers) at once.
+pub const CONCURRENCY: RangeInclusive<u32> = 1..=256;
 
 impl Config {
     pub fn mode(&self) -> Result<Mode> {
@@ -81,14 +85,14 @@ impl Config {
     pub fn transfer(&self) -> Result<TransferConfig> {
         let d = TransferConfig::default();
         let part_size = self.part_size.unwrap_or(d.part_size as u64);
-        if !(MIN_PART..=MAX_PART).contains(&part_size) {
+        if !PART_SIZE.contains(&part_size) {
             return Err(Error::config(
                 "partSize",
                 "must be between 5 MiB and 5 GiB (S3's part limits)",
             ));
         }
         let concurrency = self.concurrency.unwrap_or(d.concurrency as u32);
-        if !(1..=256).contains(&concurrency) {
+        if !CONCURRENCY.contains(&concurrency) {
             return Err(Error::config("concurrency", "must be between 1 and 256"));
         }
         let multipart_threshold = self.multipart_threshold.unwrap_or(d.multipart_threshold);

@@ -41,7 +41,7 @@ impl PresignSettings {
             ));
         }
         if let Some(e) = self.expires_in
-            && !(1..=presign::MAX_EXPIRES_IN).contains(&e)
+            && !presign::EXPIRES_IN.contains(&e)
         {
             return Err(Error::config(
                 "presign.expiresIn",

@@ -10,7 +10,8 @@ use napi_derive::napi;
 use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
-use super::numbers::{safe_integer, u32_option, u64_option, whole_u32};
+use super::numbers::{safe_integer, u32_in, u64_option, whole_u32};
+use crate::config::CONCURRENCY;
 use crate::dual::Side;
 use crate::error::{Error, Result};
 use crate::migrate::{
@@ -226,7 +227,7 @@ impl MigrateOpts {
             from: side("from", self.from.as_deref(), Side::Local)?,
             to: side("to", self.to.as_deref(), Side::Cloud)?,
             prefix: self.prefix.unwrap_or_default(),
-            concurrency: u32_option("concurrency", self.concurrency)?
+            concurrency: u32_in("concurrency", self.concurrency, CONCURRENCY)?
                 .map_or(default_concurrency, |n| n as usize),
             verify,
             delete_source: self.delete_source.unwrap_or(false),

@@ -2,6 +2,7 @@
 //! naming the option: napi's own integer conversions wrap or truncate without a word
 //! (`-1` became 4294967295 retries, `2 ** 32 + 4` a concurrency of 4, `NaN` zero).
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -40,12 +41,25 @@ pub fn whole_u32(field: &str, value: f64, min: u32, max: u32) -> Result<u32> {
 
 /// An optional count, size or duration that fits a `u32`.
 pub fn u32_option(field: &str, value: Option<f64>) -> Result<Option<u32>> {
-    value.map(|v| whole_u32(field, v, 0, u32::MAX)).transpose()
+    u32_in(field, value, 0..=u32::MAX)
 }
 
 /// An optional byte count or limit, up to 2⁵³ − 1.
 pub fn u64_option(field: &str, value: Option<f64>) -> Result<Option<u64>> {
-    value.map(|v| safe_integer(field, v)).transpose()
+    u64_in(field, value, 0..=MAX_SAFE_INTEGER)
+}
+
+/// An optional number the core limits to `range`, checked against that range here,
+/// so a value past the type's own limit is not reported with the type's range.
+pub fn u32_in(field: &str, value: Option<f64>, range: RangeInclusive<u32>) -> Result<Option<u32>> {
+    let (min, max) = range.into_inner();
+    value.map(|v| whole_u32(field, v, min, max)).transpose()
+}
+
+/// [`u32_in`] for byte counts and seconds.
+pub fn u64_in(field: &str, value: Option<f64>, range: RangeInclusive<u64>) -> Result<Option<u64>> {
+    let (min, max) = range.into_inner();
+    value.map(|v| whole(field, v, min, max)).transpose()
 }
 
 /// A background service's period: `intervalMs`, else `default_ms`; at least 10 ms,

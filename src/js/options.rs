@@ -8,13 +8,14 @@ use napi_derive::napi;
 
 use napi::bindgen_prelude::Unknown;
 
-use super::numbers::{u32_option, u64_option};
+use super::numbers::{u32_in, u32_option, u64_in, u64_option};
 use super::values::{Progress, StorageEvent};
-use crate::config::Config;
+use crate::config::{CONCURRENCY, Config, PART_SIZE};
 use crate::dual::{EventSink, PresignOptions as CallOptions, PresignSettings};
 use crate::error::{Error, Result};
 use crate::store::object::PutOptions;
 use crate::store::options::StoreOptions;
+use crate::store::presign::EXPIRES_IN;
 use crate::store::progress::ProgressFn;
 
 #[napi(object)]
@@ -85,7 +86,7 @@ impl TryFrom<PresignOptions> for PresignSettings {
 
     fn try_from(o: PresignOptions) -> Result<Self> {
         Ok(PresignSettings {
-            expires_in: u64_option("presign.expiresIn", o.expires_in)?,
+            expires_in: u64_in("presign.expiresIn", o.expires_in, EXPIRES_IN)?,
             cdn_base_url: o.cdn_base_url,
             local_base_url: o.local_base_url,
             local_secret: o.local_secret,
@@ -139,8 +140,8 @@ impl StorageOptions {
             read: self.read,
             journal: self.journal.map(Into::into),
             cache_control: self.cache_control.unwrap_or_default().into_iter().collect(),
-            concurrency: u32_option("concurrency", self.concurrency)?,
-            part_size: u64_option("partSize", self.part_size)?,
+            concurrency: u32_in("concurrency", self.concurrency, CONCURRENCY)?,
+            part_size: u64_in("partSize", self.part_size, PART_SIZE)?,
             multipart_threshold: u64_option("multipartThreshold", self.multipart_threshold)?,
             presign: self
                 .presign
@@ -252,7 +253,7 @@ pub struct PresignPutOpts {
 impl PresignGetOpts {
     pub fn options(&self) -> Result<CallOptions<'_>> {
         Ok(CallOptions {
-            expires_in: u64_option("expiresIn", self.expires_in)?,
+            expires_in: u64_in("expiresIn", self.expires_in, EXPIRES_IN)?,
             content_type: None,
             content_disposition: self.response_content_disposition.as_deref(),
         })
@@ -262,7 +263,7 @@ impl PresignGetOpts {
 impl PresignPutOpts {
     pub fn options(&self) -> Result<CallOptions<'_>> {
         Ok(CallOptions {
-            expires_in: u64_option("expiresIn", self.expires_in)?,
+            expires_in: u64_in("expiresIn", self.expires_in, EXPIRES_IN)?,
             content_type: self.content_type.as_deref(),
             content_disposition: None,
         })

@@ -189,7 +189,7 @@ fn check(storage: &Storage, opts: &MigrateOptions) -> Result<()> {
             "a migration needs the journal (set `local` or `journal`)",
         ));
     }
-    if !(1..=256).contains(&opts.concurrency) {
+    if !crate::config::CONCURRENCY.contains(&(opts.concurrency as u32)) {
         return Err(Error::config("concurrency", "must be between 1 and 256"));
     }
     if opts.bandwidth_limit == Some(0) {

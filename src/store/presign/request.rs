@@ -1,5 +1,6 @@
 //! What every signer is asked for, and what it hands back.
 
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -7,6 +8,9 @@ use crate::error::{Error, Result};
 /// Longest lifetime of a presigned URL: S3's own limit (7 days), applied to every store
 /// so a URL behaves the same whichever side of a dual store signed it.
 pub const MAX_EXPIRES_IN: u64 = 604_800;
+
+/// The lifetimes a presigned URL may have, in seconds.
+pub const EXPIRES_IN: RangeInclusive<u64> = 1..=MAX_EXPIRES_IN;
 
 /// The HTTP method a presigned URL is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +62,7 @@ pub struct PresignRequest<'a> {
 impl PresignRequest<'_> {
     /// Checks what the caller chose; returns when the URL stops working (Unix seconds).
     pub fn expires_at(&self) -> Result<u64> {
-        if !(1..=MAX_EXPIRES_IN).contains(&self.expires_in) {
+        if !EXPIRES_IN.contains(&self.expires_in) {
             return Err(Error::config(
                 "expiresIn",
                 format!("{} s is outside 1..={MAX_EXPIRES_IN} s", self.expires_in),
