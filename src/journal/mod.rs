@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS objects (
     content_type TEXT NOT NULL,
     cache_control TEXT NOT NULL,
     metadata TEXT NOT NULL,
+    etag TEXT,
     PRIMARY KEY (store, key)
 ) WITHOUT ROWID;
 ";
@@ -59,6 +60,7 @@ impl Journal {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
+        .and_then(|_| objects::add_etag_column(&conn))
         .and_then(|_| conn.execute_batch(repairs::REPAIRS_SCHEMA))
         .and_then(|_| conn.execute_batch(migrations::MIGRATIONS_SCHEMA))
         .and_then(|_| conn.execute_batch(tiers::TIERS_SCHEMA))

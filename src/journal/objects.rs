@@ -7,12 +7,17 @@ use rusqlite::{OptionalExtension, params};
 use super::Journal;
 use crate::error::Result;
 
-/// The index row of one file. `size` and `mtime_ns` tell whether the file is still
-/// the one that was indexed: a file rewritten behind stowage's back loses its row.
+/// The index row of one file. `size`, `mtime_ns` and `etag` tell whether the file is
+/// still the one that was indexed: a file rewritten behind stowage's back loses its row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRecord {
     pub size: u64,
     pub mtime_ns: i64,
+    /// The file store's ETag of the file (inode, mtime, size). Size and mtime alone
+    /// do not tell files apart: the kernel stamps mtimes from a clock that ticks every
+    /// few milliseconds, so two writes of one size in one tick look the same. `None`
+    /// in rows written before it was kept.
+    pub etag: Option<String>,
     pub sha256: String,
     pub content_type: String,
     pub cache_control: String,
@@ -25,7 +30,9 @@ impl Journal {
         let metadata = serde_json::to_string(&record.metadata).expect("string map serializes");
         self.run(move |c| {
             c.prepare_cached(
-                "INSERT OR REPLACE INTO objects VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO objects (store, key, size, mtime_ns, sha256,
+                 content_type, cache_control, metadata, etag)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 store,
@@ -35,7 +42,8 @@ impl Journal {
                 record.sha256,
                 record.content_type,
                 record.cache_control,
-                metadata
+                metadata,
+                record.etag
             ])
             .map(drop)
         })
@@ -46,7 +54,7 @@ impl Journal {
         let (store, key) = (store.to_owned(), key.to_owned());
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata
+                "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata, etag
                  FROM objects WHERE store = ?1 AND key = ?2",
             )?
             .query_row(params![store, key], object_record)
@@ -65,11 +73,11 @@ impl Journal {
         let args = [store, first, last].map(str::to_owned);
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata, key
+                "SELECT size, mtime_ns, sha256, content_type, cache_control, metadata, etag, key
                  FROM objects WHERE store = ?1 AND key >= ?2 AND key <= ?3",
             )?
             .query_map(params![args[0], args[1], args[2]], |row| {
-                Ok((row.get(6)?, object_record(row)?))
+                Ok((row.get(7)?, object_record(row)?))
             })?
             .collect()
         })
@@ -96,7 +104,21 @@ fn object_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRecord> {
         content_type: row.get(3)?,
         cache_control: row.get(4)?,
         metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        etag: row.get(6)?,
     })
+}
+
+/// Journals made before rows kept an ETag gain the column, empty in their rows.
+pub(super) fn add_etag_column(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('objects') WHERE name = 'etag'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !present {
+        conn.execute_batch("ALTER TABLE objects ADD COLUMN etag TEXT")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,6 +133,7 @@ mod tests {
             content_type: "image/png".into(),
             cache_control: "public, max-age=86400".into(),
             metadata: [("a".to_string(), "b".to_string())].into(),
+            etag: Some("1f-2a-4".into()),
         }
     }
 
@@ -144,5 +167,28 @@ mod tests {
         let page = j.objects_between("file:///y", "a/", "a/z").await.unwrap();
         assert_eq!(page.len(), 2);
         assert_eq!(page["a/c.png"], record(3));
+    }
+
+    #[tokio::test]
+    async fn a_journal_from_before_etags_gains_the_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE objects (store TEXT NOT NULL, key TEXT NOT NULL,
+             size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+             content_type TEXT NOT NULL, cache_control TEXT NOT NULL, metadata TEXT NOT NULL,
+             PRIMARY KEY (store, key)) WITHOUT ROWID;
+             INSERT INTO objects VALUES ('s', 'k', 7, 42, 'ab', 'image/png', 'no-cache', '{}');",
+        )
+        .unwrap();
+        drop(old);
+        let j = Journal::open(&path).unwrap();
+        let row = j.get_object("s", "k").await.unwrap().unwrap();
+        assert_eq!((row.size, row.sha256.as_str(), row.etag), (7, "ab", None));
+        j.put_object("s", "n", record(5)).await.unwrap();
+        assert_eq!(j.get_object("s", "n").await.unwrap(), Some(record(5)));
+        drop(j);
+        Journal::open(&path).unwrap(); // the column is added once
     }
 }

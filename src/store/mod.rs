@@ -75,6 +75,29 @@ enum Ranged {
     Nothing { size: u64 },
 }
 
+/// Whether a file store's journal row is about the file `meta` describes.
+fn describes(record: &ObjectRecord, meta: &ObjectMeta) -> bool {
+    record.size == meta.size
+        && record.mtime_ns == mtime_ns(meta)
+        && (record.etag.is_none() || record.etag == meta.e_tag)
+}
+
+/// The ETag object_store's file store gives a file (`"inode-mtime µs-size"`, in hex),
+/// for files this store lists itself; a test holds the two to the same format.
+fn file_etag(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{inode:x}-{mtime:x}-{:x}\"", meta.len())
+}
+
 /// Modification time of a stored object in nanoseconds since the epoch, as the journal
 /// records it.
 fn mtime_ns(meta: &ObjectMeta) -> i64 {
@@ -320,8 +343,7 @@ impl Store {
             metadata: BTreeMap::new(),
         };
         if self.index.is_some() {
-            if let Some(r) = record.filter(|r| r.size == meta.size && r.mtime_ns == mtime_ns(meta))
-            {
+            if let Some(r) = record.filter(|r| describes(r, meta)) {
                 info.sha256 = Some(r.sha256);
                 info.content_type = r.content_type;
                 info.cache_control = r.cache_control;
@@ -465,42 +487,56 @@ impl Store {
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard_read(from).await?;
         self.guard_write(to).await?;
+        let record = self.moving_record(from).await?;
         if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
         }
-        self.reindex(from, to).await?;
+        self.reindex(to, record).await?;
         self.head(to).await
     }
 
     pub async fn rename(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard(from).await?;
         self.guard(to).await?;
+        let record = self.moving_record(from).await?;
         if let Err(e) = self.inner.rename(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
         }
-        self.reindex(from, to).await?;
+        self.reindex(to, record).await?;
         if let Some(index) = &self.index {
             index.delete_object(&self.name, from.as_str()).await?;
         }
         self.head(to).await
     }
 
-    /// File stores: the copy is a new file, so its journal row is the source's with the
-    /// copy's own size and mtime.
-    async fn reindex(&self, from: &Key, to: &Key) -> Result<()> {
+    /// File stores: the journal row of the file at `from`, if it describes that file
+    /// (its size and mtime), taken before a copy or rename moves it.
+    async fn moving_record(&self, from: &Key) -> Result<Option<ObjectRecord>> {
+        let Some(index) = &self.index else {
+            return Ok(None);
+        };
+        let record = index.get_object(&self.name, from.as_str()).await?;
+        let meta = match self.inner.head(&Self::path(from)).await {
+            Ok(meta) => meta,
+            Err(e) => return Err(self.fail(e, from).await),
+        };
+        Ok(record.filter(|r| describes(r, &meta)))
+    }
+
+    /// File stores: a copy is a hard link and a rename keeps the file, so the moved
+    /// file has the source's size and mtime, and the source's row describes it as is.
+    /// Taking the mtime from `to` afterwards would pair one file's SHA-256 with another
+    /// file's mtime when a concurrent write replaced `to` in between, and every read
+    /// of it would then fail `INTEGRITY`; a row whose file was replaced just no longer
+    /// matches, and reads go unchecked until the next write.
+    async fn reindex(&self, to: &Key, record: Option<ObjectRecord>) -> Result<()> {
         let Some(index) = &self.index else {
             return Ok(());
         };
-        let Some(mut record) = index.get_object(&self.name, from.as_str()).await? else {
-            return index.delete_object(&self.name, to.as_str()).await;
-        };
-        let meta = self
-            .inner
-            .head(&Self::path(to))
-            .await
-            .map_err(|e| self.map(e, to))?;
-        record.mtime_ns = mtime_ns(&meta);
-        index.put_object(&self.name, to.as_str(), record).await
+        match record {
+            Some(record) => index.put_object(&self.name, to.as_str(), record).await,
+            None => index.delete_object(&self.name, to.as_str()).await,
+        }
     }
 
     /// One page of keys under `prefix` in byte order, after `start_after`.
@@ -557,7 +593,7 @@ impl Store {
                     location: Self::path(&key),
                     last_modified: meta.modified().map(Into::into).unwrap_or_default(),
                     size: meta.len(),
-                    e_tag: None,
+                    e_tag: Some(file_etag(&meta)),
                     version: None,
                 };
                 (key, meta)

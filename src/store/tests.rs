@@ -211,3 +211,19 @@ async fn a_download_that_cannot_be_placed_leaves_no_temporary_file() {
     let err = store.get_to_file(&key, &dest, None).await.unwrap_err();
     assert_eq!(err.code(), "INVALID_CONFIG", "{err}");
 }
+
+#[tokio::test]
+async fn listed_files_carry_the_etag_object_store_gives_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let path = object_store::path::Path::from("a.bin");
+    store
+        .put(&path, PutPayload::from_static(b"bytes"))
+        .await
+        .unwrap();
+    let meta = std::fs::metadata(dir.path().join("a.bin")).unwrap();
+    assert_eq!(
+        Some(file_etag(&meta)),
+        store.head(&path).await.unwrap().e_tag
+    );
+}

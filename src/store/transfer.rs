@@ -99,7 +99,7 @@ impl Store {
             Err(e) => return Err(self.fail(e, key).await),
         };
         self.seen();
-        self.record(key, opts, &sha256, size).await?;
+        self.record(key, opts, &sha256, size, &result.e_tag).await?;
         Ok(Written {
             size,
             sha256,
@@ -156,7 +156,8 @@ impl Store {
             Ok(r) => r,
             Err(e) => return Err(self.fail(e, key).await),
         };
-        self.record(key, opts, &expected.1, expected.0).await?;
+        self.record(key, opts, &expected.1, expected.0, &result.e_tag)
+            .await?;
         Ok(Written {
             size: expected.0,
             sha256: expected.1.clone(),
@@ -307,18 +308,31 @@ impl Store {
         a
     }
 
-    async fn record(&self, key: &Key, opts: &PutOptions, sha256: &str, size: u64) -> Result<()> {
+    /// A row pairs the SHA-256 with the size and mtime of the file that holds those
+    /// bytes. The file at `key` is the one just written only if its ETag (inode, mtime,
+    /// size) is the write's: a concurrent write or copy may have replaced it already,
+    /// and pairing this hash with that file's mtime would make every read of the key
+    /// fail `INTEGRITY`. Then no row is written; the replacing write records its own.
+    async fn record(
+        &self,
+        key: &Key,
+        opts: &PutOptions,
+        sha256: &str,
+        size: u64,
+        written: &Option<String>,
+    ) -> Result<()> {
         let Some(index) = &self.index else {
             return Ok(());
         };
-        let meta = self
-            .inner
-            .head(&Self::path(key))
-            .await
-            .map_err(|e| self.map(e, key))?;
+        let meta = match self.inner.head(&Self::path(key)).await {
+            Ok(meta) if meta.e_tag == *written => meta,
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(self.map(e, key)),
+        };
         let record = ObjectRecord {
             size,
             mtime_ns: super::mtime_ns(&meta),
+            etag: meta.e_tag.clone(),
             sha256: sha256.to_owned(),
             content_type: content_type(key, opts),
             cache_control: cache_control(key, opts),
