@@ -53,6 +53,14 @@ pub fn options<T: Default>(arg: Option<Arg<T>>) -> Result<T> {
     arg.map_or_else(|| Ok(T::default()), Arg::options)
 }
 
+impl Arg<f64> {
+    /// A byte offset or an id: a whole number up to 2⁵³ − 1.
+    pub fn safe_integer(self, name: &str) -> Result<u64> {
+        self.config(name, "a number")
+            .and_then(|n| super::numbers::safe_integer(name, n))
+    }
+}
+
 impl Arg<String> {
     /// A key: `INVALID_KEY` when it is not a string, or breaks a rule of [`Key::parse`].
     pub fn key(self, name: &str) -> Result<Key> {

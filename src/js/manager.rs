@@ -181,9 +181,7 @@ impl StorageManager {
         #[napi(ts_arg_type = "number")] end_exclusive: Arg<f64>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key.key("key");
-        let start = start
-            .config("start", "a number")
-            .and_then(|n| safe_integer("start", n));
+        let start = start.safe_integer("start");
         let end = end_exclusive
             .config("endExclusive", "a number")
             .and_then(|n| range_end("endExclusive", n));

@@ -10,7 +10,7 @@ use napi_derive::napi;
 use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
-use super::numbers::{safe_integer, u32_in, u64_option, whole_u32};
+use super::numbers::{u32_in, u64_option, whole_u32};
 use crate::config::CONCURRENCY;
 use crate::dual::Side;
 use crate::error::{Error, Result};
@@ -267,9 +267,7 @@ impl StorageManager {
         env: &'env Env,
         #[napi(ts_arg_type = "number")] id: Arg<f64>,
     ) -> napi::Result<PromiseRaw<'env, RollbackReport>> {
-        let id = id
-            .config("id", "a number")
-            .and_then(|n| safe_integer("id", n));
+        let id = id.safe_integer("id");
         let storage = self.storage();
         promise(
             env,
