@@ -38,13 +38,11 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<ObjectInfo>>,
     {
-        let sides = self.write_sides();
-        // A local copy is staged under `name#n` first, so its name is limited as a
-        // `put`'s is, and refused before either side runs: the cloud would take the new
-        // name and the local side fail. A local rename stages nothing.
-        if !moves && sides.iter().any(|(_, store)| store.local_path().is_some()) {
-            to.check_local_write()?;
+        // A local copy is staged as a `put` is; a local rename stages nothing.
+        if !moves {
+            self.check_local_name(to)?;
         }
+        let sides = self.write_sides();
         // Onto itself nothing moves, and the key's lock cannot be taken twice.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
         let _locks = match journalled {

@@ -23,21 +23,27 @@ use crate::store::progress::{Progress, ProgressFn};
 impl Storage {
     fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
         validate_metadata(&opts.metadata)?;
-        // Refused before either side is written: the cloud would take the object and
-        // the local side fail, for a repair that could never succeed.
-        let writes_locally = self
-            .write_sides()
-            .iter()
-            .any(|(_, store)| store.local_path().is_some());
-        if writes_locally {
-            key.check_local_write()?;
-        }
+        self.check_local_name(key)?;
         if opts.cache_control.is_none() {
             opts.cache_control = key
                 .extension()
                 .and_then(|ext| self.cache_control.get(&ext).cloned());
         }
         Ok(opts)
+    }
+
+    /// A name a local folder cannot be written under (staged as `name#n`) is refused
+    /// before either side runs: the cloud would take the object and the local side
+    /// fail, for a repair that could never succeed.
+    pub(super) fn check_local_name(&self, key: &Key) -> Result<()> {
+        let writes_locally = self
+            .write_sides()
+            .iter()
+            .any(|(_, store)| store.local_path().is_some());
+        match writes_locally {
+            true => key.check_local_write(),
+            false => Ok(()),
+        }
     }
 
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<PutResult> {
