@@ -4,7 +4,7 @@ const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, servers, s3Options } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, servers, s3Options } = require('./helpers')
 
 const BIN = path.join(__dirname, '..', 'bin', 'stowage.js')
 
@@ -27,13 +27,6 @@ function cli(args, env = s3Env()) {
       resolve({ code: err ? err.code : 0, stdout, stderr })
     })
   })
-}
-
-function writeTree(root, files) {
-  for (const [key, data] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true })
-    fs.writeFileSync(path.join(root, key), data)
-  }
 }
 
 function tree(prefix, n) {

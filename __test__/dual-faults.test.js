@@ -6,23 +6,7 @@ const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes } = require('./helpers')
-
-function s3OptionsFor(info) {
-  return {
-    cloud: `s3://${info.bucket}`,
-    cloudOptions: {
-      endpoint: info.endpoint,
-      region: info.region,
-      accessKeyId: info.accessKeyId,
-      secretAccessKey: info.secretAccessKey,
-      allowHttp: true,
-      maxRetries: 1,
-      retryTimeoutMs: 500,
-      requestTimeoutMs: 5000,
-    },
-  }
-}
+const { tmpDir, sha256, bytes, s3OptionsFor } = require('./helpers')
 
 /** Every key under `prefix` on each side, with its SHA-256 computed from the bytes. */
 async function snapshot(storage, prefix) {

@@ -29,11 +29,25 @@ function bytes(n, seed = 1) {
   return out
 }
 
+/** When legacy trees were written: long enough ago that a file's mtime shows any
+ * rewrite (a file modified within the last 2 s is one stowage re-checks by content). */
+const LEGACY_MTIME = new Date('2024-01-02T03:04:05Z')
+
+/** Writes `files` ({ key: Buffer }) under `root` with plain fs, as a legacy app did. */
+function writeTree(root, files, mtime = LEGACY_MTIME) {
+  for (const [key, data] of Object.entries(files)) {
+    const file = path.join(root, key)
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file, data)
+    fs.utimesSync(file, mtime, mtime)
+  }
+}
+
 /** A unique prefix per test run, so stores shared by several suites never collide. */
 const runPrefix = (label) => `${label}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`
 
-function s3Options(extra = {}) {
-  const s3 = servers().s3
+/** Manager options for the S3 server `s3` (the suites' shared one by default). */
+function s3Options(extra = {}, s3 = servers().s3) {
   return {
     cloud: `s3://${s3.bucket}`,
     cloudOptions: {
@@ -80,6 +94,9 @@ function s3ObjectFile(key) {
   return path.join(s3.dir, s3.bucket, key)
 }
 
+/** Options for a test's own S3 server, which it stops and starts: quick to give up. */
+const s3OptionsFor = (info) => s3Options({ retryTimeoutMs: 500, requestTimeoutMs: 5000 }, info)
+
 /** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
  * as bit rot would. */
 function flipByteKeepingMtime(file, offset) {
@@ -95,4 +112,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime }
+module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime }

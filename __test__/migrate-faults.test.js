@@ -7,16 +7,10 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, flipByteKeepingMtime } = require('./helpers')
+const { startS3 } = require('./servers/servers')
 
 const MIGRATOR = path.join(__dirname, 'fixtures', 'migrator.js')
-
-function writeTree(root, files) {
-  for (const [key, data] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true })
-    fs.writeFileSync(path.join(root, key), data)
-  }
-}
 
 /** Runs the migrator; kills it with SIGKILL after `killAfterMs` unless it ends first. */
 function runMigrator(config, { killAfterMs, uid, gid } = {}) {
@@ -105,6 +99,59 @@ test('a migrating process killed with SIGKILL 20 times loses nothing, and a re-r
     expect(`${key} ${sha256(fs.readFileSync(path.join(local, key)))}`).toBe(`${key} ${sha256(data)}`)
   }
 }, 400000)
+
+/** The local addresses of this machine's established TCP connections to `port`. */
+function connectionsTo(port) {
+  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  return fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[2]?.endsWith(remote) && fields[3] === '01')
+    .map((fields) => fields[1])
+}
+
+/** Resolves once a connection to `port` that is not in `before` is established: with
+ * the server stopped, the client's request is then in flight. */
+async function newConnectionTo(port, before) {
+  while (connectionsTo(port).every((local) => before.includes(local))) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+test('a source rewritten in place while its upload is in flight, keeping size and mtime, fails INTEGRITY and is not deleted', async () => {
+  const server = await startS3(path.join(tmpDir('s3-stopped'), 'data'))
+  const local = tmpDir('mig-inflight')
+  const key = `${runPrefix('inflight')}/scan.bin`
+  const file = path.join(local, key)
+  writeTree(local, { [key]: bytes(10 * 1024, 7) }, new Date())
+  const storage = new StorageManager({ local, mode: 'local', ...s3OptionsFor(server.info) })
+  try {
+    // The file is read, then its PUT waits on the stopped server while the app
+    // rewrites it within the same mtime tick.
+    server.child.kill('SIGSTOP')
+    // The startup probe's connection may not have closed yet.
+    const before = connectionsTo(server.info.port)
+    const job = storage.migrate({ prefix: key, deleteSource: true })
+    await newConnectionTo(server.info.port, before)
+    flipByteKeepingMtime(file, 5)
+    const rewritten = fs.readFileSync(file)
+    server.child.kill('SIGCONT')
+    const report = await job.done
+    expect(report.failed).toEqual([{ key, code: 'INTEGRITY', message: `integrity check failed: ${key} changed while it was copied` }])
+    expect(sha256(fs.readFileSync(file))).toBe(sha256(rewritten))
+
+    // Not recorded: the next run copies the new bytes, and only then deletes the source.
+    expect(await storage.migrate({ prefix: key, deleteSource: true }).done).toMatchObject({ copied: 1, failedCount: 0 })
+    expect(fs.existsSync(file)).toBe(false)
+    const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3OptionsFor(server.info) })
+    expect(sha256(await cloud.get(key))).toBe(sha256(rewritten))
+  } finally {
+    server.child.kill('SIGCONT')
+    await storage.close()
+    await server.stop()
+  }
+})
 
 /** uid/gid of `nobody`, so the permission bits apply (the tests may run as root). */
 function nobody() {

@@ -5,15 +5,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, s3Options } = require('./helpers')
-
-/** Writes `files` ({ key: Buffer }) under `root` with plain fs, as a legacy app would. */
-function writeTree(root, files) {
-  for (const [key, data] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, key)), { recursive: true })
-    fs.writeFileSync(path.join(root, key), data)
-  }
-}
+const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, flipByteKeepingMtime } = require('./helpers')
 
 /** `n` files under `prefix/`, sizes 0 … ~64 KiB, and `large` 12 MiB ones (above the in-memory limit). */
 function corpus(prefix, n, large = 0) {
@@ -101,7 +93,8 @@ test('objects a dual write already put in the cloud are verified in place, not c
   expect(report).toMatchObject({ copied: 6, skipped: 7, failedCount: 0 })
   expect(events.filter((e) => e.type === 'migrated').map((e) => e.key).sort()).toEqual([...Object.keys(legacy), `${prefix}/new/3.bin`].sort())
   await expectInCloud({ ...legacy, ...written })
-  // Recorded as verified: the next run skips all 13 without a request per object.
+  // Recorded as verified: the next run skips all 13. (The 8 written just now are
+  // checked in place again: their mtimes are too recent to vouch for their bytes.)
   expect(await migrating.migrate({ prefix: `${prefix}/` }).done).toMatchObject({ copied: 0, skipped: 13 })
 })
 
@@ -216,6 +209,35 @@ test('a file that vanished or changed during the job fails alone, with a code, a
   const next = await storage.migrate({ prefix: `${prefix}/` }).done
   expect(next).toMatchObject({ copied: 1, skipped: 10, failedCount: 0 })
   await expectInCloud({ [`${prefix}/z-changed.bin`]: changed })
+})
+
+test('a re-run copies again a source rewritten with the same size and mtime; deleteSource never drops the new bytes', async () => {
+  const local = tmpDir('mig-racy')
+  const prefix = runPrefix('racy')
+  // Written just now: a rewrite within the same clock tick would keep its mtime.
+  const inPlace = `${prefix}/in-place.bin`
+  // Old, then replaced by a rename with the same mtime, as `rsync -a` does.
+  const replaced = `${prefix}/replaced.bin`
+  writeTree(local, { [inPlace]: bytes(8192, 1) }, new Date())
+  writeTree(local, { [replaced]: bytes(8192, 2) })
+  const old = fs.statSync(path.join(local, replaced)).mtime
+  const storage = manager(local)
+  expect(await storage.migrate({ prefix: `${prefix}/` }).done).toMatchObject({ copied: 2, failedCount: 0 })
+
+  flipByteKeepingMtime(path.join(local, inPlace), 100)
+  const temp = path.join(local, 'replaced.tmp')
+  fs.writeFileSync(temp, bytes(8192, 3))
+  fs.utimesSync(temp, old, old)
+  fs.renameSync(temp, path.join(local, replaced))
+  const now = Object.fromEntries([inPlace, replaced].map((k) => [k, fs.readFileSync(path.join(local, k))]))
+
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ copied: 2, skipped: 0, failedCount: 0 })
+  await expectInCloud(now)
+  expect(await storage.rollback(report.id)).toEqual({ restored: 2, failed: [] })
+  for (const [key, data] of Object.entries(now)) {
+    expect(`${key} ${sha256(fs.readFileSync(path.join(local, key)))}`).toBe(`${key} ${sha256(data)}`)
+  }
 })
 
 test('deleteSource removes each file only after its verified copy; rollback restores them all', async () => {

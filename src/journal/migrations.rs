@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS migrated (
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     source_deleted INTEGER NOT NULL DEFAULT 0,
+    etag TEXT,
+    racy INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (source, target, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS migrated_deleted ON migrated (migration, key) WHERE source_deleted = 1;
@@ -41,13 +43,19 @@ pub struct MigrationScope {
     pub scope: String,
 }
 
-/// A verified copy: the source's size and mtime when it was copied, and its SHA-256.
+/// A verified copy: the source's size, mtime and ETag when it was copied, and its
+/// SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigratedRow {
     pub key: String,
     pub size: u64,
     pub mtime_ns: i64,
     pub sha256: String,
+    /// `None` in rows from before ETags were kept.
+    pub etag: Option<String>,
+    /// The source's mtime was too recent when it was copied to tell a later rewrite
+    /// (`ObjectInfo::racy_at`), so size, mtime and ETag cannot vouch for it.
+    pub racy: bool,
 }
 
 impl Journal {
@@ -112,7 +120,7 @@ impl Journal {
         let args = [source, target, first, last].map(str::to_owned);
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT key, size, mtime_ns, sha256 FROM migrated
+                "SELECT key, size, mtime_ns, sha256, etag, racy FROM migrated
                  WHERE source = ?1 AND target = ?2 AND key >= ?3 AND key <= ?4",
             )?
             .query_map(params![args[0], args[1], args[2], args[3]], migrated_row)?
@@ -133,8 +141,9 @@ impl Journal {
         self.run(move |c| {
             c.prepare_cached(
                 "INSERT OR REPLACE INTO migrated
-                 (source, target, key, migration, size, mtime_ns, sha256, source_deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                 (source, target, key, migration, size, mtime_ns, sha256, etag, racy,
+                  source_deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
             )?
             .execute(params![
                 source,
@@ -143,7 +152,9 @@ impl Journal {
                 migration,
                 row.size as i64,
                 row.mtime_ns,
-                row.sha256
+                row.sha256,
+                row.etag,
+                row.racy
             ])
             .map(drop)
         })
@@ -182,7 +193,7 @@ impl Journal {
         let after = after.to_owned();
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT key, size, mtime_ns, sha256 FROM migrated
+                "SELECT key, size, mtime_ns, sha256, etag, racy FROM migrated
                  WHERE migration = ?1 AND source_deleted = 1 AND key > ?2
                  ORDER BY key LIMIT ?3",
             )?
@@ -199,6 +210,8 @@ fn migrated_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MigratedRow> {
         size: r.get::<_, i64>(1)? as u64,
         mtime_ns: r.get(2)?,
         sha256: r.get(3)?,
+        etag: r.get(4)?,
+        racy: r.get(5)?,
     })
 }
 
@@ -212,6 +225,8 @@ mod tests {
             size: 3,
             mtime_ns: 7,
             sha256: "ab".repeat(32),
+            etag: Some(format!("{}-7-3", key.len())),
+            racy: key.ends_with('2'),
         }
     }
 
@@ -252,5 +267,31 @@ mod tests {
         assert_eq!(j.deleted_by(id, "", 10).await.unwrap(), vec![row("x/2")]);
         j.finish_migration(id).await.unwrap();
         assert_ne!(j.begin_migration(scope).await.unwrap(), id);
+    }
+
+    #[tokio::test]
+    async fn rows_from_before_etags_match_by_size_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE migrated (source TEXT NOT NULL, target TEXT NOT NULL,
+             key TEXT NOT NULL, migration INTEGER NOT NULL, size INTEGER NOT NULL,
+             mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+             source_deleted INTEGER NOT NULL DEFAULT 0,
+             PRIMARY KEY (source, target, key)) WITHOUT ROWID;
+             INSERT INTO migrated VALUES ('a', 'b', 'k', 1, 3, 7, 'ab', 0);",
+        )
+        .unwrap();
+        drop(old);
+        let j = Journal::open(&path).unwrap();
+        let page = j.migrated_between("a", "b", "k", "k").await.unwrap();
+        let expected = MigratedRow {
+            etag: None,
+            racy: false,
+            sha256: "ab".into(),
+            ..row("k")
+        };
+        assert_eq!(page["k"], expected);
     }
 }

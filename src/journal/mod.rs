@@ -34,6 +34,26 @@ CREATE TABLE IF NOT EXISTS objects (
 ) WITHOUT ROWID;
 ";
 
+/// Journals made before `table` had `column` gain it, with its default in their rows.
+fn add_column(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    declaration: &str,
+) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+        ))?;
+    }
+    Ok(())
+}
+
 /// A shared handle; every call runs on a blocking thread, never on the event loop.
 #[derive(Clone)]
 pub struct Journal {
@@ -60,9 +80,11 @@ impl Journal {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
-        .and_then(|_| objects::add_etag_column(&conn))
+        .and_then(|_| add_column(&conn, "objects", "etag", "TEXT"))
         .and_then(|_| conn.execute_batch(repairs::REPAIRS_SCHEMA))
         .and_then(|_| conn.execute_batch(migrations::MIGRATIONS_SCHEMA))
+        .and_then(|_| add_column(&conn, "migrated", "etag", "TEXT"))
+        .and_then(|_| add_column(&conn, "migrated", "racy", "INTEGER NOT NULL DEFAULT 0"))
         .and_then(|_| conn.execute_batch(tiers::TIERS_SCHEMA))
         .map_err(|e| sqlite_error(path, e))?;
         Ok(Journal {

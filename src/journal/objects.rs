@@ -108,19 +108,6 @@ fn object_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRecord> {
     })
 }
 
-/// Journals made before rows kept an ETag gain the column, empty in their rows.
-pub(super) fn add_etag_column(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let present: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('objects') WHERE name = 'etag'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !present {
-        conn.execute_batch("ALTER TABLE objects ADD COLUMN etag TEXT")?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

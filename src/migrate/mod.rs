@@ -12,7 +12,7 @@ mod shard;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -476,22 +476,32 @@ impl Job {
     /// Copies, verifies, records, and (with `deleteSource`) deletes the source, under
     /// the key's lock so an app write to the same key cannot interleave. Returns
     /// whether bytes were copied: a target that already holds the object with the
-    /// source's recorded SHA-256 (a dual write, say) is verified in place instead.
+    /// source's recorded SHA-256 (a dual write, say) is verified in place instead, if
+    /// the source is still that object.
     async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
         let _lock = self.storage.lock_key(info.key.as_str()).await;
+        let started = SystemTime::now();
+        let racy = info.racy_at(started);
         let row = |size, sha256| MigratedRow {
             key: info.key.to_string(),
             size,
             mtime_ns: info.mtime_ns(),
             sha256,
+            etag: info.etag.clone(),
+            racy,
         };
         let held = match &info.sha256 {
             Some(sha256) => {
                 let held = row(info.size, sha256.clone());
-                verify(sides.to, &info.key, &held, self.opts.verify)
+                let in_place = verify(sides.to, &info.key, &held, self.opts.verify)
                     .await
-                    .ok()
-                    .map(|()| held)
+                    .is_ok()
+                    && sides
+                        .from
+                        .check_unchanged(info, started, sha256)
+                        .await
+                        .is_ok();
+                in_place.then_some(held)
             }
             None => None,
         };
@@ -565,9 +575,13 @@ impl Job {
     }
 }
 
+/// Whether the source is still the object an earlier run copied. A racy row cannot
+/// vouch for that, so its key is copied (or verified in place) again.
 fn unchanged(info: &ObjectInfo, row: &MigratedRow) -> bool {
-    info.size == row.size
+    !row.racy
+        && info.size == row.size
         && info.mtime_ns() == row.mtime_ns
+        && (row.etag.is_none() || row.etag == info.etag)
         && info.sha256.as_ref().is_none_or(|s| *s == row.sha256)
 }
 
@@ -596,4 +610,52 @@ async fn verify(to: &Store, key: &Key, row: &MigratedRow, mode: Verify) -> Resul
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn listed(etag: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: Key::parse("a/b.bin").unwrap(),
+            size: 3,
+            last_modified: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            etag: Some(etag.into()),
+            content_type: String::new(),
+            cache_control: String::new(),
+            sha256: None,
+            metadata: Default::default(),
+        }
+    }
+
+    fn copied(info: &ObjectInfo, copied_at: SystemTime) -> MigratedRow {
+        MigratedRow {
+            key: info.key.to_string(),
+            size: info.size,
+            mtime_ns: info.mtime_ns(),
+            sha256: "ab".repeat(32),
+            etag: info.etag.clone(),
+            racy: info.racy_at(copied_at),
+        }
+    }
+
+    #[test]
+    fn a_row_vouches_for_its_source_only_when_mtime_and_etag_can_tell() {
+        let info = listed("1f-2a-3");
+        let later = info.last_modified + Duration::from_secs(60);
+        assert!(unchanged(&info, &copied(&info, later)));
+        // Copied within the mtime's clock tick: a rewrite could keep size and mtime.
+        assert!(!unchanged(&info, &copied(&info, info.last_modified)));
+        // Replaced by another file (another inode) with the same size and mtime.
+        assert!(!unchanged(&listed("20-2a-3"), &copied(&info, later)));
+        // Rows from before ETags were kept match by size and mtime.
+        let old = MigratedRow {
+            etag: None,
+            ..copied(&info, later)
+        };
+        assert!(unchanged(&listed("20-2a-3"), &old));
+    }
 }

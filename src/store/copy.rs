@@ -2,6 +2,7 @@
 //! so that repairs, migrations and tier moves share one careful path.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use object_store::ObjectStoreExt;
 
@@ -16,6 +17,8 @@ impl Store {
     /// source's content type, cache control and metadata. Fails with `INTEGRITY` when
     /// the bytes read disagree with the source's recorded size or SHA-256, or when a
     /// source file changed while it was copied; the caller must then not trust `to`.
+    /// A source file modified too recently for its mtime to tell (see
+    /// [`ObjectInfo::racy_at`]) is hashed again after the copy.
     /// `temp_dir` holds downloads of large objects from non-file stores.
     pub async fn copy_to(
         &self,
@@ -25,6 +28,7 @@ impl Store {
         temp_dir: &Path,
     ) -> Result<Written> {
         let key = &info.key;
+        let started = SystemTime::now();
         let opts = PutOptions {
             content_type: Some(info.content_type.clone()),
             cache_control: Some(info.cache_control.clone()),
@@ -47,7 +51,7 @@ impl Store {
             self.copy_through_file(to, info, &opts, cfg, temp_dir)
                 .await?
         };
-        self.check_unchanged(info).await?;
+        self.check_unchanged(info, started, &written.sha256).await?;
         Ok(written)
     }
 
@@ -79,21 +83,33 @@ impl Store {
         result
     }
 
-    /// A file store's file may be rewritten behind stowage's back while it is copied;
-    /// its size and mtime afterwards must be those the copy started from.
-    async fn check_unchanged(&self, info: &ObjectInfo) -> Result<()> {
-        if self.local.is_none() {
+    /// A file store's file may be rewritten behind stowage's back while it is copied:
+    /// afterwards its size, mtime and ETag (inode included) must be those the copy
+    /// started from, and a file whose mtime was too recent at `started` to show a
+    /// rewrite must still hash to `sha256`. Other stores' objects are not checked.
+    pub(crate) async fn check_unchanged(
+        &self,
+        info: &ObjectInfo,
+        started: SystemTime,
+        sha256: &str,
+    ) -> Result<()> {
+        let Some(root) = self.local_path() else {
             return Ok(());
-        }
+        };
+        let changed = || Error::Integrity(format!("{} changed while it was copied", info.key));
         let now = match self.inner.head(&Self::path(&info.key)).await {
             Ok(meta) => meta,
             Err(e) => return Err(self.fail(e, &info.key).await),
         };
-        if now.size != info.size || super::mtime_ns(&now) != info.mtime_ns() {
-            return Err(Error::Integrity(format!(
-                "{} changed while it was copied",
-                info.key
-            )));
+        let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if a != b);
+        if now.size != info.size || super::mtime_ns(&now) != info.mtime_ns() || replaced {
+            return Err(changed());
+        }
+        if info.racy_at(started) {
+            let (size, now_sha256) = hash_file(root.join(info.key.as_str())).await?;
+            if size != info.size || now_sha256 != sha256 {
+                return Err(changed());
+            }
         }
         Ok(())
     }

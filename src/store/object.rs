@@ -1,7 +1,7 @@
 //! What the object API takes and returns, independent of the store behind it.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::key::Key;
 
@@ -26,7 +26,19 @@ impl ObjectInfo {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64)
     }
+
+    /// Whether a rewrite at `t` could leave the size and mtime as they are: file
+    /// systems stamp mtimes from a coarse clock, so a file rewritten within the same
+    /// tick as its mtime keeps it. Such a file can only be told apart by its bytes
+    /// (Git calls its index entries "racily clean" for the same reason).
+    pub fn racy_at(&self, t: SystemTime) -> bool {
+        self.last_modified + MTIME_GRANULARITY > t
+    }
 }
+
+/// The coarsest mtime clock stowage expects: FAT's 2 s (ext4 ticks every few ms,
+/// HFS+ and ext3 every second).
+const MTIME_GRANULARITY: Duration = Duration::from_secs(2);
 
 /// Headers and conditions of a write.
 #[derive(Debug, Clone, Default)]
