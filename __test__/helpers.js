@@ -97,6 +97,31 @@ function s3ObjectFile(key) {
 /** Options for a test's own S3 server, which it stops and starts: quick to give up. */
 const s3OptionsFor = (info) => s3Options({ retryTimeoutMs: 500, requestTimeoutMs: 5000 }, info)
 
+/** The local addresses of this machine's established TCP connections to `port`. */
+function connectionsTo(port) {
+  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`
+  return fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[2]?.endsWith(remote) && fields[3] === '01')
+    .map((fields) => fields[1])
+}
+
+/** Stops the test's own S3 server `server` (SIGSTOP) until `server.child.kill('SIGCONT')`.
+ * Returns a function that resolves once a new connection reached it: a request is
+ * then in flight, held until the server goes on. */
+function stopServer(server) {
+  server.child.kill('SIGSTOP')
+  // The startup probe's connection may not have closed yet.
+  const before = connectionsTo(server.info.port)
+  return async function requestHeld() {
+    while (connectionsTo(server.info.port).every((local) => before.includes(local))) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  }
+}
+
 /** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
  * as bit rot would. */
 function flipByteKeepingMtime(file, offset) {
@@ -112,4 +137,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime }
+module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime, stopServer }

@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, flipByteKeepingMtime } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, flipByteKeepingMtime, stopServer } = require('./helpers')
 const { startS3 } = require('./servers/servers')
 
 const MIGRATOR = path.join(__dirname, 'fixtures', 'migrator.js')
@@ -100,25 +100,6 @@ test('a migrating process killed with SIGKILL 20 times loses nothing, and a re-r
   }
 }, 400000)
 
-/** The local addresses of this machine's established TCP connections to `port`. */
-function connectionsTo(port) {
-  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`
-  return fs
-    .readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[2]?.endsWith(remote) && fields[3] === '01')
-    .map((fields) => fields[1])
-}
-
-/** Resolves once a connection to `port` that is not in `before` is established: with
- * the server stopped, the client's request is then in flight. */
-async function newConnectionTo(port, before) {
-  while (connectionsTo(port).every((local) => before.includes(local))) {
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
 test('a source rewritten in place while its upload is in flight, keeping size and mtime, fails INTEGRITY and is not deleted', async () => {
   const server = await startS3(path.join(tmpDir('s3-stopped'), 'data'))
   const local = tmpDir('mig-inflight')
@@ -129,11 +110,9 @@ test('a source rewritten in place while its upload is in flight, keeping size an
   try {
     // The file is read, then its PUT waits on the stopped server while the app
     // rewrites it within the same mtime tick.
-    server.child.kill('SIGSTOP')
-    // The startup probe's connection may not have closed yet.
-    const before = connectionsTo(server.info.port)
+    const requestHeld = stopServer(server)
     const job = storage.migrate({ prefix: key, deleteSource: true })
-    await newConnectionTo(server.info.port, before)
+    await requestHeld()
     flipByteKeepingMtime(file, 5)
     const rewritten = fs.readFileSync(file)
     server.child.kill('SIGCONT')

@@ -43,12 +43,10 @@ impl Storage {
             self.check_local_name(to)?;
         }
         let sides = self.write_sides();
-        // Onto itself nothing moves, and the key's lock cannot be taken twice.
+        // Both keys are written, so both are locked, as `put` locks its key.
+        let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await;
+        // Onto itself nothing moves.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
-        let _locks = match journalled {
-            true => Some(self.locks.lock_all([from.as_str(), to.as_str()]).await),
-            false => None,
-        };
         let copy = match journalled {
             true => {
                 let (_, source) = self.head(from).await?;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::join_all;
+use tokio::sync::MutexGuard;
 
 use super::Storage;
 use super::events::{Event, EventKind};
@@ -136,7 +137,7 @@ impl Storage {
         Fut: std::future::Future<Output = Result<Written>>,
     {
         let sides = self.write_sides();
-        let guard = self.begin(key, intent, sides.len()).await?;
+        let (_lock, guard) = self.begin(key, intent, sides.len()).await?;
         let results = join_all(
             sides
                 .iter()
@@ -185,7 +186,7 @@ impl Storage {
             .iter()
             .filter(|(s, _)| matches!(s, Side::Local | Side::Cloud))
             .count();
-        let guard = self.begin(key, RepairOp::Delete, journalled).await?;
+        let (_lock, guard) = self.begin(key, RepairOp::Delete, journalled).await?;
         let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
         let mut first_error = None;
         for ((side, _), result) in sides.iter().zip(results) {
@@ -219,30 +220,32 @@ impl Storage {
     }
 }
 
-/// A journalled dual write in progress: its row id, and the per-key lock that keeps
-/// a repair of the same key out until the write is settled or queued.
-pub(super) struct Intent<'a> {
+/// A journalled dual write in progress: its row in the journal.
+pub(super) struct Intent {
     pub id: i64,
-    /// `None` when the caller holds the key's lock itself.
-    _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl Storage {
-    /// Journals the intent when a write touches two sides; single-side writes need none.
-    async fn begin(&self, key: &Key, op: RepairOp, sides: usize) -> Result<Option<Intent<'_>>> {
-        if self.journal.is_none() || sides < 2 {
-            return Ok(None);
-        }
+    /// Takes the key's lock, held by the caller until its write is settled or queued
+    /// and its tier noted, so no repair, migration or tier move of the key interleaves
+    /// with it (a migration's or tier move's deletion of a source it copied before the
+    /// write would delete the written bytes). Journals the intent when the write
+    /// touches two sides; single-side writes need none.
+    async fn begin(
+        &self,
+        key: &Key,
+        op: RepairOp,
+        sides: usize,
+    ) -> Result<(MutexGuard<'_, ()>, Option<Intent>)> {
         let lock = self.locks.lock(key.as_str()).await;
-        let intent = self.record(key, op).await?;
-        Ok(Some(Intent {
-            _lock: Some(lock),
-            ..intent
-        }))
+        if self.journal.is_none() || sides < 2 {
+            return Ok((lock, None));
+        }
+        Ok((lock, Some(self.record(key, op).await?)))
     }
 
     /// Journals `op` for `key`, whose lock the caller holds.
-    pub(super) async fn record(&self, key: &Key, op: RepairOp) -> Result<Intent<'_>> {
+    pub(super) async fn record(&self, key: &Key, op: RepairOp) -> Result<Intent> {
         let journal = self
             .journal
             .as_ref()
@@ -252,10 +255,10 @@ impl Storage {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id);
-        Ok(Intent { id, _lock: None })
+        Ok(Intent { id })
     }
 
-    pub(super) async fn settle(&self, key: &Key, intent: Intent<'_>) -> Result<()> {
+    pub(super) async fn settle(&self, key: &Key, intent: Intent) -> Result<()> {
         let journal = self
             .journal
             .as_ref()
@@ -269,7 +272,7 @@ impl Storage {
     }
 
     /// The row stays; a journal failure here is not fatal, the row exists already.
-    pub(super) async fn queue(&self, intent: Intent<'_>, error: &Error) {
+    pub(super) async fn queue(&self, intent: Intent, error: &Error) {
         let journal = self
             .journal
             .as_ref()

@@ -1,0 +1,150 @@
+'use strict'
+// App writes racing the background work that copies a key and then deletes its source:
+// a migration with deleteSource and a tier move. In every mode a write of the key waits
+// for that work (and the work for the write), so no acknowledged write is deleted.
+// Each race is run twice: held open with a stopped server (SIGSTOP) at the worst
+// moment, and as a few seconds of writers against loops of that work.
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+const { StorageManager } = require('..')
+const { startS3 } = require('./servers/servers')
+const { tmpDir, sha256, bytes, writeTree, s3OptionsFor, stopServer } = require('./helpers')
+
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Starts `write` while the stopped `server` holds the background work's request, lets
+ * the server go on after 300 ms, and returns when the write resolved and when the
+ * server went on. */
+async function writeWhileStalled(server, write) {
+  let wrote
+  const written = write().then(() => {
+    wrote = process.hrtime.bigint()
+  })
+  await wait(300)
+  const resumed = process.hrtime.bigint()
+  server.child.kill('SIGCONT')
+  await written
+  return { wrote, resumed }
+}
+
+test('a put waits for the migration of its key: deleteSource deletes only the bytes it copied', async () => {
+  const server = await startS3(path.join(tmpDir('s3-race-mig'), 'data'))
+  const local = tmpDir('race-mig')
+  const key = 'scans/1.dcm'
+  writeTree(local, { [key]: bytes(10 * 1024, 1) })
+  const storage = new StorageManager({ local, mode: 'local', ...s3OptionsFor(server.info) })
+  const newer = bytes(10 * 1024, 2)
+  try {
+    // The migration's PUT waits on the stopped server, holding the key.
+    const requestHeld = stopServer(server)
+    const job = storage.migrate({ prefix: 'scans/', deleteSource: true })
+    await requestHeld()
+    const { wrote, resumed } = await writeWhileStalled(server, () => storage.put(key, newer))
+    expect(wrote > resumed).toBe(true)
+    expect(await job.done).toMatchObject({ copied: 1, failedCount: 0 })
+    expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(newer))
+    expect(sha256(await storage.get(key))).toBe(sha256(newer))
+  } finally {
+    server.child.kill('SIGCONT')
+    await storage.close()
+    await server.stop()
+  }
+})
+
+test('a put waits for the tier move of its key: the move never deletes the newer bytes', async () => {
+  const server = await startS3(path.join(tmpDir('s3-race-tier'), 'data'))
+  const hot = tmpDir('race-hot')
+  const storage = new StorageManager({
+    local: tmpDir('race-tier'),
+    cloud: `file://${hot}`,
+    mode: 'cloud',
+    tiers: { warm: `s3://${server.info.bucket}`, warmOptions: s3OptionsFor(server.info).cloudOptions },
+  })
+  const key = 'scans/2.dcm'
+  const newer = bytes(10 * 1024, 4)
+  try {
+    await storage.put(key, bytes(10 * 1024, 3))
+    // The move's PUT to the warm tier waits on the stopped server, holding the key.
+    const requestHeld = stopServer(server)
+    const moved = storage.setTier(key, 'warm')
+    await requestHeld()
+    const { wrote, resumed } = await writeWhileStalled(server, () => storage.put(key, newer))
+    expect(wrote > resumed).toBe(true)
+    await moved
+    expect(await storage.tierOf(key)).toBe('hot')
+    expect(sha256(fs.readFileSync(path.join(hot, key)))).toBe(sha256(newer))
+    expect(sha256(await storage.get(key))).toBe(sha256(newer))
+  } finally {
+    server.child.kill('SIGCONT')
+    await storage.close()
+    await server.stop()
+  }
+})
+
+/** Four writers, each with its own keys, put and delete versions for `ms` while
+ * `work` loops; returns each key's last acknowledged SHA-256 (null: deleted). */
+async function race(storage, ms, work) {
+  const keys = 40
+  const last = new Map()
+  let stop = false
+  const writer = async (w) => {
+    for (let v = 0; !stop; v++) {
+      const key = `k/${w + 4 * (v % (keys / 4))}.bin`
+      if (v % 13 === 12) {
+        await storage.delete(key)
+        last.set(key, null)
+      } else {
+        const data = crypto.randomBytes(1000 + (v % 50))
+        await storage.put(key, data)
+        last.set(key, sha256(data))
+      }
+    }
+  }
+  const worker = async () => {
+    while (!stop) await work()
+  }
+  const running = [0, 1, 2, 3].map(writer).concat([worker()])
+  await wait(ms)
+  stop = true
+  await Promise.all(running)
+  return last
+}
+
+async function expectLastVersions(storage, last) {
+  for (const [key, expected] of last) {
+    const got = await storage.get(key).then(sha256, (e) => (e.code === 'NOT_FOUND' ? null : e.code))
+    expect(`${key} ${got}`).toBe(`${key} ${expected}`)
+  }
+}
+
+test('writers racing migrations with deleteSource keep every last write, in each mode', async () => {
+  for (const mode of ['local', 'dual']) {
+    const local = tmpDir(`race-mig-${mode}`)
+    const storage = new StorageManager({ local, cloud: `file://${tmpDir('race-mig-cloud')}`, mode })
+    let copied = 0
+    const last = await race(storage, 3000, async () => {
+      copied += (await storage.migrate({ prefix: 'k/', deleteSource: true }).done).copied
+    })
+    expect(copied).toBeGreaterThan(0)
+    await expectLastVersions(storage, last)
+    await storage.close()
+  }
+})
+
+test('writers racing tier cycles keep every last write', async () => {
+  const storage = new StorageManager({
+    local: tmpDir('race-tiers'),
+    cloud: `file://${tmpDir('race-tiers-hot')}`,
+    mode: 'cloud',
+    tiers: { warm: `file://${tmpDir('race-tiers-warm')}`, policy: { hotToWarmDays: 1 } },
+  })
+  const later = new Date(Date.now() + 2 * 86_400_000)
+  let moved = 0
+  const last = await race(storage, 3000, async () => {
+    moved += (await storage.runTierCycle({ now: later })).toWarm
+  })
+  expect(moved).toBeGreaterThan(0)
+  await expectLastVersions(storage, last)
+  await storage.close()
+})
