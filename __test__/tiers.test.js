@@ -137,6 +137,37 @@ test('setTier moves one object now, verified, and back to hot', async () => {
   await expect(storage.tierOf('../x')).rejects.toMatchObject({ code: 'INVALID_KEY' })
 })
 
+test('copy and rename are writes: targets land hot and age; a source in a colder tier comes back first', async () => {
+  const storage = tiered()
+  const prefix = runPrefix('moves')
+  const files = await putAll(storage, prefix, 3)
+  const [warm, cold, hot] = Object.keys(files)
+  await storage.setTier(warm, 'warm')
+  await storage.setTier(cold, 'cold')
+
+  await storage.copy(warm, `${prefix}/copied.bin`)
+  await storage.rename(cold, `${prefix}/renamed-cold.bin`)
+  await storage.rename(hot, `${prefix}/renamed-hot.bin`)
+  const now = {
+    [warm]: files[warm],
+    [`${prefix}/copied.bin`]: files[warm],
+    [`${prefix}/renamed-cold.bin`]: files[cold],
+    [`${prefix}/renamed-hot.bin`]: files[hot],
+  }
+  await expectBytes(storage, now)
+  for (const key of Object.keys(now)) expect(`${key} ${await storage.tierOf(key)}`).toBe(`${key} hot`)
+  for (const gone of [cold, hot]) {
+    await expect(storage.get(gone)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(storage.tierOf(gone)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  }
+
+  // Tracked like writes: all four age on to the warm tier.
+  const cycle = await storage.runTierCycle({ now: new Date(Date.now() + 31 * DAY) })
+  expect(cycle).toMatchObject({ toWarm: 4, failed: [] })
+  for (const key of Object.keys(now)) expect(`${key} ${await storage.tierOf(key)}`).toBe(`${key} warm`)
+  await expectBytes(storage, now)
+})
+
 test('an unreachable tier fails moves in the report and in events, never by throwing; nothing is lost', async () => {
   const events = []
   const s3 = s3Options()

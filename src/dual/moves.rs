@@ -42,9 +42,30 @@ impl Storage {
         if !moves {
             self.check_local_name(to)?;
         }
-        let sides = self.write_sides();
         // Both keys are written, so both are locked, as `put` locks its key.
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await;
+        // Writes land in the hot tier, so a source in a colder one comes back first.
+        self.bring_hot(from).await?;
+        let moved = self.relocate_sides(from, to, moves, op).await?;
+        // The tier record is bookkeeping: the bytes are safely moved either way.
+        let _ = self.note_relocated(from, to, moved.1.size, moves).await;
+        Ok(moved)
+    }
+
+    /// [`Self::relocate`] on the write sides, journalled when there are two; the caller
+    /// holds both keys' locks.
+    async fn relocate_sides<'a, F, Fut>(
+        &'a self,
+        from: &Key,
+        to: &Key,
+        moves: bool,
+        op: F,
+    ) -> Result<(Side, ObjectInfo)>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: std::future::Future<Output = Result<ObjectInfo>>,
+    {
+        let sides = self.write_sides();
         // Onto itself nothing moves.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
         let copy = match journalled {

@@ -171,7 +171,9 @@ impl Storage {
         }
         let result = folded?;
         // The tier record is bookkeeping: the bytes are safely written either way.
-        let _ = self.note_write(key, result.written.size).await;
+        let _ = self
+            .note_write(key, result.written.size, crate::tier::now_ms())
+            .await;
         self.events
             .emit(|| Event::new(EventKind::Put, key.as_str()).size(result.written.size));
         Ok(result)

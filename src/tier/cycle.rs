@@ -149,12 +149,23 @@ impl Storage {
         from: Tier,
         to: Tier,
     ) -> Result<Option<u64>> {
+        let _lock = self.lock_key(&row.key).await;
+        self.move_locked(tiers, row, from, to).await
+    }
+
+    /// [`Self::move_tier`] for a caller that holds the key's lock.
+    pub(super) async fn move_locked(
+        &self,
+        tiers: &Tiers,
+        row: &TierRow,
+        from: Tier,
+        to: Tier,
+    ) -> Result<Option<u64>> {
         let journal = self.journal().expect("tiers need the journal");
         let (Some(source), Some(target)) = (self.tier_store(from), self.tier_store(to)) else {
             return Err(Error::config("tiers", "tier store missing"));
         };
         let key = Key::parse(&row.key)?;
-        let _lock = self.lock_key(key.as_str()).await;
         let result = async {
             let info = match source.head(&key).await {
                 Ok(info) => info,

@@ -196,8 +196,9 @@ impl Storage {
             .ok_or_else(|| Error::config("tiers", "no warm or cold tier is configured"))
     }
 
-    /// A write lands in the hot tier; a copy left in a colder tier is stale now.
-    pub(crate) async fn note_write(&self, key: &Key, size: u64) -> Result<()> {
+    /// A write lands in the hot tier, last accessed at `at_ms`; a copy left in a colder
+    /// tier is stale now.
+    pub(crate) async fn note_write(&self, key: &Key, size: u64, at_ms: i64) -> Result<()> {
         let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
             return Ok(());
         };
@@ -207,7 +208,7 @@ impl Storage {
                 key: key.to_string(),
                 tier: Tier::Hot.as_str().into(),
                 size,
-                last_access_ms: now_ms(),
+                last_access_ms: at_ms,
             })
             .await?;
         if let Some(stale) = before
@@ -218,6 +219,48 @@ impl Storage {
             stale.delete(key).await?;
         }
         Ok(())
+    }
+
+    /// A copy or rename landed `to` in the hot tier, as a write does. A rename keeps its
+    /// source's last access: moving a name is not using the object.
+    pub(crate) async fn note_relocated(
+        &self,
+        from: &Key,
+        to: &Key,
+        size: u64,
+        moves: bool,
+    ) -> Result<()> {
+        let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
+            return Ok(());
+        };
+        let mut accessed = None;
+        if moves && from != to {
+            accessed = journal
+                .tier_row(from.as_str())
+                .await?
+                .map(|r| r.last_access_ms);
+            journal.forget_tier(from.as_str()).await?;
+        }
+        self.note_write(to, size, accessed.unwrap_or_else(now_ms))
+            .await
+    }
+
+    /// Brings `key` back to the hot tier when the journal has it in a colder one, as a
+    /// copy or rename of it needs; the caller holds the key's lock.
+    pub(crate) async fn bring_hot(&self, key: &Key) -> Result<()> {
+        let (Some(tiers), Some(journal)) = (self.tiers(), self.journal()) else {
+            return Ok(());
+        };
+        let Some(row) = journal.tier_row(key.as_str()).await? else {
+            return Ok(());
+        };
+        match Tier::parse(&row.tier)? {
+            Tier::Hot => Ok(()),
+            colder => self
+                .move_locked(tiers, &row, colder, Tier::Hot)
+                .await
+                .map(drop),
+        }
     }
 
     /// Records a read; flushed to the journal in batches.
