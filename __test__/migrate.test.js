@@ -254,13 +254,17 @@ test('deleteSource removes each file only after its verified copy; rollback rest
   const key = Object.keys(files)[5]
   expect(sha256(await storage.get(key))).toBe(sha256(files[key]))
 
+  // A file the app wrote again after the migration is newer than its copy: kept.
+  const rewritten = Object.keys(files)[7]
+  const newer = bytes(5000, 77)
+  await storage.put(rewritten, newer)
   const restored = await storage.rollback(report.id)
-  expect(restored).toEqual({ restored: 61, failed: [] })
-  for (const [k, data] of Object.entries(files)) {
+  expect(restored).toEqual({ restored: 60, failed: [{ key: rewritten, code: 'ALREADY_EXISTS', message: expect.stringContaining(rewritten) }] })
+  for (const [k, data] of Object.entries({ ...files, [rewritten]: newer })) {
     expect(`${k} ${sha256(fs.readFileSync(path.join(local, k)))}`).toBe(`${k} ${sha256(data)}`)
   }
   // Rolling back twice restores nothing more; an unknown id is NOT_FOUND.
-  expect(await storage.rollback(report.id)).toEqual({ restored: 0, failed: [] })
+  expect(await storage.rollback(report.id)).toMatchObject({ restored: 0, failed: [{ key: rewritten }] })
   await expect(storage.rollback(999999)).rejects.toMatchObject({ code: 'NOT_FOUND' })
 })
 

@@ -1,5 +1,6 @@
 //! `rollback(id)`: puts back every source a migration deleted, copied from its
-//! verified copy and checked against the SHA-256 recorded when it was migrated.
+//! verified copy and checked against the SHA-256 recorded when it was migrated. A
+//! source written again since is left as it is.
 
 use futures::StreamExt;
 
@@ -68,6 +69,12 @@ impl Storage {
     ) -> Result<()> {
         let key = Key::parse(&row.key)?;
         let _lock = self.lock_key(key.as_str()).await;
+        // Written again since the migration deleted it: the newer bytes stay.
+        if source.exists(&key).await? {
+            return Err(Error::AlreadyExists {
+                key: row.key.clone(),
+            });
+        }
         let copy = target.head(&key).await?;
         let written = target
             .copy_to(source, &copy, &self.transfer(), &self.temp_dir())
