@@ -6,7 +6,7 @@ const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes, s3OptionsFor } = require('./helpers')
+const { tmpDir, sha256, bytes, s3OptionsFor, stopServer } = require('./helpers')
 
 /** Every key under `prefix` on each side, with its SHA-256 computed from the bytes. */
 async function snapshot(storage, prefix) {
@@ -124,6 +124,44 @@ test('copies and renames while the S3 server is down are journalled; repair fini
     expect(after.has(`${prefix}/src3.bin`)).toBe(false)
     expect(after.get(`${prefix}/copy3.bin`)).toBe(sha256(data[3]))
   } finally {
+    await server.stop()
+    if (restarted) await restarted.stop()
+  }
+})
+
+test('a repair never replays an intent that a write made since has superseded', async () => {
+  const server = await startS3(path.join(tmpDir('s3-stale'), 'data'))
+  const opts = s3OptionsFor(server.info)
+  const local = tmpDir('stale-local')
+  // One key at a time, so the rows a repair pass read wait for their turn.
+  const storage = new StorageManager({ local, mode: 'dual', concurrency: 1, ...opts })
+  let restarted
+  try {
+    await storage.put('stale/k.bin', bytes(1000, 1))
+    await server.stop()
+    await storage.put('stale/a.bin', bytes(1000, 2)) // queued first, repaired first
+    await storage.delete('stale/k.bin') // queued: delete k on the cloud side
+    restarted = await startS3(server.info.dir, server.info.port)
+
+    // The pass has read both rows and waits on the stopped server over a.bin while
+    // the app writes k.bin again; the write completes on both sides once it goes on.
+    const requestHeld = stopServer(restarted)
+    const repairing = storage.repair()
+    await requestHeld()
+    const newer = bytes(1000, 3)
+    const written = storage.put('stale/k.bin', newer)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    restarted.child.kill('SIGCONT')
+    expect(await written).toMatchObject({ local: 'written', cloud: 'written' })
+    expect(await repairing).toMatchObject({ failed: 0, remaining: 0 })
+
+    // Replaying the old delete would have removed the acknowledged write from both.
+    const l = await expectParity(local, opts, 'stale')
+    expect(l.get('stale/k.bin')).toBe(sha256(newer))
+    expect(sha256(await storage.get('stale/k.bin'))).toBe(sha256(newer))
+  } finally {
+    if (restarted) restarted.child.kill('SIGCONT')
+    await storage.close()
     await server.stop()
     if (restarted) await restarted.stop()
   }

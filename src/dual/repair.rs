@@ -103,6 +103,11 @@ impl Storage {
     async fn repair_key(&self, journal: &Journal, row: &RepairRow) -> Result<()> {
         let key = Key::parse(&row.key)?;
         let _lock = self.locks.lock(key.as_str()).await;
+        // `row` was read before the lock: a write since then settled it (nothing left to
+        // do) or queued a newer intent, and replaying the old one would undo that write.
+        let Some(row) = journal.newest_intent(key.as_str()).await? else {
+            return Ok(());
+        };
         let (local, cloud) = (
             self.local.as_ref().expect("checked"),
             self.cloud.as_ref().expect("checked"),

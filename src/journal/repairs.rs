@@ -3,7 +3,7 @@
 //! its write (a side failed, or the process died mid-write) is exactly what
 //! `repair()` must replay. Several rows for one key collapse to the newest.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::Journal;
 use crate::error::Result;
@@ -92,24 +92,26 @@ impl Journal {
                  WHERE r.id > ?1 AND r.id = (SELECT MAX(id) FROM repairs WHERE key = r.key)
                  ORDER BY r.id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![after_id, limit as i64], |r| {
-                let op: String = r.get(2)?;
-                let sha256: Option<String> = r.get(3)?;
-                Ok(RepairRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    op: match (op.as_str(), sha256) {
-                        ("put", Some(sha256)) => RepairOp::Put { sha256 },
-                        _ => RepairOp::Delete,
-                    },
-                    attempts: r.get(4)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![after_id, limit as i64], repair_row)?;
             let rows: Vec<RepairRow> = rows.collect::<rusqlite::Result<_>>()?;
             Ok(rows
                 .into_iter()
                 .filter(|r| !in_flight.contains(&r.id))
                 .collect())
+        })
+        .await
+    }
+
+    /// The newest intent of `key`, if it has one.
+    pub async fn newest_intent(&self, key: &str) -> Result<Option<RepairRow>> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.prepare_cached(
+                "SELECT id, key, op, sha256, attempts FROM repairs WHERE key = ?1
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([key], repair_row)
+            .optional()
         })
         .await
     }
@@ -129,6 +131,20 @@ impl Journal {
         })
         .await
     }
+}
+
+fn repair_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepairRow> {
+    let op: String = r.get(2)?;
+    let sha256: Option<String> = r.get(3)?;
+    Ok(RepairRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        op: match (op.as_str(), sha256) {
+            ("put", Some(sha256)) => RepairOp::Put { sha256 },
+            _ => RepairOp::Delete,
+        },
+        attempts: r.get(4)?,
+    })
 }
 
 #[cfg(test)]
@@ -167,6 +183,8 @@ mod tests {
                 .all(|r| r.key == "b")
         );
 
+        assert_eq!(j.newest_intent("a").await.unwrap(), Some(rows[1].clone()));
+        assert_eq!(j.newest_intent("c").await.unwrap(), None);
         j.settle("a", a2).await.unwrap();
         assert_eq!(j.repairs(0, 10, vec![]).await.unwrap().len(), 1);
         assert!(a1 < a2);
