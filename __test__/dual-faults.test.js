@@ -129,6 +129,41 @@ test('copies and renames while the S3 server is down are journalled; repair fini
   }
 })
 
+test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', async () => {
+  const server = await startS3(path.join(tmpDir('s3-stale-read'), 'data'))
+  const opts = s3OptionsFor(server.info)
+  const local = tmpDir('stale-read-local')
+  const storage = new StorageManager({ local, mode: 'dual', ...opts }) // reads prefer the cloud
+  const [old, newer] = [bytes(3000, 1), bytes(3000, 2)]
+  let restarted
+  try {
+    await storage.put('sr/replaced.bin', old)
+    await storage.put('sr/deleted.bin', old)
+    await server.stop()
+    expect(await storage.put('sr/replaced.bin', newer)).toMatchObject({ local: 'written', cloud: 'queued' })
+    await storage.delete('sr/deleted.bin')
+    restarted = await startS3(server.info.dir, server.info.port)
+
+    // The cloud is back with the old bytes and the deleted object; no repair yet.
+    const reopened = new StorageManager({ local, mode: 'dual', ...opts })
+    for (const reader of [storage, reopened]) {
+      expect(sha256(await reader.get('sr/replaced.bin'))).toBe(sha256(newer))
+      expect(await reader.head('sr/replaced.bin')).toMatchObject({ location: 'local', sha256: sha256(newer) })
+      await expect(reader.exists('sr/deleted.bin')).resolves.toBe(false)
+      await expect(reader.get('sr/deleted.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+      expect((await reader.list({ prefix: 'sr/' })).objects.map((o) => o.key)).toEqual(['sr/replaced.bin'])
+    }
+    await reopened.close()
+
+    expect(await storage.repair()).toMatchObject({ repaired: 2, remaining: 0 })
+    expect(await storage.head('sr/replaced.bin')).toMatchObject({ location: 'cloud', sha256: sha256(newer) })
+  } finally {
+    await storage.close()
+    await server.stop()
+    if (restarted) await restarted.stop()
+  }
+})
+
 test('a repair never replays an intent that a write made since has superseded', async () => {
   const server = await startS3(path.join(tmpDir('s3-stale'), 'data'))
   const opts = s3OptionsFor(server.info)

@@ -7,6 +7,7 @@ mod locks;
 mod moves;
 mod outcome;
 mod presign;
+mod queued;
 mod repair;
 mod stats;
 mod write;
@@ -20,7 +21,7 @@ use futures::stream::{BoxStream, StreamExt};
 
 use crate::config::{Config, Mode, ReadPreference};
 use crate::error::{Error, Result};
-use crate::journal::Journal;
+use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
 use crate::store::object::{ObjectInfo, Page};
 use crate::store::options::StoreOptions;
@@ -49,6 +50,7 @@ pub struct Storage {
     locks: locks::KeyLocks,
     /// Journal rows of dual writes still running in this process; repairs leave them be.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
+    queued: queued::Queued,
 }
 
 impl Storage {
@@ -107,6 +109,7 @@ impl Storage {
             stats: stats::Stats::default(),
             locks: locks::KeyLocks::default(),
             in_flight: Default::default(),
+            queued: Default::default(),
         })
     }
 
@@ -199,19 +202,54 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        let sides = self.current_sides(key).await?;
         // A damaged copy is reported, and the next side serves the object.
         let found = self
-            .first_side(read, |side, e| self.emit(|| integrity_failed(key, side, e)))
+            .first_side(sides, read, |side, e| {
+                self.emit(|| integrity_failed(key, side, e))
+            })
             .await?;
         self.note_read(key).await;
         Ok(found)
     }
 
-    /// Tries each read side in order; moves on only when the object is missing there,
+    /// The read sides, less those a queued write or delete of `key` left stale until
+    /// its repair: a queued delete leaves none, a queued write the side that holds its
+    /// bytes (all of them if none does: the write never completed anywhere).
+    async fn current_sides(&self, key: &Key) -> Result<Vec<(Side, &Store)>> {
+        let sides = self.read_sides();
+        let Some(journal) = &self.journal else {
+            return Ok(sides);
+        };
+        match self.queued.intent(journal, key.as_str()).await? {
+            None => Ok(sides),
+            Some(RepairOp::Delete) => Err(Error::NotFound {
+                key: key.to_string(),
+            }),
+            Some(RepairOp::Put { sha256 }) => {
+                // Local first: its head costs no request, and a cloud outage leaves it
+                // the current side.
+                for side in [Side::Local, Side::Cloud] {
+                    if let Some(store) = self.store(side)
+                        && store
+                            .head(key)
+                            .await
+                            .is_ok_and(|info| info.sha256.as_deref() == Some(sha256.as_str()))
+                    {
+                        return Ok(vec![(side, store)]);
+                    }
+                }
+                Ok(sides)
+            }
+        }
+    }
+
+    /// Tries each of `sides` in order; moves on only when the object is missing there,
     /// that side is down, or its bytes failed their SHA-256 (after `on_damaged`), so real
     /// errors (bad credentials) are not masked.
     async fn first_side<'a, T, F, Fut>(
         &'a self,
+        sides: Vec<(Side, &'a Store)>,
         read: F,
         on_damaged: impl Fn(Side, &Error),
     ) -> Result<(Side, T)>
@@ -220,7 +258,7 @@ impl Storage {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let mut first_error = None;
-        for (side, store) in self.read_sides() {
+        for (side, store) in sides {
             match read(store).await {
                 Ok(v) => return Ok((side, v)),
                 Err(e) if matches!(e, Error::NotFound { .. }) || e.is_outage() => {
@@ -306,8 +344,24 @@ impl Storage {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<(Side, Page)> {
-        self.first_side(|s| s.list(prefix, start_after, limit), |_, _| {})
-            .await
+        let (side, mut page) = self
+            .first_side(
+                self.read_sides(),
+                |s| s.list(prefix, start_after, limit),
+                |_, _| {},
+            )
+            .await?;
+        // A key deleted on one side is listed by the other until its repair.
+        if let Some(journal) = &self.journal {
+            let mut current = Vec::with_capacity(page.objects.len());
+            for object in page.objects {
+                if !self.queued.deleted(journal, object.key.as_str()).await? {
+                    current.push(object);
+                }
+            }
+            page.objects = current;
+        }
+        Ok((side, page))
     }
 }
 

@@ -97,7 +97,7 @@ impl Storage {
             return outcome(from, done, missed);
         };
         match (&done, missed.first()) {
-            (Some(_), None) => self.settle(to, copy).await?,
+            (Some(_), None) => self.settle(copy).await?,
             (Some(_), Some(first)) => {
                 self.queue(copy, first).await;
                 if moves {

@@ -106,7 +106,7 @@ impl Storage {
         // `row` was read before the lock: a write since then settled it (nothing left to
         // do) or queued a newer intent, and replaying the old one would undo that write.
         let Some(row) = journal.newest_intent(key.as_str()).await? else {
-            return Ok(());
+            return self.queued.remove(journal, key.as_str()).await;
         };
         let (local, cloud) = (
             self.local.as_ref().expect("checked"),
@@ -120,6 +120,7 @@ impl Storage {
             RepairOp::Put { sha256 } => self.converge(&key, sha256, local, cloud).await?,
         }
         journal.settle(key.as_str(), row.id).await?;
+        self.queued.remove(journal, key.as_str()).await?;
         self.stats.repaired();
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));

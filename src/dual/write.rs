@@ -156,7 +156,7 @@ impl Storage {
         let mut folded = outcome::fold(key, outcomes);
         if let Some(intent) = guard {
             match &mut folded {
-                Ok(result) if result.errors.is_empty() => self.settle(key, intent).await?,
+                Ok(result) if result.errors.is_empty() => self.settle(intent).await?,
                 Ok(result) => {
                     self.queue(intent, &result.errors[0].error).await;
                     for i in 0..result.errors.len() {
@@ -201,7 +201,7 @@ impl Storage {
             }
         }
         match (first_error, guard) {
-            (None, Some(intent)) => self.settle(key, intent).await?,
+            (None, Some(intent)) => self.settle(intent).await?,
             (Some(e), Some(intent)) => self.queue(intent, &e).await,
             (Some(e), None) => return Err(e),
             (None, None) => {}
@@ -222,9 +222,11 @@ impl Storage {
     }
 }
 
-/// A journalled dual write in progress: its row in the journal.
+/// A journalled dual write in progress: its row in the journal, and what it asked for.
 pub(super) struct Intent {
     pub id: i64,
+    key: String,
+    op: RepairOp,
 }
 
 impl Storage {
@@ -252,28 +254,35 @@ impl Storage {
             .journal
             .as_ref()
             .expect("intents exist only with a journal");
-        let id = journal.begin_write(key.as_str(), op).await?;
+        let id = journal.begin_write(key.as_str(), op.clone()).await?;
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id);
-        Ok(Intent { id })
+        Ok(Intent {
+            id,
+            key: key.to_string(),
+            op,
+        })
     }
 
-    pub(super) async fn settle(&self, key: &Key, intent: Intent) -> Result<()> {
+    /// Both sides did what the intent asked.
+    pub(super) async fn settle(&self, intent: Intent) -> Result<()> {
         let journal = self
             .journal
             .as_ref()
             .expect("intents exist only with a journal");
-        let result = journal.settle(key.as_str(), intent.id).await;
+        let result = journal.settle(&intent.key, intent.id).await;
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&intent.id);
-        result
+        result?;
+        self.queued.remove(journal, &intent.key).await
     }
 
-    /// The row stays; a journal failure here is not fatal, the row exists already.
+    /// A side failed: the row stays for `repair()`, and reads skip that side meanwhile.
+    /// A journal failure here is not fatal, the row exists already.
     pub(super) async fn queue(&self, intent: Intent, error: &Error) {
         let journal = self
             .journal
@@ -284,5 +293,6 @@ impl Storage {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&intent.id);
+        let _ = self.queued.insert(journal, &intent.key, intent.op).await;
     }
 }
