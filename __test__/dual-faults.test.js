@@ -5,8 +5,7 @@
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes, s3OptionsFor, stopServer } = require('./helpers')
+const { tmpDir, sha256, bytes, stopServer, withOwnS3 } = require('./helpers')
 
 /** Every key under `prefix` on each side, with its SHA-256 computed from the bytes. */
 async function snapshot(storage, prefix) {
@@ -39,15 +38,19 @@ async function expectParity(local, cloudOpts, prefix) {
   return l
 }
 
-test('S3 server killed during 500 dual writes: every write succeeds locally, repair restores parity', async () => {
-  const server = await startS3(path.join(tmpDir('s3-kill'), 'data'))
-  const opts = s3OptionsFor(server.info)
-  const local = tmpDir('kill-local')
-  const storage = new StorageManager({ local, mode: 'dual', ...opts })
-  const prefix = 'killed'
-  const files = Array.from({ length: 500 }, (_, i) => [`${prefix}/f${String(i).padStart(3, '0')}.bin`, bytes(2000 + i * 13, i + 1)])
-  let restarted
-  try {
+/** `withOwnS3` with a local folder, and dual-mode managers on it and the server. */
+const withDual = (label, body) =>
+  withOwnS3(label, ({ opts, open, ...rest }) => {
+    const local = tmpDir(`${label}-local`)
+    const manager = (extra = {}) => open({ local, mode: 'dual', ...opts, ...extra })
+    return body({ ...rest, opts, local, manager })
+  })
+
+test('S3 server killed during 500 dual writes: every write succeeds locally, repair restores parity', () =>
+  withDual('kill', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager()
+    const prefix = 'killed'
+    const files = Array.from({ length: 500 }, (_, i) => [`${prefix}/f${String(i).padStart(3, '0')}.bin`, bytes(2000 + i * 13, i + 1)])
     const results = []
     let next = 0
     await Promise.all(
@@ -66,7 +69,7 @@ test('S3 server killed during 500 dual writes: every write succeeds locally, rep
     expect(queued.every((r) => r.errors[0].code === 'UNAVAILABLE')).toBe(true)
     await expect(storage.pendingRepairs()).resolves.toBe(queued.length)
 
-    restarted = await startS3(server.info.dir, server.info.port)
+    await restart()
     const progress = []
     const report = await storage.repair({ onProgress: (p) => progress.push(p) })
     expect(report).toEqual({ repaired: queued.length, failed: 0, remaining: 0 })
@@ -77,21 +80,13 @@ test('S3 server killed during 500 dual writes: every write succeeds locally, rep
     const l = await expectParity(local, opts, prefix)
     expect(l.size).toBe(500)
     for (const [key, data] of files) expect(l.get(key)).toBe(sha256(data))
-  } finally {
-    await server.stop()
-    if (restarted) await restarted.stop()
-  }
-})
+  }))
 
-test('copies and renames while the S3 server is down are journalled; repair finishes them on both sides', async () => {
-  const server = await startS3(path.join(tmpDir('s3-moves'), 'data'))
-  const opts = s3OptionsFor(server.info)
-  const local = tmpDir('moves-local')
-  const storage = new StorageManager({ local, mode: 'dual', read: 'local-first', ...opts })
-  const prefix = 'moves'
-  const data = Array.from({ length: 4 }, (_, i) => bytes(3000 + i, 40 + i))
-  let restarted
-  try {
+test('copies and renames while the S3 server is down are journalled; repair finishes them on both sides', () =>
+  withDual('moves', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager({ read: 'local-first' })
+    const prefix = 'moves'
+    const data = Array.from({ length: 4 }, (_, i) => bytes(3000 + i, 40 + i))
     for (let i = 0; i < 4; i++) await storage.put(`${prefix}/src${i}.bin`, data[i])
     // A long name is refused before the cloud side runs, not copied there alone.
     await expect(storage.copy(`${prefix}/src0.bin`, `${prefix}/${'n'.repeat(254)}`)).rejects.toMatchObject({ code: 'INVALID_KEY' })
@@ -105,7 +100,7 @@ test('copies and renames while the S3 server is down are journalled; repair fini
     await expect(storage.pendingRepairs()).resolves.toBe(5)
     await expect(storage.exists(`${prefix}/src1.bin`)).resolves.toBe(false)
 
-    restarted = await startS3(server.info.dir, server.info.port)
+    await restart()
     expect(await storage.repair()).toEqual({ repaired: 5, failed: 0, remaining: 0 })
     const l = await expectParity(local, opts, prefix)
     expect(Object.fromEntries(l)).toEqual({
@@ -123,29 +118,21 @@ test('copies and renames while the S3 server is down are journalled; repair fini
     const after = await expectParity(local, opts, prefix)
     expect(after.has(`${prefix}/src3.bin`)).toBe(false)
     expect(after.get(`${prefix}/copy3.bin`)).toBe(sha256(data[3]))
-  } finally {
-    await server.stop()
-    if (restarted) await restarted.stop()
-  }
-})
+  }))
 
-test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', async () => {
-  const server = await startS3(path.join(tmpDir('s3-stale-read'), 'data'))
-  const opts = s3OptionsFor(server.info)
-  const local = tmpDir('stale-read-local')
-  const storage = new StorageManager({ local, mode: 'dual', ...opts }) // reads prefer the cloud
-  const [old, newer] = [bytes(3000, 1), bytes(3000, 2)]
-  let restarted
-  try {
+test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', () =>
+  withDual('stale-read', async ({ server, local, manager, restart }) => {
+    const storage = manager() // reads prefer the cloud
+    const [old, newer] = [bytes(3000, 1), bytes(3000, 2)]
     await storage.put('sr/replaced.bin', old)
     await storage.put('sr/deleted.bin', old)
     await server.stop()
     expect(await storage.put('sr/replaced.bin', newer)).toMatchObject({ local: 'written', cloud: 'queued' })
     await storage.delete('sr/deleted.bin')
-    restarted = await startS3(server.info.dir, server.info.port)
+    await restart()
 
     // The cloud is back with the old bytes and the deleted object; no repair yet.
-    const reopened = new StorageManager({ local, mode: 'dual', ...opts })
+    const reopened = manager()
     for (const reader of [storage, reopened]) {
       expect(sha256(await reader.get('sr/replaced.bin'))).toBe(sha256(newer))
       expect(await reader.head('sr/replaced.bin')).toMatchObject({ location: 'local', sha256: sha256(newer) })
@@ -153,30 +140,20 @@ test('until its repair, reads skip the side a queued write or delete left stale,
       await expect(reader.get('sr/deleted.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' })
       expect((await reader.list({ prefix: 'sr/' })).objects.map((o) => o.key)).toEqual(['sr/replaced.bin'])
     }
-    await reopened.close()
 
     expect(await storage.repair()).toMatchObject({ repaired: 2, remaining: 0 })
     expect(await storage.head('sr/replaced.bin')).toMatchObject({ location: 'cloud', sha256: sha256(newer) })
-  } finally {
-    await storage.close()
-    await server.stop()
-    if (restarted) await restarted.stop()
-  }
-})
+  }))
 
-test('a repair never replays an intent that a write made since has superseded', async () => {
-  const server = await startS3(path.join(tmpDir('s3-stale'), 'data'))
-  const opts = s3OptionsFor(server.info)
-  const local = tmpDir('stale-local')
-  // One key at a time, so the rows a repair pass read wait for their turn.
-  const storage = new StorageManager({ local, mode: 'dual', concurrency: 1, ...opts })
-  let restarted
-  try {
+test('a repair never replays an intent that a write made since has superseded', () =>
+  withDual('stale', async ({ server, opts, local, manager, restart }) => {
+    // One key at a time, so the rows a repair pass read wait for their turn.
+    const storage = manager({ concurrency: 1 })
     await storage.put('stale/k.bin', bytes(1000, 1))
     await server.stop()
     await storage.put('stale/a.bin', bytes(1000, 2)) // queued first, repaired first
     await storage.delete('stale/k.bin') // queued: delete k on the cloud side
-    restarted = await startS3(server.info.dir, server.info.port)
+    const restarted = await restart()
 
     // The pass has read both rows and waits on the stopped server over a.bin while
     // the app writes k.bin again; the write completes on both sides once it goes on.
@@ -194,27 +171,18 @@ test('a repair never replays an intent that a write made since has superseded', 
     const l = await expectParity(local, opts, 'stale')
     expect(l.get('stale/k.bin')).toBe(sha256(newer))
     expect(sha256(await storage.get('stale/k.bin'))).toBe(sha256(newer))
-  } finally {
-    if (restarted) restarted.child.kill('SIGCONT')
-    await storage.close()
-    await server.stop()
-    if (restarted) await restarted.stop()
-  }
-})
+  }))
 
-test('a dual writer killed with SIGKILL 10 times: repair() restores parity and keeps every acknowledged write', async () => {
-  const server = await startS3(path.join(tmpDir('s3-crash'), 'data'))
-  const opts = s3OptionsFor(server.info)
-  const local = tmpDir('crash-local')
-  const prefix = 'crash'
-  const acked = new Map()
-  let interrupted = 0
-  let seed = 42
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31
-    return seed / 2 ** 31
-  }
-  try {
+test('a dual writer killed with SIGKILL 10 times: repair() restores parity and keeps every acknowledged write', () =>
+  withDual('crash', async ({ opts, local, manager }) => {
+    const prefix = 'crash'
+    const acked = new Map()
+    let interrupted = 0
+    let seed = 42
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
     for (let run = 0; run < 10; run++) {
       const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'dual-writer.js'), local, JSON.stringify(opts), `${prefix}/r${run}`], {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -234,7 +202,7 @@ test('a dual writer killed with SIGKILL 10 times: repair() restores parity and k
       child.kill('SIGKILL')
       await exited
 
-      const storage = new StorageManager({ local, mode: 'dual', ...opts })
+      const storage = manager()
       const report = await storage.repair()
       expect(report.failed).toBe(0)
       expect(report.remaining).toBe(0)
@@ -245,8 +213,5 @@ test('a dual writer killed with SIGKILL 10 times: repair() restores parity and k
     expect(acked.size).toBeGreaterThan(100)
     // The kills did land mid-write: their intents were left for repair to settle.
     expect(interrupted).toBeGreaterThan(0)
-  } finally {
-    await server.stop()
-  }
-}, 300_000)
+  }), 300_000)
 

@@ -5,6 +5,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { execFileSync } = require('node:child_process')
+const { startS3 } = require('./servers/servers')
 
 function servers() {
   return JSON.parse(fs.readFileSync(process.env.STOWAGE_TEST_SERVERS, 'utf8'))
@@ -122,6 +123,30 @@ function stopServer(server) {
   }
 }
 
+/** Runs `body` against an S3 server of its own, which it may stop: `opts` are manager
+ * options for it, `restart()` starts it again on the same port and folder, `open(options)`
+ * opens a manager. Afterwards every manager is closed and every server stopped. */
+async function withOwnS3(label, body) {
+  const server = await startS3(path.join(tmpDir(`s3-${label}`), 'data'))
+  const servers = [server]
+  const managers = []
+  const open = (options) => {
+    managers.push(new StorageManager(options))
+    return managers[managers.length - 1]
+  }
+  const restart = async () => {
+    servers.push(await startS3(server.info.dir, server.info.port))
+    return servers[servers.length - 1]
+  }
+  try {
+    await body({ server, opts: s3OptionsFor(server.info), restart, open })
+  } finally {
+    for (const s of servers) s.child.kill('SIGCONT')
+    for (const m of managers) await m.close()
+    for (const s of servers) await s.stop()
+  }
+}
+
 /** Overwrites one byte of `file`, keeping its size and (to the nanosecond) its mtime,
  * as bit rot would. */
 function flipByteKeepingMtime(file, offset) {
@@ -137,4 +162,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime, stopServer }
+module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime, stopServer, withOwnS3 }

@@ -7,8 +7,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3OptionsFor, flipByteKeepingMtime, stopServer } = require('./helpers')
-const { startS3 } = require('./servers/servers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, flipByteKeepingMtime, stopServer, withOwnS3 } = require('./helpers')
 
 const MIGRATOR = path.join(__dirname, 'fixtures', 'migrator.js')
 
@@ -100,14 +99,13 @@ test('a migrating process killed with SIGKILL 20 times loses nothing, and a re-r
   }
 }, 400000)
 
-test('a source rewritten in place while its upload is in flight, keeping size and mtime, fails INTEGRITY and is not deleted', async () => {
-  const server = await startS3(path.join(tmpDir('s3-stopped'), 'data'))
-  const local = tmpDir('mig-inflight')
-  const key = `${runPrefix('inflight')}/scan.bin`
-  const file = path.join(local, key)
-  writeTree(local, { [key]: bytes(10 * 1024, 7) }, new Date())
-  const storage = new StorageManager({ local, mode: 'local', ...s3OptionsFor(server.info) })
-  try {
+test('a source rewritten in place while its upload is in flight, keeping size and mtime, fails INTEGRITY and is not deleted', () =>
+  withOwnS3('stopped', async ({ server, opts, open }) => {
+    const local = tmpDir('mig-inflight')
+    const key = `${runPrefix('inflight')}/scan.bin`
+    const file = path.join(local, key)
+    writeTree(local, { [key]: bytes(10 * 1024, 7) }, new Date())
+    const storage = open({ local, mode: 'local', ...opts })
     // The file is read, then its PUT waits on the stopped server while the app
     // rewrites it within the same mtime tick.
     const requestHeld = stopServer(server)
@@ -123,14 +121,9 @@ test('a source rewritten in place while its upload is in flight, keeping size an
     // Not recorded: the next run copies the new bytes, and only then deletes the source.
     expect(await storage.migrate({ prefix: key, deleteSource: true }).done).toMatchObject({ copied: 1, failedCount: 0 })
     expect(fs.existsSync(file)).toBe(false)
-    const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3OptionsFor(server.info) })
+    const cloud = open({ local: tmpDir('view'), mode: 'cloud', ...opts })
     expect(sha256(await cloud.get(key))).toBe(sha256(rewritten))
-  } finally {
-    server.child.kill('SIGCONT')
-    await storage.close()
-    await server.stop()
-  }
-})
+  }))
 
 /** uid/gid of `nobody`, so the permission bits apply (the tests may run as root). */
 function nobody() {

@@ -8,15 +8,17 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes, writeTree, s3OptionsFor, stopServer } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, stopServer, withOwnS3 } = require('./helpers')
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Starts `write` while the stopped `server` holds the background work's request, lets
- * the server go on after 300 ms, and returns when the write resolved and when the
- * server went on. */
-async function writeWhileStalled(server, write) {
+/** Starts `work` and holds its first request on the stopped `server`, then starts
+ * `write`, and lets the server go on 300 ms later. Returns what `work` returned, and
+ * whether the write waited for the server (and so for the work). */
+async function writeDuringWork(server, work, write) {
+  const requestHeld = stopServer(server)
+  const working = work()
+  await requestHeld()
   let wrote
   const written = write().then(() => {
     wrote = process.hrtime.bigint()
@@ -25,62 +27,44 @@ async function writeWhileStalled(server, write) {
   const resumed = process.hrtime.bigint()
   server.child.kill('SIGCONT')
   await written
-  return { wrote, resumed }
+  return { waited: wrote > resumed, work: await working }
 }
 
-test('a put waits for the migration of its key: deleteSource deletes only the bytes it copied', async () => {
-  const server = await startS3(path.join(tmpDir('s3-race-mig'), 'data'))
-  const local = tmpDir('race-mig')
-  const key = 'scans/1.dcm'
-  writeTree(local, { [key]: bytes(10 * 1024, 1) })
-  const storage = new StorageManager({ local, mode: 'local', ...s3OptionsFor(server.info) })
-  const newer = bytes(10 * 1024, 2)
-  try {
+test('a put waits for the migration of its key: deleteSource deletes only the bytes it copied', () =>
+  withOwnS3('race-mig', async ({ server, opts, open }) => {
+    const local = tmpDir('race-mig')
+    const key = 'scans/1.dcm'
+    writeTree(local, { [key]: bytes(10 * 1024, 1) })
+    const storage = open({ local, mode: 'local', ...opts })
+    const newer = bytes(10 * 1024, 2)
     // The migration's PUT waits on the stopped server, holding the key.
-    const requestHeld = stopServer(server)
-    const job = storage.migrate({ prefix: 'scans/', deleteSource: true })
-    await requestHeld()
-    const { wrote, resumed } = await writeWhileStalled(server, () => storage.put(key, newer))
-    expect(wrote > resumed).toBe(true)
+    const migrate = () => storage.migrate({ prefix: 'scans/', deleteSource: true })
+    const { waited, work: job } = await writeDuringWork(server, migrate, () => storage.put(key, newer))
+    expect(waited).toBe(true)
     expect(await job.done).toMatchObject({ copied: 1, failedCount: 0 })
     expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(newer))
     expect(sha256(await storage.get(key))).toBe(sha256(newer))
-  } finally {
-    server.child.kill('SIGCONT')
-    await storage.close()
-    await server.stop()
-  }
-})
+  }))
 
-test('a put waits for the tier move of its key: the move never deletes the newer bytes', async () => {
-  const server = await startS3(path.join(tmpDir('s3-race-tier'), 'data'))
-  const hot = tmpDir('race-hot')
-  const storage = new StorageManager({
-    local: tmpDir('race-tier'),
-    cloud: `file://${hot}`,
-    mode: 'cloud',
-    tiers: { warm: `s3://${server.info.bucket}`, warmOptions: s3OptionsFor(server.info).cloudOptions },
-  })
-  const key = 'scans/2.dcm'
-  const newer = bytes(10 * 1024, 4)
-  try {
+test('a put waits for the tier move of its key: the move never deletes the newer bytes', () =>
+  withOwnS3('race-tier', async ({ server, opts, open }) => {
+    const hot = tmpDir('race-hot')
+    const storage = open({
+      local: tmpDir('race-tier'),
+      cloud: `file://${hot}`,
+      mode: 'cloud',
+      tiers: { warm: `s3://${server.info.bucket}`, warmOptions: opts.cloudOptions },
+    })
+    const key = 'scans/2.dcm'
+    const newer = bytes(10 * 1024, 4)
     await storage.put(key, bytes(10 * 1024, 3))
     // The move's PUT to the warm tier waits on the stopped server, holding the key.
-    const requestHeld = stopServer(server)
-    const moved = storage.setTier(key, 'warm')
-    await requestHeld()
-    const { wrote, resumed } = await writeWhileStalled(server, () => storage.put(key, newer))
-    expect(wrote > resumed).toBe(true)
-    await moved
+    const setTier = () => storage.setTier(key, 'warm')
+    expect(await writeDuringWork(server, setTier, () => storage.put(key, newer))).toMatchObject({ waited: true })
     expect(await storage.tierOf(key)).toBe('hot')
     expect(sha256(fs.readFileSync(path.join(hot, key)))).toBe(sha256(newer))
     expect(sha256(await storage.get(key))).toBe(sha256(newer))
-  } finally {
-    server.child.kill('SIGCONT')
-    await storage.close()
-    await server.stop()
-  }
-})
+  }))
 
 /** Four writers, each with its own keys, put and delete versions for `ms` while
  * `work` loops; returns each key's last acknowledged SHA-256 (null: deleted). */

@@ -10,6 +10,7 @@
 
 use futures::future::join_all;
 
+use super::write::Intent;
 use super::{Side, Storage};
 use crate::error::{Error, Result};
 use crate::journal::RepairOp;
@@ -46,25 +47,6 @@ impl Storage {
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await;
         // Writes land in the hot tier, so a source in a colder one comes back first.
         self.bring_hot(from).await?;
-        let moved = self.relocate_sides(from, to, moves, op).await?;
-        // The tier record is bookkeeping: the bytes are safely moved either way.
-        let _ = self.note_relocated(from, to, moved.1.size, moves).await;
-        Ok(moved)
-    }
-
-    /// [`Self::relocate`] on the write sides, journalled when there are two; the caller
-    /// holds both keys' locks.
-    async fn relocate_sides<'a, F, Fut>(
-        &'a self,
-        from: &Key,
-        to: &Key,
-        moves: bool,
-        op: F,
-    ) -> Result<(Side, ObjectInfo)>
-    where
-        F: Fn(&'a Store) -> Fut,
-        Fut: std::future::Future<Output = Result<ObjectInfo>>,
-    {
         let sides = self.write_sides();
         // Onto itself nothing moves.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
@@ -77,9 +59,27 @@ impl Storage {
             false => None,
         };
         let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
+        let sides = sides.into_iter().map(|(side, _)| side);
+        let moved = self.fold(from, to, moves, copy, sides.zip(results)).await?;
+        // The tier record is bookkeeping: the bytes are safely moved either way.
+        let _ = self.note_relocated(from, to, moved.1.size, moves).await;
+        Ok(moved)
+    }
+
+    /// The call's outcome from each side's, with the target's intent (`copy`, when
+    /// journalled) settled or queued, and a rename's source deletion queued too where
+    /// a side missed the move.
+    async fn fold(
+        &self,
+        from: &Key,
+        to: &Key,
+        moves: bool,
+        copy: Option<Intent>,
+        results: impl Iterator<Item = (Side, Result<ObjectInfo>)>,
+    ) -> Result<(Side, ObjectInfo)> {
         let mut done = None;
         let mut missed = Vec::new();
-        for ((side, _), result) in sides.into_iter().zip(results) {
+        for (side, result) in results {
             match result {
                 Ok(info) => {
                     done.get_or_insert((side, info));

@@ -271,19 +271,14 @@ mod tests {
 
     #[tokio::test]
     async fn rows_from_before_etags_match_by_size_and_mtime() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let old = rusqlite::Connection::open(&path).unwrap();
-        old.execute_batch(
+        let (_dir, path) = super::super::made_by_older_version(
             "CREATE TABLE migrated (source TEXT NOT NULL, target TEXT NOT NULL,
              key TEXT NOT NULL, migration INTEGER NOT NULL, size INTEGER NOT NULL,
              mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
              source_deleted INTEGER NOT NULL DEFAULT 0,
              PRIMARY KEY (source, target, key)) WITHOUT ROWID;
              INSERT INTO migrated VALUES ('a', 'b', 'k', 1, 3, 7, 'ab', 0);",
-        )
-        .unwrap();
-        drop(old);
+        );
         let j = Journal::open(&path).unwrap();
         let page = j.migrated_between("a", "b", "k", "k").await.unwrap();
         let expected = MigratedRow {

@@ -117,3 +117,12 @@ impl Journal {
 fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {
     Error::Unavailable(format!("journal {}: {err}", path.display()))
 }
+
+/// A journal file an older stowage made: `sql` creates its tables and rows.
+#[cfg(test)]
+fn made_by_older_version(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    (dir, path)
+}

@@ -158,18 +158,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_journal_from_before_etags_gains_the_column_and_keeps_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.db");
-        let old = rusqlite::Connection::open(&path).unwrap();
-        old.execute_batch(
+        let (_dir, path) = super::super::made_by_older_version(
             "CREATE TABLE objects (store TEXT NOT NULL, key TEXT NOT NULL,
              size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
              content_type TEXT NOT NULL, cache_control TEXT NOT NULL, metadata TEXT NOT NULL,
              PRIMARY KEY (store, key)) WITHOUT ROWID;
              INSERT INTO objects VALUES ('s', 'k', 7, 42, 'ab', 'image/png', 'no-cache', '{}');",
-        )
-        .unwrap();
-        drop(old);
+        );
         let j = Journal::open(&path).unwrap();
         let row = j.get_object("s", "k").await.unwrap().unwrap();
         assert_eq!((row.size, row.sha256.as_str(), row.etag), (7, "ab", None));
