@@ -66,6 +66,29 @@ test('a put waits for the tier move of its key: the move never deletes the newer
     expect(sha256(await storage.get(key))).toBe(sha256(newer))
   }))
 
+test('a tier cycle leaves hot an object written after the cycle picked it', () =>
+  withOwnS3('race-cycle', async ({ server, opts, open }) => {
+    // One move at a time, so the rows a cycle picked wait for their turn.
+    const storage = open({
+      local: tmpDir('race-cycle'),
+      cloud: `file://${tmpDir('race-cycle-hot')}`,
+      mode: 'cloud',
+      concurrency: 1,
+      // Hot for one second.
+      tiers: { warm: `s3://${server.info.bucket}`, warmOptions: opts.cloudOptions, policy: { hotToWarmDays: 1 / 86_400 } },
+    })
+    await storage.put('scans/a.dcm', bytes(2000, 5))
+    await storage.put('scans/b.dcm', bytes(2000, 6))
+    await wait(1200)
+    // The cycle picks both and waits on the stopped server over a.dcm while b.dcm is written.
+    const cycle = () => storage.runTierCycle()
+    const { work: report } = await writeDuringWork(server, cycle, () => storage.put('scans/b.dcm', bytes(2000, 7)))
+    expect(report).toMatchObject({ toWarm: 1, failed: [] })
+    expect(await storage.tierOf('scans/a.dcm')).toBe('warm')
+    expect(await storage.tierOf('scans/b.dcm')).toBe('hot')
+    expect(sha256(await storage.get('scans/b.dcm'))).toBe(sha256(bytes(2000, 7)))
+  }))
+
 /** Four writers, each with its own keys, put and delete versions for `ms` while
  * `work` loops; returns each key's last acknowledged SHA-256 (null: deleted). */
 async function race(storage, ms, work) {

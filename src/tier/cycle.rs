@@ -110,7 +110,7 @@ impl Storage {
             let full = chosen.len() < fetched;
             let moves: Vec<_> = futures::stream::iter(chosen)
                 .map(|row| async move {
-                    let moved = self.move_tier(tiers, &row, from, to).await;
+                    let moved = self.move_picked(tiers, &row, from, to).await;
                     (row, moved)
                 })
                 .buffer_unordered(self.transfer().concurrency)
@@ -150,6 +150,24 @@ impl Storage {
         to: Tier,
     ) -> Result<Option<u64>> {
         let _lock = self.lock_key(&row.key).await;
+        self.move_locked(tiers, row, from, to).await
+    }
+
+    /// A cycle's move of `row`, unless a write since the cycle picked it made the
+    /// object recent again: the journal's row, read under the key's lock, must still
+    /// be `row`.
+    async fn move_picked(
+        &self,
+        tiers: &Tiers,
+        row: &TierRow,
+        from: Tier,
+        to: Tier,
+    ) -> Result<Option<u64>> {
+        let journal = self.journal().expect("tiers need the journal");
+        let _lock = self.lock_key(&row.key).await;
+        if journal.tier_row(&row.key).await?.as_ref() != Some(row) {
+            return Ok(None);
+        }
         self.move_locked(tiers, row, from, to).await
     }
 
