@@ -103,6 +103,9 @@ const LARGE_PARTS: usize = 4;
 const LARGE: u64 = 8 * 1024 * 1024;
 const LARGE_IN_MEMORY: u64 = 32 * 1024 * 1024;
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+/// Copies of one object whose source keeps changing while it is copied, before it
+/// fails with `INTEGRITY`.
+const COPY_ATTEMPTS: u32 = 3;
 
 /// A running migration: what `storage.migrate()` returns.
 pub struct Migration {
@@ -441,10 +444,7 @@ impl Job {
                 (info, outcome.map(|()| false))
             }
             Work::Copy(info) if self.opts.dry_run => (info, Ok(true)),
-            Work::Copy(info) => {
-                let outcome = self.copy(sides, &info).await;
-                (info, outcome)
-            }
+            Work::Copy(info) => self.copy_latest(sides, info).await,
         };
         match outcome {
             Ok(true) => {
@@ -471,6 +471,30 @@ impl Job {
 
     fn emit(&self, event: Event) {
         self.storage.emit(|| event);
+    }
+
+    /// Copies `info`, and copies again what the source holds then when it changed while
+    /// it was copied, up to `COPY_ATTEMPTS` times: the change may come from another
+    /// process (an app dual-writing while a CLI migrates), whose upload of the newer
+    /// bytes this copy may have overwritten with the older ones.
+    async fn copy_latest(
+        &self,
+        sides: &Sides<'_>,
+        mut info: ObjectInfo,
+    ) -> (ObjectInfo, Result<bool>) {
+        let mut attempts = 1;
+        loop {
+            match self.copy(sides, &info).await {
+                Err(Error::Integrity(_)) if attempts < COPY_ATTEMPTS => {
+                    attempts += 1;
+                    match sides.from.head(&info.key).await {
+                        Ok(now) => info = now,
+                        Err(e) => return (info, Err(e)),
+                    }
+                }
+                outcome => return (info, outcome),
+            }
+        }
     }
 
     /// Copies, verifies, records, and (with `deleteSource`) deletes the source, under
