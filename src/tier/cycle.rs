@@ -110,7 +110,13 @@ impl Storage {
             let full = chosen.len() < fetched;
             let moves: Vec<_> = futures::stream::iter(chosen)
                 .map(|row| async move {
-                    let moved = self.move_picked(tiers, &row, from, to).await;
+                    let _lock = self.lock_key(&row.key).await;
+                    // A write since this cycle picked the row made the object recent again.
+                    let moved = match journal.tier_row(&row.key).await {
+                        Ok(now) if now.as_ref() != Some(&row) => Ok(None),
+                        Ok(_) => self.move_locked(tiers, &row, from, to).await,
+                        Err(e) => Err(e),
+                    };
                     (row, moved)
                 })
                 .buffer_unordered(self.transfer().concurrency)
@@ -141,37 +147,8 @@ impl Storage {
 
     /// Copies one object to the colder (or, with `setTier`, any) tier, verifies the
     /// copy, records the new tier, then deletes the old copy. Returns the bytes moved,
-    /// or `None` when the object was gone from its tier (its row is dropped).
-    pub(super) async fn move_tier(
-        &self,
-        tiers: &Tiers,
-        row: &TierRow,
-        from: Tier,
-        to: Tier,
-    ) -> Result<Option<u64>> {
-        let _lock = self.lock_key(&row.key).await;
-        self.move_locked(tiers, row, from, to).await
-    }
-
-    /// A cycle's move of `row`, unless a write since the cycle picked it made the
-    /// object recent again: the journal's row, read under the key's lock, must still
-    /// be `row`.
-    async fn move_picked(
-        &self,
-        tiers: &Tiers,
-        row: &TierRow,
-        from: Tier,
-        to: Tier,
-    ) -> Result<Option<u64>> {
-        let journal = self.journal().expect("tiers need the journal");
-        let _lock = self.lock_key(&row.key).await;
-        if journal.tier_row(&row.key).await?.as_ref() != Some(row) {
-            return Ok(None);
-        }
-        self.move_locked(tiers, row, from, to).await
-    }
-
-    /// [`Self::move_tier`] for a caller that holds the key's lock.
+    /// or `None` when the object was gone from its tier (its row is dropped). The
+    /// caller holds the key's lock.
     pub(super) async fn move_locked(
         &self,
         tiers: &Tiers,

@@ -350,7 +350,8 @@ impl Storage {
                 last_access_ms: now_ms(),
             },
         };
-        self.move_tier(tiers, &row, current, tier).await.map(drop)
+        let _lock = self.lock_key(key.as_str()).await;
+        self.move_locked(tiers, &row, current, tier).await.map(drop)
     }
 }
 
