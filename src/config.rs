@@ -1,9 +1,8 @@
 //! The manager's configuration (`new StorageManager({...})`), validated up front so
 //! that bad settings fail at construction with `INVALID_CONFIG` naming the field.
 
-use std::ops::RangeInclusive;
-
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use crate::dual::PresignSettings;

@@ -102,14 +102,14 @@ impl Storage {
                 .iter()
                 .map(|(ext, v)| (ext.trim_start_matches('.').to_ascii_lowercase(), v.clone()))
                 .collect(),
-            journal,
             presign: config.presign.clone(),
             tiers: Tiers::open(&config.tiers, &config.cloud_options, &source)?,
             events: events::Events::new(events),
             stats: stats::Stats::default(),
             locks: locks::KeyLocks::default(),
             in_flight: Default::default(),
-            queued: Default::default(),
+            queued: queued::Queued::new(journal.clone()),
+            journal,
         })
     }
 
@@ -218,10 +218,7 @@ impl Storage {
     /// bytes (all of them if none does: the write never completed anywhere).
     async fn current_sides(&self, key: &Key) -> Result<Vec<(Side, &Store)>> {
         let sides = self.read_sides();
-        let Some(journal) = &self.journal else {
-            return Ok(sides);
-        };
-        match self.queued.intent(journal, key.as_str()).await? {
+        match self.queued.intent(key.as_str()).await? {
             None => Ok(sides),
             Some(RepairOp::Delete) => Err(Error::NotFound {
                 key: key.to_string(),
@@ -352,15 +349,13 @@ impl Storage {
             )
             .await?;
         // A key deleted on one side is listed by the other until its repair.
-        if let Some(journal) = &self.journal {
-            let mut current = Vec::with_capacity(page.objects.len());
-            for object in page.objects {
-                if !self.queued.deleted(journal, object.key.as_str()).await? {
-                    current.push(object);
-                }
+        let mut current = Vec::with_capacity(page.objects.len());
+        for object in page.objects {
+            if !self.queued.deleted(object.key.as_str()).await? {
+                current.push(object);
             }
-            page.objects = current;
         }
+        page.objects = current;
         Ok((side, page))
     }
 }

@@ -20,36 +20,55 @@ const PAGE: usize = 1024;
 
 type Intents = Mutex<HashMap<String, RepairOp>>;
 
-#[derive(Debug, Default)]
+/// Without a journal nothing is ever queued.
+#[derive(Debug)]
 pub(super) struct Queued {
+    journal: Option<Journal>,
     intents: OnceCell<Intents>,
 }
 
 impl Queued {
+    pub fn new(journal: Option<Journal>) -> Queued {
+        Queued {
+            journal,
+            intents: OnceCell::new(),
+        }
+    }
+
     /// The newest queued intent of `key`, if one is waiting for a repair.
-    pub async fn intent(&self, journal: &Journal, key: &str) -> Result<Option<RepairOp>> {
-        Ok(lock(self.loaded(journal).await?).get(key).cloned())
+    pub async fn intent(&self, key: &str) -> Result<Option<RepairOp>> {
+        Ok(match self.loaded().await? {
+            Some(intents) => lock(intents).get(key).cloned(),
+            None => None,
+        })
     }
 
     /// Whether `key` waits for a repair to delete it.
-    pub async fn deleted(&self, journal: &Journal, key: &str) -> Result<bool> {
-        Ok(self.intent(journal, key).await? == Some(RepairOp::Delete))
+    pub async fn deleted(&self, key: &str) -> Result<bool> {
+        Ok(self.intent(key).await? == Some(RepairOp::Delete))
     }
 
     /// A write or delete of `key` did not reach every side: `op` is its newest intent.
-    pub async fn insert(&self, journal: &Journal, key: &str, op: RepairOp) -> Result<()> {
-        lock(self.loaded(journal).await?).insert(key.to_owned(), op);
+    pub async fn insert(&self, key: &str, op: RepairOp) -> Result<()> {
+        if let Some(intents) = self.loaded().await? {
+            lock(intents).insert(key.to_owned(), op);
+        }
         Ok(())
     }
 
     /// Both sides of `key` hold its newest intent now.
-    pub async fn remove(&self, journal: &Journal, key: &str) -> Result<()> {
-        lock(self.loaded(journal).await?).remove(key);
+    pub async fn remove(&self, key: &str) -> Result<()> {
+        if let Some(intents) = self.loaded().await? {
+            lock(intents).remove(key);
+        }
         Ok(())
     }
 
     /// Changes wait for the load, so none is lost to a snapshot taken before it.
-    async fn loaded(&self, journal: &Journal) -> Result<&Intents> {
+    async fn loaded(&self) -> Result<Option<&Intents>> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
         self.intents
             .get_or_try_init(|| async {
                 let mut intents = HashMap::new();
@@ -63,6 +82,7 @@ impl Queued {
                 Ok(Mutex::new(intents))
             })
             .await
+            .map(Some)
     }
 }
 

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use super::events::{Event, EventKind};
 use super::{Side, Storage};
 use crate::error::{Error, Result};
-use crate::journal::{Journal, RepairOp, RepairRow};
+use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
 use crate::store::Store;
 use crate::store::hash::StreamHasher;
@@ -61,7 +61,7 @@ impl Storage {
             after = last.id;
             let results: Vec<_> = futures::stream::iter(rows)
                 .map(|row| async move {
-                    let outcome = self.repair_key(journal, &row).await;
+                    let outcome = self.repair_key(journal, &row.key).await;
                     (row, outcome)
                 })
                 .buffer_unordered(self.transfer.concurrency)
@@ -100,13 +100,14 @@ impl Storage {
         }
     }
 
-    async fn repair_key(&self, journal: &Journal, row: &RepairRow) -> Result<()> {
-        let key = Key::parse(&row.key)?;
+    /// Replays `key`'s newest intent, read under its lock: the pass read its row
+    /// before, and a write since then settled it (nothing left to do) or queued a
+    /// newer intent, which replaying the old one would undo.
+    async fn repair_key(&self, journal: &Journal, key: &str) -> Result<()> {
+        let key = Key::parse(key)?;
         let _lock = self.locks.lock(key.as_str()).await;
-        // `row` was read before the lock: a write since then settled it (nothing left to
-        // do) or queued a newer intent, and replaying the old one would undo that write.
         let Some(row) = journal.newest_intent(key.as_str()).await? else {
-            return self.queued.remove(journal, key.as_str()).await;
+            return self.queued.remove(key.as_str()).await;
         };
         let (local, cloud) = (
             self.local.as_ref().expect("checked"),
@@ -120,7 +121,7 @@ impl Storage {
             RepairOp::Put { sha256 } => self.converge(&key, sha256, local, cloud).await?,
         }
         journal.settle(key.as_str(), row.id).await?;
-        self.queued.remove(journal, key.as_str()).await?;
+        self.queued.remove(key.as_str()).await?;
         self.stats.repaired();
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));

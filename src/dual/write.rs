@@ -14,7 +14,7 @@ use super::Storage;
 use super::events::{Event, EventKind};
 use super::outcome::{self, Outcome, PutResult, Side};
 use crate::error::{Error, Result};
-use crate::journal::RepairOp;
+use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
 use crate::store::Store;
 use crate::store::headers::validate_metadata;
@@ -248,13 +248,27 @@ impl Storage {
         Ok((lock, Some(self.record(key, op).await?)))
     }
 
+    /// Where intents go: only a manager with a journal records them.
+    fn intents_journal(&self) -> &Journal {
+        self.journal
+            .as_ref()
+            .expect("intents exist only with a journal")
+    }
+
+    /// The write of `intent` is no longer running, whatever became of it.
+    fn ended(&self, intent: &Intent) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&intent.id);
+    }
+
     /// Journals `op` for `key`, whose lock the caller holds.
     pub(super) async fn record(&self, key: &Key, op: RepairOp) -> Result<Intent> {
-        let journal = self
-            .journal
-            .as_ref()
-            .expect("intents exist only with a journal");
-        let id = journal.begin_write(key.as_str(), op.clone()).await?;
+        let id = self
+            .intents_journal()
+            .begin_write(key.as_str(), op.clone())
+            .await?;
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -268,31 +282,20 @@ impl Storage {
 
     /// Both sides did what the intent asked.
     pub(super) async fn settle(&self, intent: Intent) -> Result<()> {
-        let journal = self
-            .journal
-            .as_ref()
-            .expect("intents exist only with a journal");
-        let result = journal.settle(&intent.key, intent.id).await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&intent.id);
+        let result = self.intents_journal().settle(&intent.key, intent.id).await;
+        self.ended(&intent);
         result?;
-        self.queued.remove(journal, &intent.key).await
+        self.queued.remove(&intent.key).await
     }
 
     /// A side failed: the row stays for `repair()`, and reads skip that side meanwhile.
     /// A journal failure here is not fatal, the row exists already.
     pub(super) async fn queue(&self, intent: Intent, error: &Error) {
-        let journal = self
-            .journal
-            .as_ref()
-            .expect("intents exist only with a journal");
-        let _ = journal.note_failure(intent.id, error.code()).await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&intent.id);
-        let _ = self.queued.insert(journal, &intent.key, intent.op).await;
+        let _ = self
+            .intents_journal()
+            .note_failure(intent.id, error.code())
+            .await;
+        self.ended(&intent);
+        let _ = self.queued.insert(&intent.key, intent.op).await;
     }
 }

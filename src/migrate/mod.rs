@@ -192,7 +192,7 @@ fn check(storage: &Storage, opts: &MigrateOptions) -> Result<()> {
             "a migration needs the journal (set `local` or `journal`)",
         ));
     }
-    if !crate::config::CONCURRENCY.contains(&(opts.concurrency as u32)) {
+    if !u32::try_from(opts.concurrency).is_ok_and(|n| crate::config::CONCURRENCY.contains(&n)) {
         return Err(Error::config("concurrency", "must be between 1 and 256"));
     }
     if opts.bandwidth_limit == Some(0) {
