@@ -3,6 +3,7 @@
 // with SIGKILL at random points. Afterwards repair() must bring both sides to
 // parity, file by file, by SHA-256, and no acknowledged write may be missing.
 const { spawn } = require('node:child_process')
+const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { tmpDir, sha256, bytes, stopServer, withOwnS3 } = require('./helpers')
@@ -171,6 +172,28 @@ test('a repair never replays an intent that a write made since has superseded', 
     const l = await expectParity(local, opts, 'stale')
     expect(l.get('stale/k.bin')).toBe(sha256(newer))
     expect(sha256(await storage.get('stale/k.bin'))).toBe(sha256(newer))
+  }))
+
+test('a dual rename killed with SIGKILL mid-way: repair finishes the move, the old name gone from both sides', () =>
+  withDual('rename-crash', async ({ server, opts, local, manager }) => {
+    const data = bytes(5000, 7)
+    await manager().put('rc/from.bin', data)
+    // The local side renames at once; the cloud's copy is held by the stopped server.
+    const requestHeld = stopServer(server)
+    const call = { manager: { local, mode: 'dual', read: 'local-first', ...opts }, method: 'rename', args: ['rc/from.bin', 'rc/to.bin'] }
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'caller.js'), JSON.stringify(call)], { stdio: 'ignore' })
+    const exited = new Promise((resolve) => child.on('exit', resolve))
+    while (!fs.existsSync(path.join(local, 'rc', 'to.bin'))) await new Promise((resolve) => setTimeout(resolve, 5))
+    await requestHeld()
+    child.kill('SIGKILL')
+    await exited
+    server.child.kill('SIGCONT')
+
+    const storage = manager()
+    expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+    const l = await expectParity(local, opts, 'rc')
+    expect(Object.fromEntries(l)).toEqual({ 'rc/to.bin': sha256(data) })
+    await expect(storage.exists('rc/from.bin')).resolves.toBe(false)
   }))
 
 test('a dual writer killed with SIGKILL 10 times: repair() restores parity and keeps every acknowledged write', () =>

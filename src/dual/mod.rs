@@ -10,6 +10,8 @@ mod presign;
 mod queued;
 mod repair;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::collections::BTreeMap;
@@ -223,7 +225,9 @@ impl Storage {
             Some(RepairOp::Delete) => Err(Error::NotFound {
                 key: key.to_string(),
             }),
-            Some(RepairOp::Put { sha256 }) => {
+            // The source of a rename left unfinished reads as it stood, from a side
+            // that still holds its bytes.
+            Some(RepairOp::Put { sha256 } | RepairOp::Renamed { sha256, .. }) => {
                 // Local first: its head costs no request, and a cloud outage leaves it
                 // the current side.
                 for side in [Side::Local, Side::Cloud] {

@@ -1,15 +1,15 @@
 //! `copy` and `rename`. In dual mode they are writes like any other: the target's
 //! intent is journalled before either side is touched, a side that fails is queued
 //! for `repair()` and the call succeeds when one side did it, as a dual `put` does.
-//! A rename that landed on one side only also journals the deletion of its source,
-//! so the repair finishes the move on the other side.
-//!
-//! The source's deletion is journalled after the sides ran, never before: replayed
-//! after a crash that came before the move, it would delete the only copy. A crash
-//! in between can leave the old name on one side; no bytes are lost either way.
+//! A rename also journals its source as `Renamed` before the sides run: replayed after
+//! a crash mid-move, it deletes the old name from both sides once the new name holds
+//! the bytes on one, and keeps it where no side moved. A rename that landed on one
+//! side only journals the deletion of its source outright, so reads miss the old name
+//! at once and the repair finishes the move on the other side.
 
 use futures::future::join_all;
 
+use super::repair::digest;
 use super::write::Intent;
 use super::{Side, Storage};
 use crate::error::{Error, Result};
@@ -50,31 +50,64 @@ impl Storage {
         let sides = self.write_sides();
         // Onto itself nothing moves.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
-        let copy = match journalled {
-            true => {
-                let (_, source) = self.head(from).await?;
-                let sha256 = source.sha256.unwrap_or_default();
-                Some(self.record(to, RepairOp::Put { sha256 }).await?)
-            }
-            false => None,
+        let (target, source) = match journalled {
+            true => self.record_move(from, to, moves).await?,
+            false => (None, None),
         };
         let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
         let sides = sides.into_iter().map(|(side, _)| side);
-        let moved = self.fold(from, to, moves, copy, sides.zip(results)).await?;
+        let moved = self
+            .fold(from, to, target, source, sides.zip(results))
+            .await?;
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
         Ok(moved)
     }
 
-    /// The call's outcome from each side's, with the target's intent (`copy`, when
-    /// journalled) settled or queued, and a rename's source deletion queued too where
-    /// a side missed the move.
-    async fn fold(
+    /// Journals the target's intent and, for a rename, the source's. Both carry the
+    /// source's SHA-256, hashed from its bytes when no side recorded one (files from
+    /// before stowage), so a replay can tell whether the move took place.
+    async fn record_move(
         &self,
         from: &Key,
         to: &Key,
         moves: bool,
-        copy: Option<Intent>,
+    ) -> Result<(Option<Intent>, Option<Intent>)> {
+        let (side, source) = self.head(from).await?;
+        let sha256 = match source.sha256 {
+            Some(sha256) => sha256,
+            None => {
+                let store = self.store(side).expect("the side read from");
+                digest(store, from).await?.unwrap_or_default()
+            }
+        };
+        let put = RepairOp::Put {
+            sha256: sha256.clone(),
+        };
+        let target = self.record(to, put).await?;
+        if !moves {
+            return Ok((Some(target), None));
+        }
+        let to = to.to_string();
+        match self.record(from, RepairOp::Renamed { to, sha256 }).await {
+            Ok(source) => Ok((Some(target), Some(source))),
+            Err(e) => {
+                // Nothing moved: the target's row stays for repair to level it.
+                self.queue(target, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The call's outcome from each side's, with the journalled intents (`target`, and
+    /// `source` for a rename) settled or queued, and a rename's source deletion
+    /// queued too where a side missed the move.
+    async fn fold(
+        &self,
+        from: &Key,
+        to: &Key,
+        target: Option<Intent>,
+        source: Option<Intent>,
         results: impl Iterator<Item = (Side, Result<ObjectInfo>)>,
     ) -> Result<(Side, ObjectInfo)> {
         let mut done = None;
@@ -93,20 +126,32 @@ impl Storage {
                 }
             }
         }
-        let Some(copy) = copy else {
+        let Some(target) = target else {
             return outcome(from, done, missed);
         };
         match (&done, missed.first()) {
-            (Some(_), None) => self.settle(copy).await?,
+            (Some(_), None) => {
+                self.settle(target).await?;
+                if let Some(source) = source {
+                    self.settle(source).await?;
+                }
+            }
             (Some(_), Some(first)) => {
-                self.queue(copy, first).await;
-                if moves {
+                self.queue(target, first).await;
+                if let Some(source) = source {
+                    self.queue(source, first).await;
                     let delete = self.record(from, RepairOp::Delete).await?;
                     self.queue(delete, first).await;
                 }
             }
-            // Nothing moved, but an older queued intent of `to` may still need replaying.
-            (None, Some(first)) => self.queue(copy, first).await,
+            // Nothing moved, but older queued intents of either key may still need
+            // replaying.
+            (None, Some(first)) => {
+                self.queue(target, first).await;
+                if let Some(source) = source {
+                    self.queue(source, first).await;
+                }
+            }
             (None, None) => unreachable!("a write side ran"),
         }
         match done {

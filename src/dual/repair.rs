@@ -119,6 +119,9 @@ impl Storage {
                 cloud.delete(&key).await?;
             }
             RepairOp::Put { sha256 } => self.converge(&key, sha256, local, cloud).await?,
+            RepairOp::Renamed { to, sha256 } => {
+                self.finish_rename(&key, to, sha256, local, cloud).await?
+            }
         }
         journal.settle(key.as_str(), row.id).await?;
         self.queued.remove(key.as_str()).await?;
@@ -126,6 +129,26 @@ impl Storage {
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));
         Ok(())
+    }
+
+    /// Ends a rename of `key` to `to` that a crash interrupted: `to` holding the moved
+    /// bytes on a side means the move took place there, so the old name goes from
+    /// both; otherwise it never did, and `key` is levelled as a write of its bytes.
+    async fn finish_rename(
+        &self,
+        key: &Key,
+        to: &str,
+        sha256: &str,
+        local: &Store,
+        cloud: &Store,
+    ) -> Result<()> {
+        let to = Key::parse(to)?;
+        let (l, c) = futures::try_join!(digest(local, &to), digest(cloud, &to))?;
+        if ![l, c].iter().flatten().any(|held| held == sha256) {
+            return self.converge(key, sha256, local, cloud).await;
+        }
+        local.delete(key).await?;
+        cloud.delete(key).await
     }
 
     /// Makes both sides hold the same object: the side holding the intended bytes wins;
@@ -172,7 +195,7 @@ impl Storage {
 
 /// The SHA-256 a side holds for `key` (`None` when absent), hashing the bytes when the
 /// store has no recorded hash (files written before stowage).
-async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
+pub(super) async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
     match store.head(key).await {
         Ok(info) if info.sha256.is_some() => Ok(info.sha256),
         Ok(_) => {

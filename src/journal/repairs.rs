@@ -15,6 +15,10 @@ pub enum RepairOp {
     Put { sha256: String },
     /// Neither side holds the object.
     Delete,
+    /// The key is being renamed to `to`, its bytes hashing to `sha256`. Once `to`
+    /// holds them on a side, the move took place and neither side holds the key; if
+    /// no side does, it never did, and both hold the key as a `Put` of them would.
+    Renamed { to: String, sha256: String },
 }
 
 /// The newest intent for one key.
@@ -32,6 +36,7 @@ CREATE TABLE IF NOT EXISTS repairs (
     key TEXT NOT NULL,
     op TEXT NOT NULL,
     sha256 TEXT,
+    target TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
@@ -43,12 +48,15 @@ impl Journal {
     pub async fn begin_write(&self, key: &str, op: RepairOp) -> Result<i64> {
         let key = key.to_owned();
         self.run(move |c| {
-            let (op, sha256) = match op {
-                RepairOp::Put { sha256 } => ("put", Some(sha256)),
-                RepairOp::Delete => ("delete", None),
+            let (op, sha256, target) = match op {
+                RepairOp::Put { sha256 } => ("put", Some(sha256), None),
+                RepairOp::Delete => ("delete", None, None),
+                RepairOp::Renamed { to, sha256 } => ("renamed", Some(sha256), Some(to)),
             };
-            c.prepare_cached("INSERT INTO repairs (key, op, sha256) VALUES (?1, ?2, ?3)")?
-                .execute(params![key, op, sha256])?;
+            c.prepare_cached(
+                "INSERT INTO repairs (key, op, sha256, target) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key, op, sha256, target])?;
             Ok(c.last_insert_rowid())
         })
         .await
@@ -88,7 +96,7 @@ impl Journal {
     ) -> Result<Vec<RepairRow>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT r.id, r.key, r.op, r.sha256, r.attempts FROM repairs r
+                "SELECT r.id, r.key, r.op, r.sha256, r.attempts, r.target FROM repairs r
                  WHERE r.id > ?1 AND r.id = (SELECT MAX(id) FROM repairs WHERE key = r.key)
                  ORDER BY r.id LIMIT ?2",
             )?;
@@ -107,7 +115,7 @@ impl Journal {
         let key = key.to_owned();
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT id, key, op, sha256, attempts FROM repairs WHERE key = ?1
+                "SELECT id, key, op, sha256, attempts, target FROM repairs WHERE key = ?1
                  ORDER BY id DESC LIMIT 1",
             )?
             .query_row([key], repair_row)
@@ -135,14 +143,24 @@ impl Journal {
 
 fn repair_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepairRow> {
     let op: String = r.get(2)?;
-    let sha256: Option<String> = r.get(3)?;
+    let (sha256, target): (Option<String>, Option<String>) = (r.get(3)?, r.get(5)?);
+    let op = match (op.as_str(), sha256, target) {
+        ("put", Some(sha256), _) => RepairOp::Put { sha256 },
+        ("delete", _, _) => RepairOp::Delete,
+        ("renamed", Some(sha256), Some(to)) => RepairOp::Renamed { to, sha256 },
+        // Replaying an intent misread as a delete would remove the only copy.
+        _ => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("repair intent {op:?} with missing fields").into(),
+            ));
+        }
+    };
     Ok(RepairRow {
         id: r.get(0)?,
         key: r.get(1)?,
-        op: match (op.as_str(), sha256) {
-            ("put", Some(sha256)) => RepairOp::Put { sha256 },
-            _ => RepairOp::Delete,
-        },
+        op,
         attempts: r.get(4)?,
     })
 }
@@ -184,6 +202,13 @@ mod tests {
         );
 
         assert_eq!(j.newest_intent("a").await.unwrap(), Some(rows[1].clone()));
+        let renamed = RepairOp::Renamed {
+            to: "d".into(),
+            sha256: "4".into(),
+        };
+        let c1 = j.begin_write("c", renamed.clone()).await.unwrap();
+        assert_eq!(j.newest_intent("c").await.unwrap().unwrap().op, renamed);
+        j.settle("c", c1).await.unwrap();
         assert_eq!(j.newest_intent("c").await.unwrap(), None);
         j.settle("a", a2).await.unwrap();
         assert_eq!(j.repairs(0, 10, vec![]).await.unwrap().len(), 1);
