@@ -121,6 +121,43 @@ test('a source rewritten in place while its upload is in flight, keeping size an
     expect(sha256(await cloud.get(key))).toBe(sha256(rewritten))
   }))
 
+test('an object rewritten on the S3 server while its download is in flight is not deleted: the newer bytes survive', () =>
+  withOwnS3('cloud-rewrite', async ({ server, opts, open }) => {
+    const key = `${runPrefix('cloudsrc')}/scan.bin`
+    const older = bytes(64 * 1024 * 1024, 11) // above 32 MiB: downloaded through a temporary file
+    await open({ local: tmpDir('cloud-writer'), mode: 'cloud', ...opts }).put(key, older)
+    const local = tmpDir('mig-cloudsrc')
+    const storage = open({ local, mode: 'local', ...opts })
+    const job = storage.migrate({ from: 'cloud', to: 'local', prefix: key, deleteSource: true })
+
+    // Once the download has begun, the server stops mid-stream and another writer
+    // replaces the object, as s3s-fs's own PUT does: a new file renamed over the old.
+    const temp = path.join(local, '.stowage', 'tmp')
+    const downloaded = () => {
+      try {
+        return fs.readdirSync(temp).map((f) => fs.statSync(path.join(temp, f)).size)[0] ?? 0
+      } catch {
+        return 0
+      }
+    }
+    while (downloaded() === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+    server.child.kill('SIGSTOP')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(downloaded()).toBeLessThan(older.length)
+    const newer = bytes(1024 * 1024, 12)
+    const dataFile = path.join(server.info.dir, server.info.bucket, key)
+    const staged = path.join(server.info.dir, 'rewrite.tmp')
+    fs.writeFileSync(staged, newer)
+    fs.renameSync(staged, dataFile)
+    server.child.kill('SIGCONT')
+
+    // The download finishes with the older bytes; deleting the source now would lose
+    // the newer ones, so it must find them there and leave the source be.
+    await job.done
+    const held = [dataFile, path.join(local, key)].filter((f) => fs.existsSync(f)).map((f) => sha256(fs.readFileSync(f)))
+    expect(held).toContain(sha256(newer))
+  }))
+
 /** uid/gid of `nobody`, so the permission bits apply (the tests may run as root). */
 function nobody() {
   const id = (flag) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim())

@@ -51,7 +51,10 @@ impl Store {
             self.copy_through_file(to, info, &opts, cfg, temp_dir)
                 .await?
         };
-        self.check_unchanged(info, started, &written.sha256).await?;
+        // A copy onto the same object (another storage class) rewrote the source itself.
+        if !self.same_location(to) {
+            self.check_unchanged(info, started, &written.sha256).await?;
+        }
         Ok(written)
     }
 
@@ -83,26 +86,31 @@ impl Store {
         result
     }
 
-    /// A file store's file may be rewritten behind stowage's back while it is copied:
-    /// afterwards its size, mtime and ETag (inode included) must be those the copy
-    /// started from, and a file whose mtime was too recent at `started` to show a
-    /// rewrite must still hash to `sha256`. Other stores' objects are not checked.
+    /// A source may be rewritten behind stowage's back while it is copied (by another
+    /// process, or another app server on the same bucket): afterwards it must still be
+    /// the object the copy started from, or a deletion of the source would lose the
+    /// newer bytes. An object must keep its size and ETag; a file its mtime and inode
+    /// too, and a file whose mtime was too recent at `started` to show a rewrite must
+    /// still hash to `sha256`.
     pub(crate) async fn check_unchanged(
         &self,
         info: &ObjectInfo,
         started: SystemTime,
         sha256: &str,
     ) -> Result<()> {
-        let Some(root) = self.local_path() else {
-            return Ok(());
-        };
         let changed = || Error::Integrity(format!("{} changed while it was copied", info.key));
         let now = match self.inner.head(&Self::path(&info.key)).await {
             Ok(meta) => meta,
             Err(e) => return Err(self.fail(e, &info.key).await),
         };
-        let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if a != b);
-        if now.size != info.size || super::mtime_ns(&now) != info.mtime_ns() || replaced {
+        let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if !same_etag(a, b));
+        if now.size != info.size || replaced {
+            return Err(changed());
+        }
+        let Some(root) = self.local_path() else {
+            return Ok(());
+        };
+        if super::mtime_ns(&now) != info.mtime_ns() {
             return Err(changed());
         }
         if info.racy_at(started) {
@@ -113,6 +121,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Azure lists ETags bare and sends them quoted in headers; S3 quotes both.
+fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
 }
 
 fn check_read(info: &ObjectInfo, size: u64, sha256: &str) -> Result<()> {
