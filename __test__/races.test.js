@@ -3,12 +3,23 @@
 // a migration with deleteSource and a tier move. In every mode a write of the key waits
 // for that work (and the work for the write), so no acknowledged write is deleted.
 // Each race is run twice: held open with a stopped server (SIGSTOP) at the worst
-// moment, and as a few seconds of writers against loops of that work.
+// moment, and as a few seconds of writers against loops of that work. Dual writes of
+// one key from two processes on one local folder take turns as well.
+const { spawn } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { tmpDir, sha256, bytes, writeTree, stopServer, withOwnS3 } = require('./helpers')
+
+/** `putFile(key, file)` in a process of its own, through a dual-mode manager. */
+function putFileElsewhere(manager, key, file) {
+  const call = JSON.stringify({ manager: { mode: 'dual', ...manager }, method: 'putFile', args: [key, file] })
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'caller.js'), call], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, result: out && JSON.parse(out) })))
+}
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -64,6 +75,38 @@ test('a put waits for the tier move of its key: the move never deletes the newer
     expect(await storage.tierOf(key)).toBe('hot')
     expect(sha256(fs.readFileSync(path.join(hot, key)))).toBe(sha256(newer))
     expect(sha256(await storage.get(key))).toBe(sha256(newer))
+  }))
+
+test('dual writes of one key from two processes take turns: both sides end with the last one', () =>
+  withOwnS3('race-procs', async ({ server, opts, open }) => {
+    const local = tmpDir('race-procs')
+    const key = 'shared/report.pdf'
+    const [first, second] = [bytes(20_000, 1), bytes(30_000, 2)]
+    const files = [first, second].map((data, i) => {
+      const file = path.join(tmpDir('race-procs-src'), `${i}.bin`)
+      fs.writeFileSync(file, data)
+      return file
+    })
+    // The first process has written the local side; its cloud PUT waits on the server.
+    const requestHeld = stopServer(server)
+    const firstDone = putFileElsewhere({ local, ...opts }, key, files[0])
+    await requestHeld()
+    const localFile = path.join(local, key)
+    while (!fs.existsSync(localFile) || sha256(fs.readFileSync(localFile)) !== sha256(first)) await wait(5)
+    // Another worker writes the key meanwhile: it must wait, or its local write would
+    // land after the first one and its cloud PUT possibly before.
+    const secondDone = putFileElsewhere({ local, ...opts }, key, files[1])
+    await wait(1500)
+    expect(sha256(fs.readFileSync(localFile))).toBe(sha256(first))
+    server.child.kill('SIGCONT')
+    expect(await firstDone).toMatchObject({ code: 0, result: { local: 'written', cloud: 'written' } })
+    expect(await secondDone).toMatchObject({ code: 0, result: { local: 'written', cloud: 'written' } })
+
+    const storage = open({ local, mode: 'dual', ...opts })
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    const cloud = open({ local: tmpDir('race-procs-view'), mode: 'cloud', ...opts })
+    expect(sha256(fs.readFileSync(localFile))).toBe(sha256(second))
+    expect(sha256(await cloud.get(key))).toBe(sha256(second))
   }))
 
 test('a tier cycle leaves hot an object written after the cycle picked it', () =>

@@ -98,6 +98,14 @@ impl std::fmt::Display for Key {
     }
 }
 
+/// FNV-1a of `key`: the same in every process, machine and version, unlike std's
+/// randomly seeded hasher, so processes that split or lock keys by it agree.
+pub fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// `C:` or `C:/…` would be absolute on Windows.
 fn is_drive_prefix(key: &str) -> bool {
     let b = key.as_bytes();
@@ -124,6 +132,11 @@ fn printable(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_hash_is_the_published_fnv1a() {
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+    }
 
     fn reason(key: &str) -> &'static str {
         match Key::parse(key) {

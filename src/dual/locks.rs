@@ -1,73 +1,141 @@
-//! Per-key ordering inside one process: a write and a repair of the same key never
-//! interleave, so a repair cannot copy an older version over a newer one.
+//! Per-key ordering: a write and a repair of the same key never interleave, so a
+//! repair cannot copy an older version over a newer one, and two dual writes of one
+//! key reach both sides in the same order. With a state folder the order holds across
+//! processes too (an app run as several workers on one local folder): each stripe is
+//! also an advisory lock on a file there, so the last writer is the same on both sides.
 
-use std::hash::{BuildHasher, RandomState};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-/// Striped so memory stays fixed however many keys there are; unrelated keys share
-/// a stripe only by hash collision, which costs a little waiting, never correctness.
+use crate::error::{Error, Result};
+use crate::key::stable_hash;
+
+/// Striped so memory and lock files stay fixed however many keys there are; unrelated
+/// keys share a stripe only by hash collision, which costs a little waiting, never
+/// correctness.
 #[derive(Debug)]
 pub struct KeyLocks {
     stripes: Vec<Mutex<()>>,
-    hasher: RandomState,
+    /// Where the stripes' lock files are, shared by every process using that folder.
+    dir: Option<PathBuf>,
 }
 
 const STRIPES: usize = 256;
 
-impl Default for KeyLocks {
-    fn default() -> Self {
-        KeyLocks {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            hasher: RandomState::new(),
-        }
-    }
+/// The keys' locks, held until dropped. Files first: the next process may go on
+/// before this process's next waiter.
+#[must_use]
+pub struct KeyGuard<'a> {
+    _files: Vec<File>,
+    _stripes: Vec<MutexGuard<'a, ()>>,
 }
 
 impl KeyLocks {
-    fn stripe(&self, key: &str) -> usize {
-        self.hasher.hash_one(key) as usize % STRIPES
+    /// In-process locks only.
+    pub fn in_process() -> KeyLocks {
+        KeyLocks {
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            dir: None,
+        }
     }
 
-    pub async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
-        self.stripes[self.stripe(key)].lock().await
+    /// Locks shared with every process that uses `dir`, which is created.
+    pub fn shared(dir: &Path) -> Result<KeyLocks> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::from_io(e, &dir.display().to_string()))?;
+        Ok(KeyLocks {
+            dir: Some(dir.to_owned()),
+            ..KeyLocks::in_process()
+        })
     }
 
-    /// Locks several keys. Stripes are taken once each and in index order, so two
-    /// callers locking the same keys in another order, or keys sharing a stripe,
-    /// cannot deadlock.
-    pub async fn lock_all<const N: usize>(&self, keys: [&str; N]) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes = keys.map(|key| self.stripe(key));
+    pub async fn lock(&self, key: &str) -> Result<KeyGuard<'_>> {
+        self.lock_all([key]).await
+    }
+
+    /// Locks several keys. Stripes are taken once each and in index order, in every
+    /// process alike, so two callers locking the same keys in another order, or keys
+    /// sharing a stripe, cannot deadlock.
+    pub async fn lock_all<const N: usize>(&self, keys: [&str; N]) -> Result<KeyGuard<'_>> {
+        let mut stripes = keys.map(stripe);
         stripes.sort_unstable();
-        let mut guards = Vec::with_capacity(N);
+        let mut guard = KeyGuard {
+            _files: Vec::with_capacity(N),
+            _stripes: Vec::with_capacity(N),
+        };
         for (i, &stripe) in stripes.iter().enumerate() {
-            if i == 0 || stripes[i - 1] != stripe {
-                guards.push(self.stripes[stripe].lock().await);
+            if i > 0 && stripes[i - 1] == stripe {
+                continue;
+            }
+            guard._stripes.push(self.stripes[stripe].lock().await);
+            if let Some(dir) = &self.dir {
+                guard
+                    ._files
+                    .push(lock_file(dir.join(format!("{stripe:03}"))).await?);
             }
         }
-        guards
+        Ok(guard)
     }
+}
+
+/// The same stripe for a key in every process.
+fn stripe(key: &str) -> usize {
+    (stable_hash(key) % STRIPES as u64) as usize
+}
+
+/// Waits on a blocking thread until this process holds `path`'s exclusive lock; closing
+/// the file releases it, on a crash too.
+async fn lock_file(path: PathBuf) -> Result<File> {
+    tokio::task::spawn_blocking(move || {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.lock().map(|()| file));
+        file.map_err(|e| Error::from_io(e, &path.display().to_string()))
+    })
+    .await
+    .map_err(|e| Error::task_failed("lock", e))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn crossed_orders_and_one_key_twice_do_not_deadlock() {
-        let locks = KeyLocks::default();
-        let run = |keys: [&'static str; 2]| {
-            let locks = &locks;
-            async move {
-                for _ in 0..200 {
-                    let held = locks.lock_all(keys).await;
-                    tokio::task::yield_now().await;
-                    drop(held);
-                }
+    async fn crossed_orders_and_one_key_twice(locks: &KeyLocks) {
+        let run = |keys: [&'static str; 2]| async move {
+            for _ in 0..200 {
+                let held = locks.lock_all(keys).await.unwrap();
+                tokio::task::yield_now().await;
+                drop(held);
             }
         };
         let all = async { tokio::join!(run(["a", "b"]), run(["b", "a"]), run(["a", "a"])) };
         let limit = std::time::Duration::from_secs(10);
         assert!(tokio::time::timeout(limit, all).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn crossed_orders_and_one_key_twice_do_not_deadlock() {
+        crossed_orders_and_one_key_twice(&KeyLocks::in_process()).await;
+        let dir = tempfile::tempdir().unwrap();
+        crossed_orders_and_one_key_twice(&KeyLocks::shared(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn a_held_stripe_blocks_another_holder_of_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (
+            KeyLocks::shared(dir.path()).unwrap(),
+            KeyLocks::shared(dir.path()).unwrap(),
+        );
+        let held = first.lock("k").await.unwrap();
+        let waiting = tokio::spawn(async move { second.lock("k").await.map(drop) });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        waiting.await.unwrap().unwrap();
     }
 }

@@ -59,15 +59,22 @@ impl Storage {
     /// Opens both sides. File stores create their folder; nothing goes over the network.
     pub fn open(config: &Config, events: Option<EventSink>) -> Result<Storage> {
         config.validate()?;
-        let journal = match (&config.journal, &config.local) {
-            (Some(path), _) => Some(Journal::open(path)?),
+        let journal_path = match (&config.journal, &config.local) {
+            (Some(path), _) => Some(path.clone()),
             (None, Some(local)) => {
                 let root = crate::store::parse_store_url(local, "local")?
                     .to_file_path()
                     .map_err(|_| Error::config("local", "must be a path or a file:// URL"))?;
-                Some(Journal::open(&root.join(STATE_DIR).join("journal.db"))?)
+                Some(root.join(STATE_DIR).join("journal.db"))
             }
             (None, None) => None,
+        };
+        let journal = journal_path.as_deref().map(Journal::open).transpose()?;
+        // Processes that share a journal share the local side too: their writes of a
+        // key take turns as one process's do.
+        let locks = match journal_path.as_deref().and_then(std::path::Path::parent) {
+            Some(dir) => locks::KeyLocks::shared(&dir.join("locks"))?,
+            None => locks::KeyLocks::in_process(),
         };
         let local_root = config
             .local
@@ -108,7 +115,7 @@ impl Storage {
             tiers: Tiers::open(&config.tiers, &config.cloud_options, &source)?,
             events: events::Events::new(events),
             stats: stats::Stats::default(),
-            locks: locks::KeyLocks::default(),
+            locks,
             in_flight: Default::default(),
             queued: queued::Queued::new(journal.clone()),
             journal,
@@ -158,7 +165,7 @@ impl Storage {
     }
 
     /// Orders work on one key in this process (writes, repairs, migrations, moves).
-    pub(crate) async fn lock_key(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock_key(&self, key: &str) -> Result<locks::KeyGuard<'_>> {
         self.locks.lock(key).await
     }
 

@@ -44,7 +44,7 @@ impl Storage {
             self.check_local_name(to)?;
         }
         // Both keys are written, so both are locked, as `put` locks its key.
-        let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await;
+        let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;
         // Writes land in the hot tier, so a source in a colder one comes back first.
         self.bring_hot(from).await?;
         let sides = self.write_sides();

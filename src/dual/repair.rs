@@ -105,7 +105,7 @@ impl Storage {
     /// newer intent, which replaying the old one would undo.
     async fn repair_key(&self, journal: &Journal, key: &str) -> Result<()> {
         let key = Key::parse(key)?;
-        let _lock = self.locks.lock(key.as_str()).await;
+        let _lock = self.locks.lock(key.as_str()).await?;
         let Some(row) = journal.newest_intent(key.as_str()).await? else {
             return self.queued.remove(key.as_str()).await;
         };

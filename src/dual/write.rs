@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::join_all;
-use tokio::sync::MutexGuard;
 
 use super::Storage;
 use super::events::{Event, EventKind};
+use super::locks::KeyGuard;
 use super::outcome::{self, Outcome, PutResult, Side};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp};
@@ -240,8 +240,8 @@ impl Storage {
         key: &Key,
         op: RepairOp,
         sides: usize,
-    ) -> Result<(MutexGuard<'_, ()>, Option<Intent>)> {
-        let lock = self.locks.lock(key.as_str()).await;
+    ) -> Result<(KeyGuard<'_>, Option<Intent>)> {
+        let lock = self.locks.lock(key.as_str()).await?;
         if self.journal.is_none() || sides < 2 {
             return Ok((lock, None));
         }

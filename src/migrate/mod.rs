@@ -503,7 +503,7 @@ impl Job {
     /// source's recorded SHA-256 (a dual write, say) is verified in place instead, if
     /// the source is still that object.
     async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
-        let _lock = self.storage.lock_key(info.key.as_str()).await;
+        let _lock = self.storage.lock_key(info.key.as_str()).await?;
         let started = SystemTime::now();
         let racy = info.racy_at(started);
         let row = |size, sha256| MigratedRow {
@@ -566,7 +566,7 @@ impl Job {
         info: &ObjectInfo,
         row: &MigratedRow,
     ) -> Result<()> {
-        let _lock = self.storage.lock_key(info.key.as_str()).await;
+        let _lock = self.storage.lock_key(info.key.as_str()).await?;
         match verify(sides.to, &info.key, row, self.opts.verify).await {
             Ok(()) => self.delete_source(sides, info).await,
             Err(_) => {

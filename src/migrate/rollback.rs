@@ -68,7 +68,7 @@ impl Storage {
         row: &MigratedRow,
     ) -> Result<()> {
         let key = Key::parse(&row.key)?;
-        let _lock = self.lock_key(key.as_str()).await;
+        let _lock = self.lock_key(key.as_str()).await?;
         // Written again since the migration deleted it: the newer bytes stay.
         if source.exists(&key).await? {
             return Err(Error::AlreadyExists {

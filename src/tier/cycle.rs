@@ -110,13 +110,17 @@ impl Storage {
             let full = chosen.len() < fetched;
             let moves: Vec<_> = futures::stream::iter(chosen)
                 .map(|row| async move {
-                    let _lock = self.lock_key(&row.key).await;
-                    // A write since this cycle picked the row made the object recent again.
-                    let moved = match journal.tier_row(&row.key).await {
-                        Ok(now) if now.as_ref() != Some(&row) => Ok(None),
-                        Ok(_) => self.move_locked(tiers, &row, from, to).await,
-                        Err(e) => Err(e),
-                    };
+                    let moved = async {
+                        let _lock = self.lock_key(&row.key).await?;
+                        // A write since this cycle picked the row made the object recent again.
+                        match journal.tier_row(&row.key).await? {
+                            Some(now) if now == row => {
+                                self.move_locked(tiers, &row, from, to).await
+                            }
+                            _ => Ok(None),
+                        }
+                    }
+                    .await;
                     (row, moved)
                 })
                 .buffer_unordered(self.transfer().concurrency)

@@ -350,7 +350,7 @@ impl Storage {
                 last_access_ms: now_ms(),
             },
         };
-        let _lock = self.lock_key(key.as_str()).await;
+        let _lock = self.lock_key(key.as_str()).await?;
         self.move_locked(tiers, &row, current, tier).await.map(drop)
     }
 }
