@@ -8,6 +8,8 @@ const path = require('node:path')
 const { StorageManager } = require('..')
 const { tmpDir, sha256, bytes, stopServer, withOwnS3 } = require('./helpers')
 
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
 /** Every key under `prefix` on each side, with its SHA-256 computed from the bytes. */
 async function snapshot(storage, prefix) {
   const keys = []
@@ -144,6 +146,30 @@ test('until its repair, reads skip the side a queued write or delete left stale,
 
     expect(await storage.repair()).toMatchObject({ repaired: 2, remaining: 0 })
     expect(await storage.head('sr/replaced.bin')).toMatchObject({ location: 'cloud', sha256: sha256(newer) })
+  }))
+
+test('a write another manager on the journal queued is seen by this one\'s reads within moments', () =>
+  withDual('other-worker', async ({ server, manager, restart }) => {
+    // Two managers on one local folder and journal, as two workers of one app are.
+    const [worker1, worker2] = [manager(), manager()] // reads prefer the cloud
+    const [old, newer] = [bytes(3000, 1), bytes(3000, 2)]
+    await worker1.put('ow/k.bin', old)
+    await worker1.put('ow/gone.bin', old)
+    expect(sha256(await worker2.get('ow/k.bin'))).toBe(sha256(old)) // its queued keys are loaded
+    await server.stop()
+    expect(await worker1.put('ow/k.bin', newer)).toMatchObject({ local: 'written', cloud: 'queued' })
+    await worker1.delete('ow/gone.bin')
+    await restart()
+
+    // The cloud is back with the old bytes and the deleted object; worker 2 must not
+    // serve them.
+    await wait(100)
+    expect(sha256(await worker2.get('ow/k.bin'))).toBe(sha256(newer))
+    await expect(worker2.exists('ow/gone.bin')).resolves.toBe(false)
+    expect(await worker2.repair()).toMatchObject({ repaired: 2, remaining: 0 })
+    await wait(100)
+    expect(sha256(await worker1.get('ow/k.bin'))).toBe(sha256(newer))
+    expect(await worker1.head('ow/k.bin')).toMatchObject({ location: 'cloud' })
   }))
 
 test('a repair never replays an intent that a write made since has superseded', () =>

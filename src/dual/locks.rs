@@ -4,7 +4,7 @@
 //! processes too (an app run as several workers on one local folder): each stripe is
 //! also an advisory lock on a file there, so the last writer is the same on both sides.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::{Mutex, MutexGuard};
@@ -84,20 +84,26 @@ fn stripe(key: &str) -> usize {
     (stable_hash(key) % STRIPES as u64) as usize
 }
 
-/// Waits on a blocking thread until this process holds `path`'s exclusive lock; closing
-/// the file releases it, on a crash too.
+/// Takes `path`'s exclusive lock, waiting on a blocking thread only while another
+/// process holds it; closing the file releases it, on a crash too.
 async fn lock_file(path: PathBuf) -> Result<File> {
-    tokio::task::spawn_blocking(move || {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .and_then(|file| file.lock().map(|()| file));
-        file.map_err(|e| Error::from_io(e, &path.display().to_string()))
-    })
-    .await
-    .map_err(|e| Error::task_failed("lock", e))?
+    let failed = |e: std::io::Error| Error::from_io(e, &path.display().to_string());
+    // Opening a small local file does not wait on anything worth a thread hop.
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| Error::task_failed("lock", e))?
+        .map_err(failed)
 }
 
 #[cfg(test)]

@@ -4,19 +4,25 @@
 //! replaced, or an object a queued delete removed from the local side.
 //!
 //! Loaded from the journal on first use (rows an earlier process left count too), then
-//! kept current by this process's writes and repairs. Writes another process queues
-//! while this one runs are not seen until it reopens the journal.
+//! kept current by this process's writes and repairs. Other processes on the journal
+//! (an app's other workers) commit their intents there too: when the journal changed
+//! under another connection, the next read at least `RECHECK` after the last check
+//! loads it again.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, RwLock};
 
 use crate::error::Result;
 use crate::journal::{Journal, RepairOp};
 
 /// Rows read per journal query while loading.
 const PAGE: usize = 1024;
+
+/// How stale another process's queued intents may be to this one's reads.
+const RECHECK: Duration = Duration::from_millis(50);
 
 type Intents = Mutex<HashMap<String, RepairOp>>;
 
@@ -25,6 +31,12 @@ type Intents = Mutex<HashMap<String, RepairOp>>;
 pub(super) struct Queued {
     journal: Option<Journal>,
     intents: OnceCell<Intents>,
+    /// Held shared while this process changes an intent (journal first, then the map)
+    /// and alone while the map is loaded, so a load never brings back a row that was
+    /// settled between its query and its use.
+    changes: RwLock<()>,
+    /// When the journal was last checked, and its `data_version` then.
+    checked: Mutex<(Instant, i64)>,
 }
 
 impl Queued {
@@ -32,15 +44,18 @@ impl Queued {
         Queued {
             journal,
             intents: OnceCell::new(),
+            changes: RwLock::new(()),
+            checked: Mutex::new((Instant::now(), 0)),
         }
     }
 
     /// The newest queued intent of `key`, if one is waiting for a repair.
     pub async fn intent(&self, key: &str) -> Result<Option<RepairOp>> {
-        Ok(match self.loaded().await? {
-            Some(intents) => lock(intents).get(key).cloned(),
-            None => None,
-        })
+        let Some(intents) = self.loaded().await? else {
+            return Ok(None);
+        };
+        self.reload_if_changed(intents).await?;
+        Ok(lock(intents).get(key).cloned())
     }
 
     /// Whether `key` waits for a repair to delete it.
@@ -48,44 +63,89 @@ impl Queued {
         Ok(self.intent(key).await? == Some(RepairOp::Delete))
     }
 
-    /// A write or delete of `key` did not reach every side: `op` is its newest intent.
-    pub async fn insert(&self, key: &str, op: RepairOp) -> Result<()> {
-        if let Some(intents) = self.loaded().await? {
-            lock(intents).insert(key.to_owned(), op);
-        }
+    /// A write or delete of `key` did not reach every side: its intent `id` (`op`)
+    /// stays in the journal for `repair()`, with the failure's `code`. A journal
+    /// failure here is not fatal, the row exists already.
+    pub async fn queue(&self, key: &str, id: i64, op: RepairOp, code: &str) -> Result<()> {
+        let (Some(journal), Some(intents)) = (&self.journal, self.loaded().await?) else {
+            return Ok(());
+        };
+        let _change = self.changes.read().await;
+        let _ = journal.note_failure(id, code).await;
+        lock(intents).insert(key.to_owned(), op);
         Ok(())
     }
 
-    /// Both sides of `key` hold its newest intent now.
+    /// Both sides of `key` hold what its intent `id` (and every older one) asked for.
+    pub async fn settle(&self, key: &str, id: i64) -> Result<()> {
+        let (Some(journal), Some(intents)) = (&self.journal, self.loaded().await?) else {
+            return Ok(());
+        };
+        let _change = self.changes.read().await;
+        journal.settle(key, id).await?;
+        lock(intents).remove(key);
+        Ok(())
+    }
+
+    /// `key` has no intent left in the journal.
     pub async fn remove(&self, key: &str) -> Result<()> {
         if let Some(intents) = self.loaded().await? {
+            let _change = self.changes.read().await;
             lock(intents).remove(key);
         }
         Ok(())
     }
 
-    /// Changes wait for the load, so none is lost to a snapshot taken before it.
     async fn loaded(&self) -> Result<Option<&Intents>> {
         let Some(journal) = &self.journal else {
             return Ok(None);
         };
         self.intents
             .get_or_try_init(|| async {
-                let mut intents = HashMap::new();
-                let mut after = 0;
-                loop {
-                    let rows = journal.repairs(after, PAGE, Vec::new()).await?;
-                    let Some(last) = rows.last() else { break };
-                    after = last.id;
-                    intents.extend(rows.into_iter().map(|row| (row.key, row.op)));
-                }
-                Ok(Mutex::new(intents))
+                let _alone = self.changes.write().await;
+                Ok(Mutex::new(self.load(journal).await?))
             })
             .await
             .map(Some)
     }
+
+    /// Loads the map again if another connection committed to the journal since the
+    /// last check, unless this process is changing an intent right now (next time).
+    async fn reload_if_changed(&self, intents: &Intents) -> Result<()> {
+        let journal = self.journal.as_ref().expect("loaded");
+        {
+            let mut checked = lock(&self.checked);
+            if checked.0.elapsed() < RECHECK {
+                return Ok(());
+            }
+            checked.0 = Instant::now();
+        }
+        let Ok(_alone) = self.changes.try_write() else {
+            return Ok(());
+        };
+        if journal.data_version().await? == lock(&self.checked).1 {
+            return Ok(());
+        }
+        *lock(intents) = self.load(journal).await?;
+        Ok(())
+    }
+
+    /// Every key's newest intent, noting the journal's version first: a commit made
+    /// during the query shows at the next check.
+    async fn load(&self, journal: &Journal) -> Result<HashMap<String, RepairOp>> {
+        lock(&self.checked).1 = journal.data_version().await?;
+        let mut intents = HashMap::new();
+        let mut after = 0;
+        loop {
+            let rows = journal.repairs(after, PAGE, Vec::new()).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            intents.extend(rows.into_iter().map(|row| (row.key, row.op)));
+        }
+        Ok(intents)
+    }
 }
 
-fn lock(intents: &Intents) -> MutexGuard<'_, HashMap<String, RepairOp>> {
-    intents.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -123,8 +123,7 @@ impl Storage {
                 self.finish_rename(&key, to, sha256, local, cloud).await?
             }
         }
-        journal.settle(key.as_str(), row.id).await?;
-        self.queued.remove(key.as_str()).await?;
+        self.queued.settle(key.as_str(), row.id).await?;
         self.stats.repaired();
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));

@@ -282,20 +282,18 @@ impl Storage {
 
     /// Both sides did what the intent asked.
     pub(super) async fn settle(&self, intent: Intent) -> Result<()> {
-        let result = self.intents_journal().settle(&intent.key, intent.id).await;
+        let result = self.queued.settle(&intent.key, intent.id).await;
         self.ended(&intent);
-        result?;
-        self.queued.remove(&intent.key).await
+        result
     }
 
     /// A side failed: the row stays for `repair()`, and reads skip that side meanwhile.
-    /// A journal failure here is not fatal, the row exists already.
     pub(super) async fn queue(&self, intent: Intent, error: &Error) {
+        let (key, id) = (&intent.key, intent.id);
         let _ = self
-            .intents_journal()
-            .note_failure(intent.id, error.code())
+            .queued
+            .queue(key, id, intent.op.clone(), error.code())
             .await;
         self.ended(&intent);
-        let _ = self.queued.insert(&intent.key, intent.op).await;
     }
 }

@@ -98,6 +98,13 @@ impl Journal {
         &self.path
     }
 
+    /// Changes whenever another connection (another process, say) commits to the
+    /// journal; this connection's own commits leave it be.
+    pub async fn data_version(&self) -> Result<i64> {
+        self.run(|c| c.query_row("PRAGMA data_version", [], |row| row.get(0)))
+            .await
+    }
+
     /// Runs `f` with the connection on tokio's blocking pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
