@@ -71,9 +71,14 @@ impl Storage {
         };
         let journal = journal_path.as_deref().map(Journal::open).transpose()?;
         // Processes that share a journal share the local side too: their writes of a
-        // key take turns as one process's do.
-        let locks = match journal_path.as_deref().and_then(std::path::Path::parent) {
-            Some(dir) => locks::KeyLocks::shared(&dir.join("locks"))?,
+        // key take turns as one process's do. The lock files' folder is named after the
+        // journal, as SQLite names its `-wal` and `-shm` files.
+        let locks = match &journal_path {
+            Some(path) => {
+                let mut dir = path.clone().into_os_string();
+                dir.push("-locks");
+                locks::KeyLocks::shared(std::path::Path::new(&dir))?
+            }
             None => locks::KeyLocks::in_process(),
         };
         let local_root = config
