@@ -6,7 +6,7 @@ const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, stopServer, withOwnS3 } = require('./helpers')
+const { tmpDir, sha256, bytes, callElsewhere, stopServer, withOwnS3 } = require('./helpers')
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -206,13 +206,12 @@ test('a dual rename killed with SIGKILL mid-way: repair finishes the move, the o
     await manager().put('rc/from.bin', data)
     // The local side renames at once; the cloud's copy is held by the stopped server.
     const requestHeld = stopServer(server)
-    const call = { manager: { local, mode: 'dual', read: 'local-first', ...opts }, method: 'rename', args: ['rc/from.bin', 'rc/to.bin'] }
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'caller.js'), JSON.stringify(call)], { stdio: 'ignore' })
-    const exited = new Promise((resolve) => child.on('exit', resolve))
-    while (!fs.existsSync(path.join(local, 'rc', 'to.bin'))) await new Promise((resolve) => setTimeout(resolve, 5))
+    const renamer = { local, mode: 'dual', read: 'local-first', ...opts }
+    const { child, done } = callElsewhere(renamer, 'rename', ['rc/from.bin', 'rc/to.bin'])
+    while (!fs.existsSync(path.join(local, 'rc', 'to.bin'))) await wait(5)
     await requestHeld()
     child.kill('SIGKILL')
-    await exited
+    expect(await done).toMatchObject({ code: null })
     server.child.kill('SIGCONT')
 
     const storage = manager()

@@ -4,7 +4,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { execFileSync } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const { startS3 } = require('./servers/servers')
 
 function servers() {
@@ -89,10 +89,22 @@ function cloudOnly(kind, extra = {}) {
   }
 }
 
-/** Where s3s-fs keeps the bytes of `key`: a plain file in its folder. */
-function s3ObjectFile(key) {
-  const s3 = servers().s3
+/** Where the s3s-fs server `s3` (the suites' shared one by default) keeps the bytes of
+ * `key`: a plain file in its folder. */
+function s3ObjectFile(key, s3 = servers().s3) {
   return path.join(s3.dir, s3.bucket, key)
+}
+
+/** Calls `storage[method](...args)` on a `new StorageManager(manager)` in a process of
+ * its own (fixtures/caller.js), so a test can kill it mid-call. `done` resolves to its
+ * exit code and the call's result. */
+function callElsewhere(manager, method, args) {
+  const call = JSON.stringify({ manager, method, args })
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'caller.js'), call], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  const done = new Promise((resolve) => child.on('exit', (code) => resolve({ code, result: out && JSON.parse(out) })))
+  return { child, done }
 }
 
 /** Options for a test's own S3 server, which it stops and starts: quick to give up. */
@@ -162,4 +174,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, flipByteKeepingMtime, stopServer, withOwnS3 }
+module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, callElsewhere, flipByteKeepingMtime, stopServer, withOwnS3 }

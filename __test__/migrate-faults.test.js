@@ -7,7 +7,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, flipByteKeepingMtime, stopServer, withOwnS3 } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, s3ObjectFile, flipByteKeepingMtime, stopServer, withOwnS3 } = require('./helpers')
 
 const MIGRATOR = path.join(__dirname, 'fixtures', 'migrator.js')
 
@@ -145,7 +145,7 @@ test('an object rewritten on the S3 server while its download is in flight is no
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(downloaded()).toBeLessThan(older.length)
     const newer = bytes(1024 * 1024, 12)
-    const dataFile = path.join(server.info.dir, server.info.bucket, key)
+    const dataFile = s3ObjectFile(key, server.info)
     const staged = path.join(server.info.dir, 'rewrite.tmp')
     fs.writeFileSync(staged, newer)
     fs.renameSync(staged, dataFile)

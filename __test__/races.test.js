@@ -5,21 +5,14 @@
 // Each race is run twice: held open with a stopped server (SIGSTOP) at the worst
 // moment, and as a few seconds of writers against loops of that work. Dual writes of
 // one key from two processes on one local folder take turns as well.
-const { spawn } = require('node:child_process')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, writeTree, stopServer, withOwnS3 } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, callElsewhere, stopServer, withOwnS3 } = require('./helpers')
 
 /** `putFile(key, file)` in a process of its own, through a dual-mode manager. */
-function putFileElsewhere(manager, key, file) {
-  const call = JSON.stringify({ manager: { mode: 'dual', ...manager }, method: 'putFile', args: [key, file] })
-  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'caller.js'), call], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (chunk) => (out += chunk))
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, result: out && JSON.parse(out) })))
-}
+const putFileElsewhere = (manager, key, file) => callElsewhere({ mode: 'dual', ...manager }, 'putFile', [key, file]).done
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -255,12 +255,12 @@ impl Storage {
             .expect("intents exist only with a journal")
     }
 
-    /// The write of `intent` is no longer running, whatever became of it.
-    fn ended(&self, intent: &Intent) {
+    /// The write of intent `id` is no longer running, whatever became of it.
+    fn ended(&self, id: i64) {
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&intent.id);
+            .remove(&id);
     }
 
     /// Journals `op` for `key`, whose lock the caller holds.
@@ -283,17 +283,14 @@ impl Storage {
     /// Both sides did what the intent asked.
     pub(super) async fn settle(&self, intent: Intent) -> Result<()> {
         let result = self.queued.settle(&intent.key, intent.id).await;
-        self.ended(&intent);
+        self.ended(intent.id);
         result
     }
 
     /// A side failed: the row stays for `repair()`, and reads skip that side meanwhile.
     pub(super) async fn queue(&self, intent: Intent, error: &Error) {
-        let (key, id) = (&intent.key, intent.id);
-        let _ = self
-            .queued
-            .queue(key, id, intent.op.clone(), error.code())
-            .await;
-        self.ended(&intent);
+        let Intent { id, key, op } = intent;
+        let _ = self.queued.queue(&key, id, op, error.code()).await;
+        self.ended(id);
     }
 }
