@@ -365,13 +365,9 @@ impl Storage {
             )
             .await?;
         // A key deleted on one side is listed by the other until its repair.
-        let mut current = Vec::with_capacity(page.objects.len());
-        for object in page.objects {
-            if !self.queued.deleted(object.key.as_str()).await? {
-                current.push(object);
-            }
-        }
-        page.objects = current;
+        self.queued
+            .retain_present(&mut page.objects, |o| o.key.as_str())
+            .await?;
         Ok((side, page))
     }
 }

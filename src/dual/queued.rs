@@ -51,16 +51,33 @@ impl Queued {
 
     /// The newest queued intent of `key`, if one is waiting for a repair.
     pub async fn intent(&self, key: &str) -> Result<Option<RepairOp>> {
+        Ok(match self.current().await? {
+            Some(intents) => lock(intents).get(key).cloned(),
+            None => None,
+        })
+    }
+
+    /// Keeps the items whose `key` does not wait for a repair to delete it: one look at
+    /// the intents for a whole page of a listing.
+    pub async fn retain_present<T>(
+        &self,
+        items: &mut Vec<T>,
+        key: impl Fn(&T) -> &str,
+    ) -> Result<()> {
+        if let Some(intents) = self.current().await? {
+            let intents = lock(intents);
+            items.retain(|item| intents.get(key(item)) != Some(&RepairOp::Delete));
+        }
+        Ok(())
+    }
+
+    /// The intents, reloaded first if another process changed them.
+    async fn current(&self) -> Result<Option<&Intents>> {
         let Some(intents) = self.loaded().await? else {
             return Ok(None);
         };
         self.reload_if_changed(intents).await?;
-        Ok(lock(intents).get(key).cloned())
-    }
-
-    /// Whether `key` waits for a repair to delete it.
-    pub async fn deleted(&self, key: &str) -> Result<bool> {
-        Ok(self.intent(key).await? == Some(RepairOp::Delete))
+        Ok(Some(intents))
     }
 
     /// A write or delete of `key` did not reach every side: its intent `id` (`op`)
