@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, s3Options, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
 const { collect, expectCode } = require('./conformance')
 
 function dual(extra = {}) {
@@ -153,5 +153,104 @@ describe('dual mode', () => {
     good.stopRepairer()
     await expect(good.pendingRepairs()).resolves.toBe(0)
     expect(good.stats().repaired).toBe(1)
+  })
+
+  test('ifNotExists holds for the key on either side, and writes nothing when a side cannot answer', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('excl')
+    const legacy = path.join(local, p, 'legacy.txt')
+    fs.mkdirSync(path.dirname(legacy), { recursive: true })
+    fs.writeFileSync(legacy, 'LEGACY-ORIGINAL')
+    await cloud.put(`${p}/cloud-only.txt`, 'CLOUD-ORIGINAL')
+
+    // The local side refused, the cloud took it: the cloud's copy is deleted again,
+    // where a queued repair used to copy the new bytes over the legacy file.
+    await expectCode(storage.put(`${p}/legacy.txt`, 'new', { ifNotExists: true }), 'ALREADY_EXISTS')
+    expect(fs.readFileSync(legacy, 'utf8')).toBe('LEGACY-ORIGINAL')
+    await expect(cloud.exists(`${p}/legacy.txt`)).resolves.toBe(false)
+    await expectCode(storage.put(`${p}/cloud-only.txt`, 'new', { ifNotExists: true }), 'ALREADY_EXISTS')
+    expect(fs.existsSync(path.join(local, p, 'cloud-only.txt'))).toBe(false)
+    expect((await cloud.get(`${p}/cloud-only.txt`)).toString()).toBe('CLOUD-ORIGINAL')
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    await storage.repair()
+    expect(fs.readFileSync(legacy, 'utf8')).toBe('LEGACY-ORIGINAL')
+
+    const data = bytes(5000, 4)
+    await expect(storage.put(`${p}/new.bin`, data, { ifNotExists: true })).resolves.toMatchObject({ local: 'written', cloud: 'written', sha256: sha256(data) })
+    expect(sha256(await cloud.get(`${p}/new.bin`))).toBe(sha256(data))
+
+    // In cloud mode the local folder is a read fallback, so its file takes the name too.
+    const cloudMode = new StorageManager({ local, mode: 'cloud', ...s3Options() })
+    await expectCode(cloudMode.put(`${p}/legacy.txt`, 'new', { ifNotExists: true }), 'ALREADY_EXISTS')
+    await expect(cloud.exists(`${p}/legacy.txt`)).resolves.toBe(false)
+
+    // A cloud that is down might hold the key: nothing is written, nothing is queued.
+    const down = new StorageManager({ local, mode: 'dual', ...s3Options({ endpoint: 'http://127.0.0.1:9', maxRetries: 0, retryTimeoutMs: 100 }) })
+    await expectCode(down.put(`${p}/while-down.txt`, 'x', { ifNotExists: true }), 'UNAVAILABLE')
+    expect(fs.existsSync(path.join(local, p, 'while-down.txt'))).toBe(false)
+    await expect(down.pendingRepairs()).resolves.toBe(0)
+    await expect(down.put(`${p}/while-down.txt`, 'x')).resolves.toMatchObject({ local: 'written', cloud: 'queued' })
+  })
+
+  test('copy and rename onto a key from a source on one side serve the new bytes before the repair', async () => {
+    // The cloud source runs on Azurite: s3s-fs keeps a copy target's old metadata when
+    // the source has none, which real S3 does not.
+    for (const [op, read, sourceSide, cloudOptions] of [
+      ['rename', 'cloud-first', 'local', s3Options()],
+      ['copy', 'cloud-first', 'local', s3Options()],
+      ['copy', 'local-first', 'cloud', azureOptions()],
+    ]) {
+      const local = tmpDir('onto')
+      const storage = new StorageManager({ local, mode: 'dual', read, ...cloudOptions })
+      const p = runPrefix(`onto-${op}`)
+      await storage.put(`${p}/current.txt`, 'OLD')
+      // A source with no SHA-256 recorded, on one side only: a legacy file, or an
+      // object another tool uploaded (here through a presigned URL).
+      if (sourceSide === 'local') {
+        fs.writeFileSync(path.join(local, p, 'upload.txt'), 'NEW')
+      } else {
+        const url = storage.presignPut(`${p}/upload.txt`)
+        const res = await fetch(url, { method: 'PUT', body: 'NEW', headers: { 'x-ms-blob-type': 'BlockBlob' } })
+        expect(res.status).toBe(201)
+        expect(fs.existsSync(path.join(local, p, 'upload.txt'))).toBe(false)
+      }
+      expect((await storage.head(`${p}/upload.txt`)).sha256).toBeUndefined()
+      await storage[op](`${p}/upload.txt`, `${p}/current.txt`)
+      await expect(storage.pendingRepairs()).resolves.toBeGreaterThan(0)
+      expect([op, read, (await storage.get(`${p}/current.txt`)).toString()]).toEqual([op, read, 'NEW'])
+      expect((await storage.head(`${p}/current.txt`)).location).toBe(sourceSide)
+      await storage.repair()
+      await expect(storage.pendingRepairs()).resolves.toBe(0)
+      expect((await storage.get(`${p}/current.txt`)).toString()).toBe('NEW')
+    }
+  })
+
+  test('list shows the keys of both sides, as reads find them, page by page', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('merged')
+    const legacy = ['a-legacy', 'c-legacy', 'e-legacy'].map((k) => `${p}/${k}`)
+    for (const key of legacy) {
+      fs.mkdirSync(path.join(local, p), { recursive: true })
+      fs.writeFileSync(path.join(local, key), key)
+    }
+    const cloudOnly = [`${p}/b-cloud`, `${p}/d-cloud`]
+    for (const key of cloudOnly) await cloud.put(key, key)
+    await storage.put(`${p}/f-both`, 'both')
+    const all = [...legacy, ...cloudOnly, `${p}/f-both`].sort()
+
+    const page = await storage.list({ prefix: `${p}/` })
+    expect(page.objects.map((o) => [o.key, o.location])).toEqual(
+      all.map((k) => [k, k.includes('legacy') ? 'local' : 'cloud']),
+    )
+    for (const key of all) await expect(storage.exists(key)).resolves.toBe(true)
+    const seen = []
+    let next
+    do {
+      const one = await storage.list({ prefix: `${p}/`, startAfter: next, limit: 2 })
+      expect(one.objects.length).toBeLessThanOrEqual(2)
+      seen.push(...one.objects.map((o) => o.key))
+      next = one.next
+    } while (next)
+    expect(seen).toEqual(all)
   })
 })

@@ -25,6 +25,15 @@ describe('configuration', () => {
     [{ local: `${tmpDir('c')}/a\0b` }, 'local'],
     [{ local: tmpDir('c'), cloud: `file://${tmpDir('c')}/x%00y`, mode: 'dual' }, 'cloud'],
     [{}, 'local'],
+    // A file where the folder should be: the journal could not be opened under it.
+    [{ local: __filename }, 'local'],
+    [{ local: `${__filename}/uploads` }, 'local'],
+    // stowage's own HTTP client took plain http:// whatever allowHttp said.
+    [{ local: tmpDir('c'), cloud: 's3://b', mode: 'dual', cloudOptions: { endpoint: 'http://127.0.0.1:9000' } }, 'cloudOptions.allowHttp'],
+    [{ local: tmpDir('c'), cloud: 'az://c', mode: 'dual', cloudOptions: { endpoint: 'http://127.0.0.1:10000/acct', allowHttp: false } }, 'cloudOptions.allowHttp'],
+    // A line break in a header made object_store panic at the first write.
+    [{ local: tmpDir('c'), ...s3Options({ storageClass: 'STANDARD\nx-amz-acl: public-read' }), mode: 'dual' }, 'storage class'],
+    [{ local: tmpDir('c'), cacheControl: { png: 'private\r\n' } }, 'cacheControl.png'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {
@@ -227,6 +236,28 @@ describe('credentials and buckets', () => {
     expect(err.code).toBe('ACCESS_DENIED')
     noSecretIn(err, secret)
     await expectCode(storage.get('x/y.txt'), 'ACCESS_DENIED')
+  })
+
+  test('credentials in an endpoint URL are refused, and not repeated', () => {
+    const secret = 'Sup3rS3cretPassw0rd'
+    for (const endpoint of [`https://minio:${secret}@minio.internal:9000`, `http://minio:${secret}@127.0.0.1:9000`]) {
+      let thrown
+      try {
+        new StorageManager({ local: tmpDir('s'), ...s3Options({ endpoint }), mode: 'dual' })
+      } catch (e) {
+        thrown = e
+      }
+      expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('cloudOptions.endpoint') })
+      noSecretIn(thrown, secret)
+    }
+  })
+
+  test('S3: a request the server can never take is INVALID_CONFIG, not an outage to queue', async () => {
+    const local = tmpDir('s')
+    const storage = new StorageManager({ local, mode: 'dual', ...s3Options({ storageClass: 'GLACIERX' }) })
+    const r = await storage.put('class/a.txt', 'x')
+    expect(r).toMatchObject({ local: 'written', cloud: 'queued', errors: [{ side: 'cloud', code: 'INVALID_CONFIG' }] })
+    expect(r.errors[0].message).toMatch(/InvalidStorageClass/)
   })
 
   test('S3: missing bucket is NO_SUCH_BUCKET on reads and lists', async () => {

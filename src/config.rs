@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::dual::PresignSettings;
 use crate::error::{Error, Result};
 use crate::store::TransferConfig;
+use crate::store::headers::check_header_value;
 use crate::store::options::StoreOptions;
 use crate::tier::TierConfig;
 
@@ -134,13 +135,8 @@ impl Config {
             ));
         }
         self.presign.validate()?;
-        for value in self.cache_control.values() {
-            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(Error::config(
-                    "cacheControl",
-                    "values must be printable ASCII",
-                ));
-            }
+        for (ext, value) in &self.cache_control {
+            check_header_value(&format!("cacheControl.{ext}"), value)?;
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use image::DynamicImage;
 pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
 pub use metadata::Metadata;
 pub use open::read_file;
-pub use options::{ImageFormat, RenderOptions, Window};
+pub use options::{ImageFormat, MAX_THUMBNAIL, RenderOptions, Window};
 
 use crate::error::{Error, Result};
 use decode::{ImageInfo, Photometric};

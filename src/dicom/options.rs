@@ -45,7 +45,7 @@ impl Default for RenderOptions {
     }
 }
 
-pub(crate) const MAX_THUMBNAIL: u32 = 4096;
+pub const MAX_THUMBNAIL: u32 = 4096;
 
 impl RenderOptions {
     /// Checks everything that does not need the file; `frame` is checked

@@ -3,6 +3,7 @@
 //! `NOT_FOUND`, an outage or a copy that fails its SHA-256.
 
 mod events;
+mod listing;
 mod locks;
 mod moves;
 mod outcome;
@@ -25,14 +26,16 @@ use crate::config::{Config, Mode, ReadPreference};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
-use crate::store::object::{ObjectInfo, Page};
+use crate::store::object::ObjectInfo;
 use crate::store::options::StoreOptions;
 use crate::store::progress::ProgressFn;
 use crate::store::{JournalSource, STATE_DIR, Store, TransferConfig};
 use crate::tier::Tiers;
 pub use events::{Event, EventKind, EventSink};
+pub use listing::Listing;
 pub use outcome::{Outcome, PutResult, Side, SideError};
 pub use presign::{PresignOptions, PresignSettings};
+use repair::digest;
 pub use repair::{RepairProgress, RepairReport};
 pub use stats::SideStats;
 
@@ -65,6 +68,7 @@ impl Storage {
                 let root = crate::store::parse_store_url(local, "local")?
                     .to_file_path()
                     .map_err(|_| Error::config("local", "must be a path or a file:// URL"))?;
+                crate::store::ensure_folder(&root, "local")?;
                 Some(root.join(STATE_DIR).join("journal.db"))
             }
             (None, None) => None,
@@ -241,13 +245,13 @@ impl Storage {
             // that still holds its bytes.
             Some(RepairOp::Put { sha256 } | RepairOp::Renamed { sha256, .. }) => {
                 // Local first: its head costs no request, and a cloud outage leaves it
-                // the current side.
+                // the current side. An object with no recorded SHA-256 (a copy of a
+                // file from before stowage) is hashed: the intent's bytes may be it.
                 for side in [Side::Local, Side::Cloud] {
                     if let Some(store) = self.store(side)
-                        && store
-                            .head(key)
+                        && digest(store, key)
                             .await
-                            .is_ok_and(|info| info.sha256.as_deref() == Some(sha256.as_str()))
+                            .is_ok_and(|d| d.as_ref() == Some(&sha256))
                     {
                         return Ok(vec![(side, store)]);
                     }
@@ -349,26 +353,6 @@ impl Storage {
 
     pub fn repaired_total(&self) -> u64 {
         self.stats.repaired_total()
-    }
-
-    pub async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Side, Page)> {
-        let (side, mut page) = self
-            .first_side(
-                self.read_sides(),
-                |s| s.list(prefix, start_after, limit),
-                |_, _| {},
-            )
-            .await?;
-        // A key deleted on one side is listed by the other until its repair.
-        self.queued
-            .retain_present(&mut page.objects, |o| o.key.as_str())
-            .await?;
-        Ok((side, page))
     }
 }
 

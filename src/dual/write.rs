@@ -17,13 +17,19 @@ use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
 use crate::store::Store;
-use crate::store::headers::validate_metadata;
+use crate::store::headers::{check_header_value, validate_metadata};
 use crate::store::object::{PutOptions, Written};
 use crate::store::progress::{Progress, ProgressFn};
 
 impl Storage {
     fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
         validate_metadata(&opts.metadata)?;
+        if let Some(content_type) = &opts.content_type {
+            check_header_value("contentType", content_type)?;
+        }
+        if let Some(cache_control) = &opts.cache_control {
+            check_header_value("cacheControl", cache_control)?;
+        }
         self.check_local_name(key)?;
         if opts.cache_control.is_none() {
             opts.cache_control = key
@@ -54,7 +60,7 @@ impl Storage {
         let intent = RepairOp::Put {
             sha256: sha256.clone(),
         };
-        self.write_each(key, intent, |_, store| {
+        self.write_each(key, intent, opts.if_not_exists, |_, store| {
             let (data, opts, sha256) = (data.clone(), opts.clone(), sha256.clone());
             async move { store.put_bytes(key, data, &opts, Some(sha256), &cfg).await }
         })
@@ -105,7 +111,7 @@ impl Storage {
         let intent = RepairOp::Put {
             sha256: sha256.clone(),
         };
-        self.write_each(key, intent, |i, store| {
+        self.write_each(key, intent, opts.if_not_exists, |i, store| {
             let opts = opts.clone();
             let expected = (size, sha256.clone());
             let progress = progress.clone().map(|report| -> ProgressFn {
@@ -125,11 +131,13 @@ impl Storage {
         .await
     }
 
-    /// Runs one write per side concurrently and folds the outcomes.
+    /// Runs one write per side concurrently and folds the outcomes. An `exclusive`
+    /// write (`ifNotExists`) is one that no side refused: see [`Self::undo_exclusive`].
     async fn write_each<'a, F, Fut>(
         &'a self,
         key: &Key,
         intent: RepairOp,
+        exclusive: bool,
         write: F,
     ) -> Result<PutResult>
     where
@@ -137,7 +145,13 @@ impl Storage {
         Fut: std::future::Future<Output = Result<Written>>,
     {
         let sides = self.write_sides();
-        let (_lock, guard) = self.begin(key, intent, sides.len()).await?;
+        // An exclusive write journals nothing: its repair would overwrite whatever a
+        // side that refused it holds. A side that fails undoes the others instead.
+        let journalled = if exclusive { 0 } else { sides.len() };
+        let (_lock, guard) = self.begin(key, intent, journalled).await?;
+        if exclusive {
+            self.check_absent_elsewhere(key, &sides).await?;
+        }
         let results = join_all(
             sides
                 .iter()
@@ -152,6 +166,9 @@ impl Storage {
                 Ok(w) => self.stats.wrote(*side, w.size),
                 Err(e) => self.failed(key, *side, e),
             }
+        }
+        if exclusive && outcomes.iter().any(|(_, r)| r.is_err()) {
+            return Err(self.undo_exclusive(key, outcomes).await);
         }
         let mut folded = outcome::fold(key, outcomes);
         if let Some(intent) = guard {
@@ -177,6 +194,44 @@ impl Storage {
         self.events
             .emit(|| Event::new(EventKind::Put, key.as_str()).size(result.written.size));
         Ok(result)
+    }
+
+    /// `ifNotExists` means what `exists()` says: a key that a read finds on a side this
+    /// write does not touch (the local fallback in cloud mode, a colder tier) is taken.
+    async fn check_absent_elsewhere(&self, key: &Key, written: &[(Side, &Store)]) -> Result<()> {
+        for (side, store) in self.read_sides() {
+            if !written.iter().any(|(s, _)| *s == side) && store.exists(key).await? {
+                return Err(Error::AlreadyExists {
+                    key: key.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An exclusive write that a side refused (the key was there) or could not answer
+    /// (it may be there) must not stand anywhere: the sides that took it delete it
+    /// again, under the key's lock, and the call fails with `ALREADY_EXISTS` when a
+    /// side refused, else with the first side's error. A side that cannot delete it
+    /// keeps the bytes and reports a write failure event.
+    async fn undo_exclusive(&self, key: &Key, outcomes: Vec<(Side, Result<Written>)>) -> Error {
+        let mut errors = Vec::new();
+        for (side, result) in outcomes {
+            match result {
+                Ok(_) => {
+                    let store = self.store(side).expect("a write side");
+                    if let Err(e) = store.delete(key).await {
+                        self.failed(key, side, &e);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let taken = errors
+            .iter()
+            .position(|e| matches!(e, Error::AlreadyExists { .. }))
+            .unwrap_or(0);
+        errors.swap_remove(taken)
     }
 
     /// Deletes from every configured side, so a fallback read cannot resurrect it. With

@@ -248,7 +248,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.code(), "DICOM_INVALID");
-        let page = storage.list("", None, 100).await.unwrap().1;
+        let page = storage.list("", None, 100).await.unwrap();
         assert!(page.objects.is_empty(), "{:?}", page.objects);
     }
 }

@@ -35,7 +35,7 @@ use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::whole_u32;
 use super::values::JsPutResult;
-use crate::dicom::{self, ImageFormat, Metadata, RenderOptions, Rendition, Window};
+use crate::dicom::{self, ImageFormat, MAX_THUMBNAIL, Metadata, RenderOptions, Rendition, Window};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions};
 
@@ -307,7 +307,7 @@ impl DicomRenderOptions<'_> {
                 .thumbnails
                 .iter()
                 .flatten()
-                .map(|&size| whole_u32("thumbnails", size, 1, u32::MAX))
+                .map(|&size| whole_u32("thumbnails", size, 1, MAX_THUMBNAIL))
                 .collect::<Result<_>>()?,
         };
         opts.validate()?;

@@ -338,14 +338,14 @@ impl StorageManager {
                     .list(&prefix, opts.start_after.as_deref(), limit)
                     .await
             },
-            |_, (side, page)| {
+            |_, listing| {
                 Ok(ListResult {
-                    objects: page
+                    objects: listing
                         .objects
                         .into_iter()
-                        .map(|o| JsObjectInfo::new(side, o))
+                        .map(|(side, o)| JsObjectInfo::new(side, o))
                         .collect(),
-                    next: page.next,
+                    next: listing.next,
                 })
             },
         )
@@ -390,9 +390,10 @@ fn inclusive_range(start: Option<f64>, end: Option<f64>) -> Result<Option<std::o
         return Ok(None);
     }
     let start = safe_integer("start", start.unwrap_or(0.0))?;
-    let end = range_end("end", end.unwrap_or(f64::INFINITY))?.saturating_add(1);
-    if end < start {
+    let last = range_end("end", end.unwrap_or(f64::INFINITY))?;
+    // As `fs.createReadStream`, which refuses an end before its start.
+    if last < start {
         return Err(Error::config("end", "is before start"));
     }
-    Ok(Some(start..end))
+    Ok(Some(start..last.saturating_add(1)))
 }

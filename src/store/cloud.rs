@@ -38,6 +38,7 @@ fn container_of<'a>(url: &'a Url, field: &str, what: &str) -> Result<&'a str> {
 
 pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let bucket = container_of(url, field, "bucket")?;
+    opts.check_endpoint(&options_field(field))?;
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(opts.retry_config())
@@ -132,6 +133,7 @@ fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> 
 
 pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let container = container_of(url, field, "container")?;
+    opts.check_endpoint(&options_field(field))?;
     let account = AzureAccount::from_options(opts)?;
     let mut b = MicrosoftAzureBuilder::from_env()
         .with_container_name(container)
@@ -226,6 +228,15 @@ impl AzureAccount {
             }
         }
         Ok(account)
+    }
+}
+
+/// Where the options of the store given as `field` come from: `cloudOptions` for
+/// `cloud`, `tiers.warmOptions` for `tiers.warm`.
+fn options_field(field: &str) -> String {
+    match field {
+        "cloud" => "cloudOptions".into(),
+        tier => format!("{tier}Options"),
     }
 }
 

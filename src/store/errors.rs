@@ -51,6 +51,8 @@ fn classify_generic(text: String) -> Error {
         // S3's and Azure's answer to a bucket or container name they don't allow: the
         // configuration is wrong, and retrying or queueing a repair cannot help.
         Error::config("bucket", format!("the server refused the name: {text}"))
+    } else if REFUSED_REQUESTS.iter().any(|code| text.contains(code)) {
+        Error::config("request", format!("the server refused it: {text}"))
     } else if [
         "accessdenied",
         "signaturedoesnotmatch",
@@ -76,6 +78,23 @@ fn classify_generic(text: String) -> Error {
         Error::Unavailable(text)
     }
 }
+
+/// S3's and Azure's codes for a request that can never succeed as sent (a storage
+/// class or header the server does not take, a wrong region): not an outage to wait
+/// out or queue a repair for. Their other 400s, such as S3's `RequestTimeout` and
+/// `IncompleteBody`, are transient.
+const REFUSED_REQUESTS: &[&str] = &[
+    "<Code>InvalidArgument<",
+    "<Code>InvalidStorageClass<",
+    "<Code>InvalidRequest<",
+    "<Code>EntityTooLarge<",
+    "<Code>AuthorizationHeaderMalformed<",
+    "<Code>MetadataTooLarge<",
+    "<Code>KeyTooLongError<",
+    "<Code>InvalidHeaderValue<",
+    "<Code>InvalidMetadata<",
+    "<Code>InvalidQueryParameterValue<",
+];
 
 fn mentions_missing_bucket(text: &str) -> bool {
     text.contains("NoSuchBucket") || text.contains("ContainerNotFound")
@@ -137,6 +156,14 @@ mod tests {
             .code(),
             "INVALID_CONFIG"
         );
+        for refused in [
+            "400 Bad Request: <Error><Code>InvalidStorageClass</Code></Error>",
+            "400 Bad Request: <?xml version=\"1.0\"?><Error><Code>InvalidHeaderValue</Code>",
+        ] {
+            assert_eq!(classify_generic(refused.into()).code(), "INVALID_CONFIG");
+        }
+        let transient = "400 Bad Request: <Error><Code>RequestTimeout</Code></Error>";
+        assert_eq!(classify_generic(transient.into()).code(), "UNAVAILABLE");
         assert_eq!(
             classify_generic("operation timed out".into()).code(),
             "TIMEOUT"

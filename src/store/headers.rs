@@ -62,18 +62,45 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
                 "the name is reserved by stowage",
             ));
         }
-        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(Error::config(
-                format!("metadata.{name}"),
-                "values must be printable ASCII",
-            ));
-        }
+        check_stored(&format!("metadata.{name}"), value)?;
         total += name.len() + value.len();
     }
     if total > MAX_METADATA_BYTES {
         return Err(Error::config("metadata", "larger than 2 KiB"));
     }
     Ok(())
+}
+
+/// A value sent as an HTTP header must be printable ASCII: a line break would end the
+/// header (object_store panics on one), and other bytes are refused or re-encoded by
+/// the servers.
+pub fn check_printable(field: &str, value: &str) -> Result<()> {
+    match value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        true => Ok(()),
+        false => Err(Error::config(field, "must be printable ASCII")),
+    }
+}
+
+/// A value stored as an HTTP header comes back as written only if it is printable and
+/// has no spaces at either end, which HTTP drops.
+fn check_stored(field: &str, value: &str) -> Result<()> {
+    check_printable(field, value)?;
+    match value.trim() == value {
+        true => Ok(()),
+        false => Err(Error::config(
+            field,
+            "must not start or end with spaces: HTTP drops them",
+        )),
+    }
+}
+
+/// A header stored with an object that must have a value (a content type, a cache
+/// policy, a storage class).
+pub fn check_header_value(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::config(field, "is empty"));
+    }
+    check_stored(field, value)
 }
 
 #[cfg(test)]
@@ -101,7 +128,11 @@ mod tests {
 
     #[test]
     fn metadata_rules() {
-        let ok: BTreeMap<_, _> = [("patient_id".to_string(), "P-1 x".to_string())].into();
+        let ok: BTreeMap<_, _> = [
+            ("patient_id".to_string(), "P-1 x".to_string()),
+            ("empty".to_string(), String::new()),
+        ]
+        .into();
         validate_metadata(&ok).unwrap();
         for (name, value) in [
             ("Upper", "v"),
@@ -109,10 +140,33 @@ mod tests {
             ("sha256", "v"),
             ("9x", "v"),
             ("n", "é"),
+            ("n", " lead"),
+            ("n", "trail "),
+            ("n", "line\nbreak"),
         ] {
             let bad: BTreeMap<_, _> = [(name.to_string(), value.to_string())].into();
             let err = validate_metadata(&bad).unwrap_err();
             assert_eq!(err.code(), "INVALID_CONFIG", "{name}");
+        }
+    }
+
+    #[test]
+    fn header_values_round_trip_over_http() {
+        for good in ["text/csv; charset=utf-8", "private, max-age=60", "x"] {
+            check_header_value("contentType", good).unwrap();
+        }
+        for bad in [
+            "",
+            " text/csv",
+            "text/csv ",
+            "a\r\nx-evil: 1",
+            "tab\there",
+            "é",
+            "del\u{7f}",
+        ] {
+            let err = check_header_value("contentType", bad).unwrap_err();
+            assert_eq!(err.code(), "INVALID_CONFIG", "{bad:?}");
+            assert!(err.to_string().contains("contentType"), "{err}");
         }
     }
 }

@@ -20,14 +20,27 @@ pub struct LocalRoot {
     canonical: PathBuf,
 }
 
+/// Creates `folder` when missing. A file in its place, or in place of one of its
+/// parents, is a configuration error, not an outage.
+pub fn ensure_folder(folder: &Path, field: &str) -> Result<()> {
+    let shown = folder.display().to_string();
+    fs::create_dir_all(folder).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+            Error::config(field, format!("{shown} is not a folder"))
+        }
+        _ => Error::from_io(e, &shown),
+    })
+}
+
 impl LocalRoot {
     /// Creates the root folder when missing, as `fs.mkdir(…, { recursive: true })` would.
-    pub fn open(root: &Path) -> Result<(LocalRoot, Arc<LocalFileSystem>)> {
+    /// `field` names the option that gave it.
+    pub fn open(root: &Path, field: &str) -> Result<(LocalRoot, Arc<LocalFileSystem>)> {
         let shown = root.display().to_string();
-        fs::create_dir_all(root).map_err(|e| Error::from_io(e, &shown))?;
+        ensure_folder(root, field)?;
         let canonical = fs::canonicalize(root).map_err(|e| Error::from_io(e, &shown))?;
         let store = LocalFileSystem::new_with_prefix(&canonical)
-            .map_err(|e| Error::config("local", format!("{shown}: {e}")))?;
+            .map_err(|e| Error::config(field, format!("{shown}: {e}")))?;
         let root = LocalRoot {
             root: root.to_owned(),
             canonical,

@@ -39,9 +39,9 @@ use crate::error::{Error, Result};
 use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
 use errors::{Secrets, map_store_error};
-use headers::SHA256_METADATA;
-pub use local::STATE_DIR;
+use headers::{SHA256_METADATA, check_header_value};
 use local::{Access, LocalRoot};
+pub use local::{STATE_DIR, ensure_folder};
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
@@ -100,6 +100,15 @@ fn file_etag(meta: &std::fs::Metadata) -> String {
 
 /// Modification time of a stored object in nanoseconds since the epoch, as the journal
 /// records it.
+/// A range with no end (`Infinity` from JS) is asked for as `bytes=start-`: some S3
+/// servers refuse an end as large as `u64::MAX`, though RFC 9110 clamps it.
+fn get_range(range: std::ops::Range<u64>) -> GetRange {
+    match range.end {
+        u64::MAX => GetRange::Offset(range.start),
+        _ => GetRange::Bounded(range),
+    }
+}
+
 fn mtime_ns(meta: &ObjectMeta) -> i64 {
     meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
 }
@@ -151,6 +160,9 @@ impl Store {
         journal: &JournalSource,
     ) -> Result<Store> {
         let parsed = parse_store_url(url, field)?;
+        if let Some(class) = &opts.storage_class {
+            check_header_value(&format!("{field} storage class"), class)?;
+        }
         let secrets = opts.secrets();
         let remote = |c: cloud::Cloud| (c.store, None, c.presigner.map(|p| (p, c.prefix)));
         let (inner, local, presigner): (Arc<dyn ObjectStore>, _, _) = match parsed.scheme() {
@@ -158,7 +170,7 @@ impl Store {
                 let path = parsed
                     .to_file_path()
                     .map_err(|_| Error::config(field, "file:// URL is not a local path"))?;
-                let (root, store) = LocalRoot::open(&path)?;
+                let (root, store) = LocalRoot::open(&path, field)?;
                 (store, Some(root), None)
             }
             "memory" => (Arc::new(InMemory::new()), None, None),
@@ -371,7 +383,7 @@ impl Store {
     async fn open_read(&self, key: &Key, range: Option<std::ops::Range<u64>>) -> Result<GetResult> {
         self.guard_read(key).await?;
         let opts = GetOptions {
-            range: range.map(GetRange::Bounded),
+            range: range.map(get_range),
             ..Default::default()
         };
         match self.inner.get_opts(&Self::path(key), opts).await {
@@ -483,10 +495,16 @@ impl Store {
         Ok(())
     }
 
-    /// Server-side copy; headers and metadata travel with the object.
+    /// Server-side copy; headers and metadata travel with the object. Onto itself
+    /// nothing moves, as with POSIX `rename(2)`: the stores would instead refuse (AWS
+    /// S3), delete the object (a rename on S3 copies, then deletes its source) or drop
+    /// its journal row.
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard_read(from).await?;
         self.guard_write(to).await?;
+        if from == to {
+            return self.head(to).await;
+        }
         let record = self.moving_record(from).await?;
         if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
@@ -498,6 +516,9 @@ impl Store {
     pub async fn rename(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard(from).await?;
         self.guard(to).await?;
+        if from == to {
+            return self.head(to).await;
+        }
         let record = self.moving_record(from).await?;
         if let Err(e) = self.inner.rename(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);

@@ -7,6 +7,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use super::errors::Secrets;
 use super::http::{Connector, USER_AGENT};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -49,6 +50,38 @@ impl StoreOptions {
         s
     }
 
+    /// An endpoint must not carry credentials (they would be sent and shown where the
+    /// keys are not), and plain `http://` needs `allowHttp`, as with object_store's own
+    /// client: stowage's client would otherwise take it silently. `field` names the
+    /// options (`cloudOptions`, `tiers.warmOptions`).
+    pub fn check_endpoint(&self, field: &str) -> Result<()> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(());
+        };
+        let authority = endpoint
+            .split_once("://")
+            .map_or(endpoint.as_str(), |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if authority.contains('@') {
+            return Err(Error::config(
+                format!("{field}.endpoint"),
+                "must not carry user:password@; give accessKeyId and secretAccessKey",
+            ));
+        }
+        let plain = endpoint
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        if plain && self.allow_http != Some(true) {
+            return Err(Error::config(
+                format!("{field}.allowHttp"),
+                "the endpoint is plain http://: set allowHttp: true to use it",
+            ));
+        }
+        Ok(())
+    }
+
     /// Transient failures (5xx, timeouts, refused connections) are retried with
     /// exponential backoff before they surface as `TIMEOUT` / `UNAVAILABLE`.
     pub fn retry_config(&self) -> RetryConfig {
@@ -82,6 +115,45 @@ impl StoreOptions {
                 .request_timeout_ms
                 .map_or(defaults.request_timeout, Duration::from_millis),
             ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_endpoint(endpoint: &str, allow_http: Option<bool>) -> StoreOptions {
+        StoreOptions {
+            endpoint: Some(endpoint.into()),
+            allow_http,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_no_credentials_and_need_allow_http_for_http() {
+        let check = |e, allow| with_endpoint(e, allow).check_endpoint("cloudOptions");
+        check("https://minio.internal:9000", None).unwrap();
+        check("http://127.0.0.1:9000", Some(true)).unwrap();
+        check("https://host/path@version", None).unwrap();
+        for (endpoint, allow, field) in [
+            ("http://127.0.0.1:9000", None, "cloudOptions.allowHttp"),
+            (
+                "HTTP://127.0.0.1:9000",
+                Some(false),
+                "cloudOptions.allowHttp",
+            ),
+            (
+                "https://minio:Sup3rS3cret@minio.internal",
+                None,
+                "cloudOptions.endpoint",
+            ),
+        ] {
+            let err = check(endpoint, allow).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(field), "{text}");
+            assert!(!text.contains("Sup3rS3cret"), "{text}");
         }
     }
 }

@@ -18,7 +18,7 @@ pub(super) struct Endpoint {
 impl Endpoint {
     /// `field` names the option in errors (`endpoint`, `presign.localBaseUrl`…).
     pub(super) fn parse(url: &str, field: &str) -> Result<Endpoint> {
-        let invalid = |reason: &str| Error::config(field, format!("{url:?} {reason}"));
+        let invalid = |reason: &str| Error::config(field, format!("{:?} {reason}", shown(url)));
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid("is not an absolute http(s) URL"))?;
@@ -44,6 +44,18 @@ impl Endpoint {
             host,
             path: encode_path(path.trim_end_matches('/')),
         })
+    }
+}
+
+/// `url` as errors may show it: user info, which may hold a password, is left out.
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -109,6 +121,7 @@ mod tests {
         ] {
             let err = Endpoint::parse(url, "endpoint").unwrap_err();
             assert!(matches!(err, Error::InvalidConfig { ref field, .. } if field == "endpoint"));
+            assert!(!err.to_string().contains("pw@"), "{err}");
         }
     }
 

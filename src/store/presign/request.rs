@@ -4,6 +4,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::store::headers::check_printable;
 
 /// Longest lifetime of a presigned URL: S3's own limit (7 days), applied to every store
 /// so a URL behaves the same whichever side of a dual store signed it.
@@ -68,8 +69,8 @@ impl PresignRequest<'_> {
                 format!("{} s is outside 1..={MAX_EXPIRES_IN} s", self.expires_in),
             ));
         }
-        check_header_value("contentType", self.content_type)?;
-        check_header_value("contentDisposition", self.content_disposition)?;
+        check_sent("contentType", self.content_type)?;
+        check_sent("responseContentDisposition", self.content_disposition)?;
         self.now
             .checked_add(self.expires_in)
             .ok_or_else(|| Error::config("expiresIn", "the expiry is past the end of time"))
@@ -78,14 +79,11 @@ impl PresignRequest<'_> {
 
 /// These values become HTTP headers, and the signers join signed fields with newlines,
 /// so only printable ASCII is accepted (RFC 5987 `filename*=` covers non-ASCII names).
-fn check_header_value(field: &str, value: Option<&str>) -> Result<()> {
+fn check_sent(field: &str, value: Option<&str>) -> Result<()> {
     match value {
         Some(v) if v.trim().is_empty() => Err(Error::config(field, "is empty")),
-        Some(v) if !v.bytes().all(|b| (b' '..=b'~').contains(&b)) => Err(Error::config(
-            field,
-            "must be printable ASCII (use filename*=UTF-8''… for other names)",
-        )),
-        _ => Ok(()),
+        Some(v) => check_printable(field, v),
+        None => Ok(()),
     }
 }
 
@@ -164,7 +162,7 @@ pub(super) mod tests {
         };
         assert_eq!(
             field_of(bad_disposition.expires_at().unwrap_err()),
-            "contentDisposition"
+            "responseContentDisposition"
         );
         let empty = PresignRequest {
             content_type: Some(" "),

@@ -1,0 +1,152 @@
+//! `list`: one page of keys from the local side and the cloud together, as reads find
+//! them. Mid-migration each side holds keys the other lacks (files not migrated yet,
+//! objects written in cloud mode), and a read falls back to either, so a listing of
+//! one side alone would hide objects that `get` serves.
+
+use futures::future::join_all;
+
+use super::{Side, Storage};
+use crate::error::{Error, Result};
+use crate::store::object::{ObjectInfo, Page};
+
+/// One page of a listing, each object with the side that describes it.
+#[derive(Debug)]
+pub struct Listing {
+    pub objects: Vec<(Side, ObjectInfo)>,
+    pub next: Option<String>,
+}
+
+impl Storage {
+    /// Keys under `prefix` after `start_after`, in byte order, from both sides: a key on
+    /// both is described by the preferred read side. A side that is down or missing
+    /// its bucket is left out, as reads fall back past it; other errors are not
+    /// masked.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing> {
+        let sides: Vec<_> = self
+            .read_sides()
+            .into_iter()
+            .filter(|(side, _)| matches!(side, Side::Local | Side::Cloud))
+            .collect();
+        let results = join_all(
+            sides
+                .iter()
+                .map(|(_, store)| store.list(prefix, start_after, limit)),
+        )
+        .await;
+        let mut pages = Vec::new();
+        let mut first_error = None;
+        for ((side, _), result) in sides.iter().zip(results) {
+            match result {
+                Ok(page) => pages.push((*side, page)),
+                Err(e) if matches!(e, Error::NotFound { .. }) || e.is_outage() => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if pages.is_empty() {
+            return Err(
+                first_error.unwrap_or_else(|| Error::config("cloud", "no store configured"))
+            );
+        }
+        let mut listing = merge(pages, limit);
+        self.queued
+            .retain_present(&mut listing.objects, |(_, o)| o.key.as_str())
+            .await?;
+        Ok(listing)
+    }
+}
+
+/// The first `limit` keys of `pages` (each in byte order, the preferred side first).
+/// Every page holds its side's first keys after the same point, so a key a page left
+/// out comes after that page's last, and so after the `limit` keys kept, since that
+/// page alone had `limit` of them.
+fn merge(pages: Vec<(Side, Page)>, limit: usize) -> Listing {
+    let more = pages.iter().any(|(_, page)| page.next.is_some());
+    let mut objects: Vec<(Side, ObjectInfo)> = pages
+        .into_iter()
+        .flat_map(|(side, page)| page.objects.into_iter().map(move |o| (side, o)))
+        .collect();
+    // A stable sort keeps the preferred side's entry first among equal keys.
+    objects.sort_by(|(_, a), (_, b)| a.key.as_str().cmp(b.key.as_str()));
+    objects.dedup_by(|(_, later), (_, kept)| later.key == kept.key);
+    let more = more || objects.len() > limit;
+    objects.truncate(limit);
+    let next = more
+        .then(|| objects.last().map(|(_, o)| o.key.to_string()))
+        .flatten();
+    Listing { objects, next }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::key::Key;
+
+    fn page(keys: &[&str], next: bool) -> Page {
+        let objects = keys
+            .iter()
+            .map(|k| ObjectInfo {
+                key: Key::parse(k).unwrap(),
+                size: 0,
+                last_modified: SystemTime::UNIX_EPOCH,
+                etag: None,
+                content_type: String::new(),
+                cache_control: String::new(),
+                sha256: None,
+                metadata: Default::default(),
+            })
+            .collect();
+        Page {
+            objects,
+            next: next.then(|| keys.last().unwrap().to_string()),
+        }
+    }
+
+    fn keys(listing: &Listing) -> Vec<String> {
+        listing
+            .objects
+            .iter()
+            .map(|(side, o)| format!("{}:{}", side.as_str(), o.key.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn merges_in_byte_order_preferring_the_first_side() {
+        let listing = merge(
+            vec![
+                (Side::Cloud, page(&["a", "c", "d"], false)),
+                (Side::Local, page(&["b", "c", "e"], false)),
+            ],
+            10,
+        );
+        assert_eq!(
+            keys(&listing),
+            ["cloud:a", "local:b", "cloud:c", "cloud:d", "local:e"]
+        );
+        assert_eq!(listing.next, None);
+    }
+
+    #[test]
+    fn a_full_page_stops_where_no_side_can_have_skipped_a_key() {
+        // Each side listed its first 3 keys; the local side has more after "c".
+        let listing = merge(
+            vec![
+                (Side::Cloud, page(&["a", "b", "d"], false)),
+                (Side::Local, page(&["a", "c", "e"], true)),
+            ],
+            3,
+        );
+        assert_eq!(keys(&listing), ["cloud:a", "cloud:b", "local:c"]);
+        assert_eq!(listing.next.as_deref(), Some("c"));
+        let last = merge(vec![(Side::Local, page(&["x"], false))], 1);
+        assert_eq!(last.next, None);
+    }
+}
