@@ -1,8 +1,10 @@
 'use strict'
 // Failures a user will meet first: bad settings, wrong credentials, a missing bucket.
 // Each has a stable code, and no message carries a secret.
+const fs = require('node:fs')
+const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, s3Options, azureOptions, servers } = require('./helpers')
+const { tmpDir, s3Options, azureOptions, servers, runPrefix } = require('./helpers')
 const { expectCode } = require('./conformance')
 
 function noSecretIn(err, secret) {
@@ -420,5 +422,44 @@ describe('local root', () => {
     await new Promise((r) => setTimeout(r, 20))
     fs.writeFileSync(path.join(root, 'uploads', 'tracked.txt'), 'v2 longer')
     expect((await storage.head('uploads/tracked.txt')).sha256 ?? null).toBeNull()
+  })
+})
+
+describe('names a local folder cannot hold', () => {
+  test('a file and a folder cannot share a name: INVALID_KEY before either side is written', async () => {
+    // Azurite keeps blobs in a database: s3s-fs keeps them as files and folders, with
+    // the local side's limits.
+    const local = tmpDir('clash')
+    const storage = new StorageManager({ local, mode: 'dual', ...azureOptions() })
+    const cloud = new StorageManager({ local: tmpDir('clash-view'), mode: 'cloud', ...azureOptions() })
+    const p = runPrefix('clash')
+    await storage.put(`${p}/report`, 'a file')
+    await storage.put(`${p}/dir/x`, 'x')
+    // The cloud took these and the local side failed as an outage, queued for a
+    // repair that could never succeed.
+    for (const write of [
+      () => storage.put(`${p}/report/2024.pdf`, 'x'),
+      () => storage.put(`${p}/dir`, 'x'),
+      () => storage.copy(`${p}/report`, `${p}/dir`),
+    ]) {
+      await expect(write()).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('local side') })
+    }
+    await expect(cloud.exists(`${p}/report/2024.pdf`)).resolves.toBe(false)
+    await expect(cloud.exists(`${p}/dir`)).resolves.toBe(false)
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    // Below a file there is nothing to read or delete.
+    await expectCode(storage.get(`${p}/report/2024.pdf`), 'NOT_FOUND')
+    await expect(storage.delete(`${p}/report/2024.pdf`)).resolves.toBeUndefined()
+    expect((await storage.get(`${p}/report`)).toString()).toBe('a file')
+  })
+
+  test('getToFile into a folder that does not exist: the path is wrong, not the object', async () => {
+    const local = tmpDir('no-folder')
+    const storage = new StorageManager({ local, mode: 'dual', ...s3Options() })
+    const p = runPrefix('no-folder')
+    await storage.put(`${p}/a.txt`, 'a')
+    const dest = path.join(local, 'no', 'such', 'folder', 'a.txt')
+    await expect(storage.getToFile(`${p}/a.txt`, dest)).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('its folder does not exist') })
+    expect(fs.existsSync(path.dirname(dest))).toBe(false)
   })
 })

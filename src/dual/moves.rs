@@ -41,7 +41,7 @@ impl Storage {
     {
         // A local copy is staged as a `put` is; a local rename stages nothing.
         if !moves {
-            self.check_local_name(to)?;
+            self.check_local_name(to).await?;
         }
         // Both keys are written, so both are locked, as `put` locks its key.
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;

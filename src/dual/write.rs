@@ -22,7 +22,7 @@ use crate::store::object::{PutOptions, Written};
 use crate::store::progress::{Progress, ProgressFn};
 
 impl Storage {
-    fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
+    async fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
         validate_metadata(&opts.metadata)?;
         if let Some(content_type) = &opts.content_type {
             check_header_value("contentType", content_type)?;
@@ -30,7 +30,7 @@ impl Storage {
         if let Some(cache_control) = &opts.cache_control {
             check_header_value("cacheControl", cache_control)?;
         }
-        self.check_local_name(key)?;
+        self.check_local_name(key).await?;
         if opts.cache_control.is_none() {
             opts.cache_control = key
                 .extension()
@@ -39,22 +39,25 @@ impl Storage {
         Ok(opts)
     }
 
-    /// A name a local folder cannot be written under (staged as `name#n`) is refused
-    /// before either side runs: the cloud would take the object and the local side
-    /// fail, for a repair that could never succeed.
-    pub(super) fn check_local_name(&self, key: &Key) -> Result<()> {
-        let writes_locally = self
-            .write_sides()
-            .iter()
-            .any(|(_, store)| store.local_path().is_some());
-        match writes_locally {
-            true => key.check_local_write(),
-            false => Ok(()),
+    /// A name a local folder cannot be written under (staged as `name#n`, or held by
+    /// a folder, or under a file) is refused before either side runs: the cloud would
+    /// take the object and the local side fail, for a repair that could never succeed.
+    /// A single side checks the name itself before it writes.
+    pub(super) async fn check_local_name(&self, key: &Key) -> Result<()> {
+        let sides = self.write_sides();
+        if sides.len() < 2 {
+            return Ok(());
         }
+        for (_, store) in sides {
+            if store.local_path().is_some() {
+                store.guard_write(key).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<PutResult> {
-        let opts = self.put_options(key, opts)?;
+        let opts = self.put_options(key, opts).await?;
         let sha256 = crate::store::hash_bytes(&data).await?;
         let cfg = self.transfer;
         let intent = RepairOp::Put {
@@ -77,7 +80,7 @@ impl Storage {
         opts: PutOptions,
         progress: Option<ProgressFn>,
     ) -> Result<PutResult> {
-        let opts = self.put_options(key, opts)?;
+        let opts = self.put_options(key, opts).await?;
         let shown = file.display().to_string();
         let meta = tokio::fs::metadata(file)
             .await

@@ -125,12 +125,29 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
             }
             Ok(meta) => file_type = Some(meta.file_type()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // A file stands where the key needs a folder: no such key here, and none
+            // can be written until that file goes.
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(match access {
+                    Access::Stage => Error::InvalidKey {
+                        key: key.to_string(),
+                        reason: "a folder the key needs is a file on the local side",
+                    },
+                    Access::Read | Access::Name => Error::NotFound {
+                        key: key.to_string(),
+                    },
+                });
+            }
             Err(e) => return Err(Error::from_io(e, key.as_str())),
         }
     }
     match file_type {
         Some(t) if access == Access::Read && !(t.is_file() || t.is_dir()) => Err(Error::NotFound {
             key: key.to_string(),
+        }),
+        Some(t) if access == Access::Stage && t.is_dir() => Err(Error::InvalidKey {
+            key: key.to_string(),
+            reason: "the key names a folder on the local side",
         }),
         _ => Ok(()),
     }

@@ -245,8 +245,9 @@ impl Store {
         self.guard_for(key, Access::Read).await
     }
 
-    /// Runs before writes: file stores also refuse names with no room for staging.
-    async fn guard_write(&self, key: &Key) -> Result<()> {
+    /// Runs before writes: file stores also refuse names with no room for staging,
+    /// and names that a folder holds or whose folders a file holds.
+    pub async fn guard_write(&self, key: &Key) -> Result<()> {
         self.guard_for(key, Access::Stage).await
     }
 
@@ -482,7 +483,10 @@ impl Store {
     }
 
     pub async fn delete(&self, key: &Key) -> Result<()> {
-        self.guard(key).await?;
+        match self.guard(key).await {
+            Err(Error::NotFound { .. }) => return Ok(()),
+            guarded => guarded?,
+        }
         match self.inner.delete(&Self::path(key)).await {
             Ok(()) => {}
             // Deleting what is not there is success, as on S3.

@@ -242,6 +242,7 @@ impl Store {
                 format!("{shown} exists and is not a regular file"),
             ));
         }
+        check_folder_of(dest, &shown).await?;
         let read = self.open_read(key, None).await?;
         let info = self.info(key, &read.meta, &read.attributes).await?;
         let temp = temp_path(dest);
@@ -393,6 +394,29 @@ pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
 
 /// A hidden sibling of `dest`, unique per process and call. Only the start of a long
 /// name is kept, so the temporary name stays inside the file system's 255 bytes.
+/// A destination whose folder is missing is the caller's mistake, not a missing object
+/// (its temporary file could not be created, which read as `NOT_FOUND`).
+async fn check_folder_of(dest: &Path, shown: &str) -> Result<()> {
+    let folder = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let missing = match tokio::fs::metadata(folder).await {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        ),
+    };
+    match missing {
+        true => Err(Error::config(
+            "path",
+            format!("{shown}: its folder does not exist"),
+        )),
+        false => Ok(()),
+    }
+}
+
 fn temp_path(dest: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name: String = dest
