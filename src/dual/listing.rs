@@ -5,8 +5,8 @@
 
 use futures::future::join_all;
 
-use super::{Side, Storage};
-use crate::error::{Error, Result};
+use super::{Side, Storage, moves_past, no_side};
+use crate::error::Result;
 use crate::store::object::{ObjectInfo, Page};
 
 /// One page of a listing, each object with the side that describes it.
@@ -43,16 +43,14 @@ impl Storage {
         for ((side, _), result) in sides.iter().zip(results) {
             match result {
                 Ok(page) => pages.push((*side, page)),
-                Err(e) if matches!(e, Error::NotFound { .. }) || e.is_outage() => {
+                Err(e) if moves_past(&e) => {
                     first_error.get_or_insert(e);
                 }
                 Err(e) => return Err(e),
             }
         }
         if pages.is_empty() {
-            return Err(
-                first_error.unwrap_or_else(|| Error::config("cloud", "no store configured"))
-            );
+            return Err(first_error.unwrap_or_else(no_side));
         }
         let mut listing = merge(pages, limit);
         self.queued

@@ -278,7 +278,7 @@ impl Storage {
         for (side, store) in sides {
             match read(store).await {
                 Ok(v) => return Ok((side, v)),
-                Err(e) if matches!(e, Error::NotFound { .. }) || e.is_outage() => {
+                Err(e) if moves_past(&e) => {
                     first_error.get_or_insert(e);
                 }
                 Err(e @ Error::Integrity(_)) => {
@@ -288,7 +288,7 @@ impl Storage {
                 Err(e) => return Err(e),
             }
         }
-        Err(first_error.unwrap_or_else(|| Error::config("cloud", "no store configured")))
+        Err(first_error.unwrap_or_else(no_side))
     }
 
     pub async fn get(&self, key: &Key) -> Result<Bytes> {
@@ -354,6 +354,17 @@ impl Storage {
     pub fn repaired_total(&self) -> u64 {
         self.stats.repaired_total()
     }
+}
+
+/// Whether a read goes on to the next side after this failure: the object is missing
+/// there, or the side is down. Other errors (bad credentials) are not masked.
+fn moves_past(err: &Error) -> bool {
+    matches!(err, Error::NotFound { .. }) || err.is_outage()
+}
+
+/// The error of a read that had no side to try.
+fn no_side() -> Error {
+    Error::config("cloud", "no store configured")
 }
 
 fn integrity_failed(key: &Key, side: Side, err: &Error) -> Event {
