@@ -267,6 +267,40 @@ test('deleteSource removes each file only after its verified copy; rollback rest
   await expect(storage.rollback(999999)).rejects.toMatchObject({ code: 'NOT_FOUND' })
 })
 
+test('from the cloud to local disk, and back by rollback, headers and metadata travel with the bytes', async () => {
+  // S3 listings carry no headers: the copies took the extension defaults and no metadata,
+  // and a rollback after deleteSource wrote those back, losing the originals for good.
+  const prefix = runPrefix('down')
+  const cloud = cloudView()
+  const objects = {
+    [`${prefix}/report.bin`]: { data: bytes(3000, 5), opts: { contentType: 'text/x-report', cacheControl: 'private, max-age=5', metadata: { patient_id: 'P-1' } } },
+    [`${prefix}/large/vol.bin`]: { data: bytes(12 * 1024 * 1024 + 3, 6), opts: { contentType: 'application/x-volume', metadata: { series: 'S2' } } },
+  }
+  for (const [key, { data, opts }] of Object.entries(objects)) await cloud.put(key, data, opts)
+  const stored = async (storage, key) => {
+    const { contentType, cacheControl, metadata, sha256: sha } = await storage.head(key)
+    return { contentType, cacheControl, metadata, sha }
+  }
+  const before = {}
+  for (const key of Object.keys(objects)) before[key] = await stored(cloud, key)
+
+  const local = tmpDir('mig-down')
+  const storage = manager(local)
+  const report = await storage.migrate({ from: 'cloud', to: 'local', prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ state: 'completed', copied: 2, failedCount: 0 })
+  const localOnly = new StorageManager({ local, mode: 'local' })
+  for (const [key, { data }] of Object.entries(objects)) {
+    expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(data))
+    expect(await stored(localOnly, key)).toEqual(before[key])
+    await expect(cloud.exists(key)).resolves.toBe(false)
+  }
+  expect(await storage.rollback(report.id)).toEqual({ restored: 2, failed: [] })
+  for (const [key, { data }] of Object.entries(objects)) {
+    expect(sha256(await cloud.get(key))).toBe(sha256(data))
+    expect(await stored(cloud, key)).toEqual(before[key])
+  }
+})
+
 test('bad options throw INVALID_CONFIG naming the field', () => {
   const storage = manager(tmpDir('mig-bad'))
   const field = (opts) => {

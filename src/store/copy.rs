@@ -27,6 +27,16 @@ impl Store {
         cfg: &TransferConfig,
         temp_dir: &Path,
     ) -> Result<Written> {
+        // S3 and Azure listings carry no headers, metadata or SHA-256: an object
+        // described by one is asked for them, or the copy would lose them.
+        let headed;
+        let info = match self.local_path().is_none() && info.sha256.is_none() {
+            true => {
+                headed = self.head(&info.key).await?;
+                &headed
+            }
+            false => info,
+        };
         let key = &info.key;
         let started = SystemTime::now();
         let opts = PutOptions {
