@@ -68,9 +68,11 @@ export declare class StorageManager {
   presignMany(keys: Array<string>, opts?: PresignGetOpts | undefined | null): Array<string>
   /**
    * The key a local signed URL grants; throws `SIGNATURE_INVALID` or
-   * `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query.
+   * `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query. An upload
+   * URL signed for a content type is valid only with `{ contentType }` equal to it
+   * (the request's `Content-Type`).
    */
-  verifySignedUrl(url: string, method: string): string
+  verifySignedUrl(url: string, method: string, opts?: VerifyOpts | undefined | null): string
   /** Counts and bytes per side since the manager was created. */
   stats(): Stats
   /**
@@ -561,6 +563,11 @@ export interface TierTotal {
 
 export interface TransferOpts {
   onProgress?: (progress: Progress) => void
+}
+
+export interface VerifyOpts {
+  /** The request's `Content-Type`: an upload URL signed for one must send it. */
+  contentType?: string
 }
 
 export declare namespace dicom {

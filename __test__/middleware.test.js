@@ -104,6 +104,27 @@ describe.each([
     expect((await storage.head('uploads/new.png')).contentType).toBe('image/png')
   })
 
+  test('a PUT URL signed for a content type takes uploads of that type only', async () => {
+    // Unsigned, the type was the uploader's choice: a URL meant for an image could
+    // store text/html that the app then served from its own origin.
+    const url = storage.presignPut('uploads/avatar.png', { contentType: 'image/png' })
+    expect(url).toContain('X-Stowage-Content-Type=image%2Fpng')
+    for (const headers of [{ 'content-type': 'text/html' }, {}]) {
+      const res = await fetch(url, { method: 'PUT', body: '<script>alert(1)</script>', headers })
+      expect(res.status).toBe(403)
+      expect((await res.json()).code).toBe('SIGNATURE_INVALID')
+    }
+    await expect(storage.exists('uploads/avatar.png')).resolves.toBe(false)
+    const body = bytes(2000, 3)
+    const res = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'image/png' } })
+    expect(res.status).toBe(201)
+    expect(sha256(await storage.get('uploads/avatar.png'))).toBe(sha256(body))
+    expect((await storage.head('uploads/avatar.png')).contentType).toBe('image/png')
+    // The type cannot be swapped in the URL either.
+    const swapped = url.replace('image%2Fpng', 'text%2Fhtml')
+    expect((await fetch(swapped, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/html' } })).status).toBe(403)
+  })
+
   test('refusals: tampered, wrong method, expired, missing object, unsigned', async () => {
     const url = storage.presignGet('scans/ct 1.dcm')
     let res = await fetch(url.replace('ct%201', 'ct%202'))

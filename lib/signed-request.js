@@ -102,7 +102,8 @@ async function handleSigned(storage, { method, url, headers, body }) {
   const signedMethod = method === 'HEAD' ? 'GET' : method
   if (signedMethod !== 'GET' && signedMethod !== 'PUT') return { status: 405, headers: { allow: 'GET, HEAD, PUT' }, body: null }
   try {
-    const key = storage.verifySignedUrl(url, signedMethod)
+    // An upload URL signed for a content type is good only with that type.
+    const key = storage.verifySignedUrl(url, signedMethod, { contentType: headers['content-type'] })
     return signedMethod === 'PUT' ? await servePut(storage, key, headers, body) : await serveGet(storage, key, method, headers)
   } catch (err) {
     const status = STATUS_OF[err.code]

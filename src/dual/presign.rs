@@ -7,7 +7,7 @@ use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::StoreSigner;
-use crate::store::presign::{self, Method, PresignRequest, encode_key_path};
+use crate::store::presign::{self, LocalGrant, Method, PresignRequest, encode_key_path};
 
 /// `presign` in the constructor's options.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +88,7 @@ enum UrlSigner<'a> {
         secret: &'a [u8],
         method: Method,
         expires_at: u64,
+        content_type: Option<&'a str>,
     },
 }
 
@@ -101,7 +102,16 @@ impl UrlSigner<'_> {
                 secret,
                 method,
                 expires_at,
-            } => presign::sign_local(base, secret, *method, key, *expires_at),
+                content_type,
+            } => {
+                let grant = LocalGrant {
+                    method: *method,
+                    key,
+                    expires_at: *expires_at,
+                    content_type: *content_type,
+                };
+                presign::sign_local(base, secret, &grant)
+            }
         }
     }
 
@@ -189,13 +199,22 @@ impl Storage {
             secret,
             method,
             expires_at: req.expires_at()?,
+            // A download is served with the type stored at upload.
+            content_type: opts.content_type.filter(|_| method == Method::Put),
         })
     }
 
     /// The key a local signed URL grants, or `SIGNATURE_INVALID` / `SIGNATURE_EXPIRED`.
-    pub fn verify_signed_url(&self, url: &str, method: Method, now: u64) -> Result<Key> {
+    /// `content_type` is the request's, which an upload URL signed for one must send.
+    pub fn verify_signed_url(
+        &self,
+        url: &str,
+        method: Method,
+        now: u64,
+        content_type: Option<&str>,
+    ) -> Result<Key> {
         let (base, secret) = self.presign.local()?;
-        let key = presign::verify_local(base, url, method, secret, now)?;
+        let key = presign::verify_local(base, url, method, secret, now, content_type)?;
         Key::parse(&key).map_err(|_| Error::SignatureInvalid("the key is not valid".into()))
     }
 }

@@ -11,7 +11,7 @@ use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::interval_ms;
-use super::options::{PresignGetOpts, PresignPutOpts, RepairOpts, RepairerOpts};
+use super::options::{PresignGetOpts, PresignPutOpts, RepairOpts, RepairerOpts, VerifyOpts};
 use super::values::{RepairProgress, RepairReport, Stats};
 use crate::dual::{PresignOptions, Side};
 use crate::error::Error;
@@ -158,19 +158,27 @@ impl StorageManager {
     }
 
     /// The key a local signed URL grants; throws `SIGNATURE_INVALID` or
-    /// `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query.
+    /// `SIGNATURE_EXPIRED`. `url` may be absolute or a path with its query. An upload
+    /// URL signed for a content type is valid only with `{ contentType }` equal to it
+    /// (the request's `Content-Type`).
     #[napi]
     pub fn verify_signed_url(
         &self,
         env: Env,
         #[napi(ts_arg_type = "string")] url: Arg<String>,
         #[napi(ts_arg_type = "string")] method: Arg<String>,
+        #[napi(ts_arg_type = "VerifyOpts | undefined | null")] opts: Option<Arg<VerifyOpts>>,
     ) -> napi::Result<String> {
         let verify = || {
             let url = url.config("url", "a string")?;
             let method = method.config("method", "a string")?;
-            self.storage()?
-                .verify_signed_url(&url, self::method(&method)?, now())
+            let opts = args::options(opts)?;
+            self.storage()?.verify_signed_url(
+                &url,
+                self::method(&method)?,
+                now(),
+                opts.content_type.as_deref(),
+            )
         };
         verify().map(|k| k.to_string()).map_err(|e| to_js(&env, e))
     }

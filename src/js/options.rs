@@ -250,6 +250,13 @@ pub struct PresignPutOpts {
     pub content_type: Option<String>,
 }
 
+#[napi(object)]
+#[derive(Default)]
+pub struct VerifyOpts {
+    /// The request's `Content-Type`: an upload URL signed for one must send it.
+    pub content_type: Option<String>,
+}
+
 impl PresignGetOpts {
     pub fn options(&self) -> Result<CallOptions<'_>> {
         Ok(CallOptions {

@@ -13,6 +13,11 @@
 //! - `signature` is the lower-case hex HMAC-SHA256, keyed with the secret, of
 //!   `"{METHOD}\n{key}\n{expires}"` with the key *decoded*, so a client that
 //!   re-encodes the path differently still presents the same key.
+//! - A `PUT` URL signed for a content type also carries
+//!   `&X-Stowage-Content-Type={type}` (percent-encoded), and the signed string gains
+//!   `"\n{type}"`: as with S3's signed `Content-Type`, the upload must send that type,
+//!   so a URL meant for `image/png` cannot store `text/html` that the app would then
+//!   serve from its own origin.
 
 use hmac::Mac;
 use percent_encoding::percent_decode_str;
@@ -20,7 +25,7 @@ use percent_encoding::percent_decode_str;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
-use super::encoding::encode_path;
+use super::encoding::{encode_component, encode_path};
 use super::endpoint::path_of;
 use super::mac::{HmacSha256, keyed};
 use super::request::Method;
@@ -33,23 +38,32 @@ const BASE_URL_FIELD: &str = "presign.localBaseUrl";
 const METHOD_PARAM: &str = "X-Stowage-Method";
 const EXPIRES_PARAM: &str = "X-Stowage-Expires";
 const SIGNATURE_PARAM: &str = "X-Stowage-Signature";
+const CONTENT_TYPE_PARAM: &str = "X-Stowage-Content-Type";
 
-/// A URL for `method` on `key` (already validated) under `base_url` (absolute, or a
-/// path such as `/files` for same-origin use), valid until `expires_at` (Unix seconds).
-pub fn sign_local(
-    base_url: &str,
-    secret: &[u8],
-    method: Method,
-    key: &str,
-    expires_at: u64,
-) -> Result<String> {
+/// What a local signed URL grants: `method` on `key` until `expires_at` (Unix
+/// seconds), and for an upload, the content type it must send.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalGrant<'a> {
+    pub method: Method,
+    pub key: &'a str,
+    pub expires_at: u64,
+    pub content_type: Option<&'a str>,
+}
+
+/// A URL for `grant` (its key already validated) under `base_url` (absolute, or a path
+/// such as `/files` for same-origin use).
+pub fn sign_local(base_url: &str, secret: &[u8], grant: &LocalGrant) -> Result<String> {
     check_secret(secret)?;
     let base = base_url_of(base_url)?;
-    let signature = hex::encode(mac(secret, method, key, expires_at).finalize().into_bytes());
+    let signature = hex::encode(mac(secret, grant).finalize().into_bytes());
+    let content_type = grant.content_type.map_or_else(String::new, |t| {
+        format!("&{CONTENT_TYPE_PARAM}={}", encode_component(t))
+    });
     Ok(format!(
-        "{base}/{}?{METHOD_PARAM}={}&{EXPIRES_PARAM}={expires_at}&{SIGNATURE_PARAM}={signature}",
-        encode_path(key),
-        method.as_str()
+        "{base}/{}?{METHOD_PARAM}={}&{EXPIRES_PARAM}={}{content_type}&{SIGNATURE_PARAM}={signature}",
+        encode_path(grant.key),
+        grant.method.as_str(),
+        grant.expires_at,
     ))
 }
 
@@ -57,14 +71,16 @@ pub fn sign_local(
 ///
 /// `url` is the full URL or only its path and query (Express's `req.originalUrl`); only
 /// the path under `base_url`'s path is read, so proxies may rewrite scheme and host.
-/// Anything wrong is `SignatureInvalid`; `SignatureExpired` comes only once the
-/// signature is good, so a forged URL cannot probe expiry.
+/// Anything wrong is `SignatureInvalid`, a `content_type` (the request's) other than
+/// the one signed included; `SignatureExpired` comes only once the signature is good,
+/// so a forged URL cannot probe expiry.
 pub fn verify_local(
     base_url: &str,
     url: &str,
     method: Method,
     secret: &[u8],
     now: u64,
+    content_type: Option<&str>,
 ) -> Result<String> {
     check_secret(secret)?;
     let base_path = path_of(base_url_of(base_url)?);
@@ -81,10 +97,28 @@ pub fn verify_local(
         .decode_utf8()
         .map_err(|_| invalid("the key is not UTF-8"))?;
     Key::parse(&key).map_err(|_| invalid("the key is not a valid relative key"))?;
+    let signed_type = signed
+        .content_type
+        .map(|t| percent_decode_str(t).decode_utf8())
+        .transpose()
+        .map_err(|_| invalid("X-Stowage-Content-Type is not UTF-8"))?;
+    let grant = LocalGrant {
+        method,
+        key: &key,
+        expires_at: signed.expires_at,
+        content_type: signed_type.as_deref(),
+    };
     // `verify_slice` compares in constant time.
-    mac(secret, method, &key, signed.expires_at)
+    mac(secret, &grant)
         .verify_slice(&signed.signature)
         .map_err(|_| invalid("the signature does not match"))?;
+    if let Some(signed_type) = grant.content_type
+        && content_type.map(str::trim) != Some(signed_type)
+    {
+        return Err(invalid(
+            "the request's content type is not the one the URL was signed for",
+        ));
+    }
     if now >= signed.expires_at {
         return Err(Error::SignatureExpired(format!(
             "the URL expired at {} (Unix seconds)",
@@ -105,9 +139,18 @@ fn check_secret(secret: &[u8]) -> Result<()> {
 }
 
 /// The MAC over everything the URL grants, before finalizing.
-fn mac(secret: &[u8], method: Method, key: &str, expires_at: u64) -> HmacSha256 {
+fn mac(secret: &[u8], grant: &LocalGrant) -> HmacSha256 {
     let mut mac = keyed(secret);
+    let LocalGrant {
+        method,
+        key,
+        expires_at,
+        content_type,
+    } = grant;
     mac.update(format!("{}\n{key}\n{expires_at}", method.as_str()).as_bytes());
+    if let Some(content_type) = content_type {
+        mac.update(format!("\n{content_type}").as_bytes());
+    }
     mac
 }
 
@@ -134,17 +177,20 @@ struct SignedParams<'a> {
     method: &'a str,
     expires_at: u64,
     signature: Vec<u8>,
+    content_type: Option<&'a str>,
 }
 
 impl<'a> SignedParams<'a> {
     fn parse(query: &'a str) -> Result<SignedParams<'a>, &'static str> {
         let (mut method, mut expires, mut signature) = (None, None, None);
+        let mut content_type = None;
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match name {
                 METHOD_PARAM => &mut method,
                 EXPIRES_PARAM => &mut expires,
                 SIGNATURE_PARAM => &mut signature,
+                CONTENT_TYPE_PARAM => &mut content_type,
                 _ => continue,
             };
             // A repeated parameter could be read one way here and another by a proxy.
@@ -165,13 +211,11 @@ impl<'a> SignedParams<'a> {
                 .parse()
                 .map_err(|_| "X-Stowage-Expires is out of range")?,
             signature: hex::decode(signature).map_err(|_| "X-Stowage-Signature is not hex")?,
+            content_type,
         })
     }
 }
 
-/// The key rules of the main crate's `Key::parse` that matter once a path is decoded:
-/// `%2F..%2F` or `%00` must not reach the file system even with a valid signature.
-/// In the main crate, call `Key::parse` here instead.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,12 +224,21 @@ mod tests {
     const BASE: &str = "https://files.example.com/media/";
     const EXPIRES: u64 = 1_700_000_000;
 
+    fn grant(method: Method, key: &str, expires_at: u64) -> LocalGrant<'_> {
+        LocalGrant {
+            method,
+            key,
+            expires_at,
+            content_type: None,
+        }
+    }
+
     fn sign(key: &str) -> String {
-        sign_local(BASE, SECRET, Method::Get, key, EXPIRES).unwrap()
+        sign_local(BASE, SECRET, &grant(Method::Get, key, EXPIRES)).unwrap()
     }
 
     fn verify(url: &str) -> Result<String> {
-        verify_local(BASE, url, Method::Get, SECRET, EXPIRES - 1)
+        verify_local(BASE, url, Method::Get, SECRET, EXPIRES - 1, None)
     }
 
     fn is_invalid(result: Result<String>) -> bool {
@@ -238,9 +291,9 @@ mod tests {
     #[test]
     fn base_url_may_be_a_bare_path_or_an_origin() {
         for base in ["/files", "https://h.example", "https://h.example/"] {
-            let url = sign_local(base, SECRET, Method::Put, "k.txt", EXPIRES).unwrap();
+            let url = sign_local(base, SECRET, &grant(Method::Put, "k.txt", EXPIRES)).unwrap();
             assert_eq!(
-                verify_local(base, &url, Method::Put, SECRET, 0).unwrap(),
+                verify_local(base, &url, Method::Put, SECRET, 0, None).unwrap(),
                 "k.txt"
             );
         }
@@ -281,14 +334,22 @@ mod tests {
     #[test]
     fn wrong_method_or_secret_is_invalid() {
         let url = sign("a.txt");
-        assert!(is_invalid(verify_local(BASE, &url, Method::Put, SECRET, 0)));
+        assert!(is_invalid(verify_local(
+            BASE,
+            &url,
+            Method::Put,
+            SECRET,
+            0,
+            None
+        )));
         let other_secret = b"another secret of at least 32 bytes";
         assert!(is_invalid(verify_local(
             BASE,
             &url,
             Method::Get,
             other_secret,
-            0
+            0,
+            None
         )));
     }
 
@@ -303,7 +364,7 @@ mod tests {
             "nul\0",
             "a/",
         ] {
-            let url = sign_local(BASE, SECRET, Method::Get, key, EXPIRES).unwrap();
+            let url = sign_local(BASE, SECRET, &grant(Method::Get, key, EXPIRES)).unwrap();
             assert!(is_invalid(verify(&url)), "{key:?}");
         }
         let encoded_traversal = sign("a/b").replace("/a/b?", "/a%2F..%2F..%2Fb?");
@@ -315,13 +376,13 @@ mod tests {
     #[test]
     fn expiry_is_checked_at_the_second_and_only_after_the_signature() {
         let url = sign("a.txt");
-        assert!(verify_local(BASE, &url, Method::Get, SECRET, EXPIRES - 1).is_ok());
+        assert!(verify_local(BASE, &url, Method::Get, SECRET, EXPIRES - 1, None).is_ok());
         for now in [EXPIRES, EXPIRES + 1] {
-            let result = verify_local(BASE, &url, Method::Get, SECRET, now);
+            let result = verify_local(BASE, &url, Method::Get, SECRET, now, None);
             assert!(matches!(result, Err(Error::SignatureExpired(_))));
         }
         let forged = url.replace("/a.txt", "/b.txt");
-        let result = verify_local(BASE, &forged, Method::Get, SECRET, EXPIRES + 1);
+        let result = verify_local(BASE, &forged, Method::Get, SECRET, EXPIRES + 1, None);
         assert!(matches!(result, Err(Error::SignatureInvalid(_))));
     }
 
@@ -333,16 +394,36 @@ mod tests {
         };
         let short = &SECRET[..31];
         assert_eq!(
-            field(sign_local(BASE, short, Method::Get, "k", 1)),
+            field(sign_local(BASE, short, &grant(Method::Get, "k", 1))),
             SECRET_FIELD
         );
         assert_eq!(
-            field(verify_local(BASE, "/media/k", Method::Get, short, 0)),
+            field(verify_local(BASE, "/media/k", Method::Get, short, 0, None)),
             SECRET_FIELD
         );
         assert_eq!(
-            field(sign_local("/f?x=1", SECRET, Method::Get, "k", 1)),
+            field(sign_local("/f?x=1", SECRET, &grant(Method::Get, "k", 1))),
             BASE_URL_FIELD
         );
+    }
+
+    #[test]
+    fn an_upload_signed_for_a_content_type_must_send_it() {
+        let grant = LocalGrant {
+            content_type: Some("image/png; q=1"),
+            ..grant(Method::Put, "u/a.png", EXPIRES)
+        };
+        let url = sign_local(BASE, SECRET, &grant).unwrap();
+        assert!(url.contains("&X-Stowage-Content-Type=image%2Fpng%3B%20q%3D1&"), "{url}");
+        let check = |url: &str, sent| verify_local(BASE, url, Method::Put, SECRET, 0, sent);
+        assert_eq!(check(&url, Some("image/png; q=1")).unwrap(), "u/a.png");
+        for sent in [None, Some("text/html"), Some("image/png")] {
+            assert!(is_invalid(check(&url, sent)), "{sent:?}");
+        }
+        // Dropping or swapping the type breaks the signature.
+        let without = url.replace("&X-Stowage-Content-Type=image%2Fpng%3B%20q%3D1", "");
+        assert!(is_invalid(check(&without, Some("text/html"))));
+        let swapped = url.replace("image%2Fpng%3B%20q%3D1", "text%2Fhtml");
+        assert!(is_invalid(check(&swapped, Some("text/html"))));
     }
 }
