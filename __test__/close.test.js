@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, s3Options } = require('./helpers')
+const { tmpDir, sha256, bytes, s3Options, runPrefix } = require('./helpers')
 
 /** Descriptors this process holds open on files under `dir`. */
 function openUnder(dir) {
@@ -88,4 +88,29 @@ test('a destroyed read stream lets the manager close, read or not', async () => 
   partly.destroy()
   await within(5000, storage.close())
   expect(openUnder(local)).toBe(0)
+})
+
+test('a paused migration is aborted by close(), which would otherwise wait for it forever; a new run finishes it', async () => {
+  const local = tmpDir('close-paused')
+  const p = runPrefix('paused')
+  for (let i = 0; i < 20; i++) {
+    fs.mkdirSync(path.join(local, p), { recursive: true })
+    fs.writeFileSync(path.join(local, p, `f${i}.bin`), bytes(20_000, i + 1))
+  }
+  const storage = new StorageManager({ local, mode: 'local', ...s3Options() })
+  // 100 kB/s: about 4 files copied before the pause.
+  const job = storage.migrate({ prefix: `${p}/`, concurrency: 1, bandwidthLimit: 100_000 })
+  await new Promise((r) => setTimeout(r, 300))
+  job.pause()
+  await within(5000, storage.close())
+  const report = await job.done
+  expect(report.state).toBe('aborted')
+  expect(report.copied).toBeLessThan(20)
+
+  const again = new StorageManager({ local, mode: 'local', ...s3Options() })
+  const rest = await again.migrate({ prefix: `${p}/` }).done
+  expect(rest).toMatchObject({ state: 'completed', failedCount: 0 })
+  expect(rest.copied + rest.skipped).toBe(20)
+  const cloud = new StorageManager({ local: tmpDir('close-paused-view'), mode: 'cloud', ...s3Options() })
+  for (let i = 0; i < 20; i++) expect(sha256(await cloud.get(`${p}/f${i}.bin`))).toBe(sha256(bytes(20_000, i + 1)))
 })

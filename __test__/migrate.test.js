@@ -138,9 +138,17 @@ test('bandwidthLimit paces the whole job', async () => {
   const report = await manager(local).migrate({ prefix: `${prefix}/`, bandwidthLimit: 300 * 1024 }).done
   const seconds = (Date.now() - started) / 1000
   expect(report.copied).toBe(12)
-  // 600 KiB at 300 KiB/s: the last file may start only after 11 × 50 KiB have had their time.
-  expect(seconds).toBeGreaterThanOrEqual((11 * 50) / 300 - 0.05)
+  // 600 KiB at 300 KiB/s: the job ends only after all of it has had its time (pacing
+  // only the starts let the last file through unpaced, and a single file at once).
+  expect(seconds).toBeGreaterThanOrEqual(600 / 300 - 0.05)
   await expectInCloud(files)
+
+  const single = { [`${prefix}/one/large.bin`]: bytes(256 * 1024, 40) }
+  writeTree(local, single)
+  const t0 = Date.now()
+  await manager(local).migrate({ prefix: `${prefix}/one/`, bandwidthLimit: 256 * 1024 }).done
+  expect((Date.now() - t0) / 1000).toBeGreaterThanOrEqual(1 - 0.05)
+  await expectInCloud(single)
 })
 
 test('pause holds the workers, resume finishes; abort stops and a new run continues', async () => {
@@ -204,6 +212,8 @@ test('a file that vanished during the job fails alone, with a code; one that cha
   expect(report.copied).toBe(11)
   expect(report.failed).toEqual([{ key: `${prefix}/z-vanished.bin`, code: 'NOT_FOUND', message: expect.stringContaining('z-vanished.bin') }])
   expect(report.failedCount).toBe(1)
+  // The failed file's bytes will never come: nothing is left to wait for.
+  expect(job.progress()).toMatchObject({ state: 'completed', done: 12, failed: 1, etaSeconds: 0 })
   await expectInCloud({ [`${prefix}/z-changed.bin`]: changed })
   // Recorded with the bytes it has now: the next run skips it.
   const next = await storage.migrate({ prefix: `${prefix}/` }).done

@@ -56,6 +56,8 @@ pub struct Storage {
     /// Journal rows of dual writes still running in this process; repairs leave them be.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
     queued: queued::Queued,
+    /// Set once `close()` was called, for the work that outlives calls (migrations).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Storage {
@@ -128,7 +130,18 @@ impl Storage {
             in_flight: Default::default(),
             queued: queued::Queued::new(journal.clone()),
             journal,
+            closing: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// `close()` was called: no new calls come, and what runs should end.
+    pub fn begin_close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once `close()` was called.
+    pub async fn closing(&self) {
+        let _ = self.closing.subscribe().wait_for(|closing| *closing).await;
     }
 
     pub fn mode(&self) -> Mode {

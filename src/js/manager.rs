@@ -362,6 +362,9 @@ impl StorageManager {
         let storage = self.inner.write().unwrap_or_else(|e| e.into_inner()).take();
         self.repairer.replace(None);
         self.tier_service.replace(None);
+        if let Some(storage) = &storage {
+            storage.begin_close();
+        }
         promise(env, async move { release(storage).await }, |_, ()| Ok(()))
     }
 }

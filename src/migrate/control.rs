@@ -63,6 +63,17 @@ impl Control {
         }
     }
 
+    /// Aborts the job when it is paused, now or later, unless it ended first.
+    pub async fn abort_when_paused(&self) {
+        let mut rx = self.0.subscribe();
+        if let Ok(s) = rx.wait_for(|s| *s == State::Paused || s.is_final()).await
+            && *s == State::Paused
+        {
+            drop(s);
+            self.set(State::Aborted);
+        }
+    }
+
     pub async fn aborted(&self) {
         let mut rx = self.0.subscribe();
         let _ = rx.wait_for(|s| *s == State::Aborted).await;

@@ -263,6 +263,7 @@ impl Job {
             r = work => r,
             () = self.control.aborted() => Ok(()),
             () = self.report_progress() => unreachable!("reports until dropped"),
+            () = self.abort_paused_on_close() => unreachable!("waits until dropped"),
         };
         let state = match (&result, self.control.state()) {
             (Err(_), _) => State::Failed,
@@ -287,6 +288,14 @@ impl Job {
             seconds: self.counters.seconds(),
             dry_run: self.opts.dry_run,
         })
+    }
+
+    /// `close()` waits for migrations, and a paused one would never end: once the
+    /// manager is closing, a paused job is aborted (a later run resumes it).
+    async fn abort_paused_on_close(&self) {
+        self.storage.closing().await;
+        self.control.abort_when_paused().await;
+        std::future::pending().await
     }
 
     fn send_progress(&self) {
@@ -460,11 +469,12 @@ impl Job {
                         .side(self.opts.to)
                         .error(&e),
                 );
-                self.counters.failed(Failure {
+                let failure = Failure {
                     key: info.key.to_string(),
                     code: e.code(),
                     message: e.to_string(),
-                });
+                };
+                self.counters.failed(failure, info.size);
             }
         }
     }
@@ -533,13 +543,17 @@ impl Job {
         let row = match held {
             Some(row) => row,
             None => {
-                if let Some(limiter) = &self.limiter {
-                    limiter.acquire(info.size).await;
-                }
+                let paced = match &self.limiter {
+                    Some(limiter) => Some(limiter.acquire(info.size).await),
+                    None => None,
+                };
                 let written = sides
                     .from
                     .copy_to(sides.to, info, &self.transfer(), &self.storage.temp_dir())
                     .await?;
+                if let Some(end) = paced {
+                    tokio::time::sleep_until(end).await;
+                }
                 let row = row(written.size, written.sha256);
                 verify(sides.to, &info.key, &row, self.opts.verify).await?;
                 row

@@ -25,7 +25,8 @@ pub struct Counters {
     total_known: AtomicBool,
     copied: AtomicU64,
     skipped: AtomicU64,
-    skipped_bytes: AtomicU64,
+    /// Bytes of objects done without a copy (skipped or failed): no longer to come.
+    uncopied_bytes: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
     failures: Mutex<Vec<Failure>>,
@@ -58,7 +59,7 @@ impl Default for Counters {
             total_known: AtomicBool::new(false),
             copied: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            skipped_bytes: AtomicU64::new(0),
+            uncopied_bytes: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             failures: Mutex::new(Vec::new()),
@@ -84,11 +85,12 @@ impl Counters {
 
     pub fn skipped(&self, bytes: u64) {
         self.skipped.fetch_add(1, Relaxed);
-        self.skipped_bytes.fetch_add(bytes, Relaxed);
+        self.uncopied_bytes.fetch_add(bytes, Relaxed);
     }
 
-    pub fn failed(&self, failure: Failure) {
+    pub fn failed(&self, failure: Failure, bytes: u64) {
         self.failed.fetch_add(1, Relaxed);
+        self.uncopied_bytes.fetch_add(bytes, Relaxed);
         let mut kept = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() < FAILURES_KEPT {
             kept.push(failure);
@@ -116,7 +118,7 @@ impl Counters {
         let bytes_total = self.bytes_total.load(Relaxed);
         let total_known = self.total_known.load(Relaxed);
         let rate = bytes as f64 / self.seconds().max(1e-3);
-        let left = bytes_total.saturating_sub(bytes + self.skipped_bytes.load(Relaxed));
+        let left = bytes_total.saturating_sub(bytes + self.uncopied_bytes.load(Relaxed));
         Snapshot {
             total: self.total.load(Relaxed),
             done: copied + skipped + failed,
@@ -126,7 +128,10 @@ impl Counters {
             bytes,
             bytes_total,
             rate,
-            eta_seconds: (total_known && rate > 0.0).then(|| left as f64 / rate),
+            eta_seconds: match state {
+                State::Completed => Some(0.0),
+                _ => (total_known && rate > 0.0).then(|| left as f64 / rate),
+            },
             state,
             total_known,
         }

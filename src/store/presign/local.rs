@@ -414,7 +414,10 @@ mod tests {
             ..grant(Method::Put, "u/a.png", EXPIRES)
         };
         let url = sign_local(BASE, SECRET, &grant).unwrap();
-        assert!(url.contains("&X-Stowage-Content-Type=image%2Fpng%3B%20q%3D1&"), "{url}");
+        assert!(
+            url.contains("&X-Stowage-Content-Type=image%2Fpng%3B%20q%3D1&"),
+            "{url}"
+        );
         let check = |url: &str, sent| verify_local(BASE, url, Method::Put, SECRET, 0, sent);
         assert_eq!(check(&url, Some("image/png; q=1")).unwrap(), "u/a.png");
         for sent in [None, Some("text/html"), Some("image/png")] {
