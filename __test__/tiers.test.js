@@ -38,6 +38,13 @@ async function putAll(storage, prefix, n) {
   return files
 }
 
+/** Where `list` says each key of `files` is, in key order. */
+async function listed(storage, prefix) {
+  return (await storage.list({ prefix: `${prefix}/` })).objects.map((o) => `${o.key} ${o.location}`)
+}
+
+const at = (files, location) => Object.keys(files).sort().map((key) => `${key} ${location}`)
+
 async function expectBytes(storage, files) {
   for (const [key, data] of Object.entries(files)) {
     expect(`${key} ${sha256(await storage.get(key))}`).toBe(`${key} ${sha256(data)}`)
@@ -63,12 +70,15 @@ test('objects age hot → warm → cold by last access; reads find them anywhere
   const info = await storage.head(key0)
   expect(info).toMatchObject({ location: 'warm', tier: 'warm', sha256: sha256(files[key0]) })
   await expectBytes(storage, files)
+  // Listings show what reads find: the moved objects, from their tier.
+  expect(await listed(storage, prefix)).toEqual(at(files, 'warm'))
 
   const cold = await storage.runTierCycle({ now: new Date(now + 31 * DAY + 366 * DAY) })
   expect(cold).toMatchObject({ toCold: 6, toWarm: 0, failed: [] })
   expect(await storage.tierOf(key0)).toBe('cold')
   expect((await storage.head(key0)).location).toBe('cold')
   await expectBytes(storage, files)
+  expect(await listed(storage, prefix)).toEqual(at(files, 'cold'))
 
   const moved = events.filter((e) => e.type === 'tier-moved')
   expect(moved.length).toBe(12)
@@ -89,6 +99,7 @@ test('objects age hot → warm → cold by last access; reads find them anywhere
   expect(await storage.tierOf(key0)).toBe('hot')
   expect(sha256(await storage.get(key0))).toBe(sha256(fresh))
   expect((await storage.head(key0)).location).toBe('cloud')
+  expect(await listed(storage, prefix)).toEqual([`${key0} cloud`, ...at(files, 'cold').slice(1)])
 })
 
 test('a read keeps an object hot: ages count from the last access', async () => {

@@ -1,6 +1,7 @@
-//! `list`: one page of keys from the local side and the cloud together, as reads find
-//! them. Mid-migration each side holds keys the other lacks (files not migrated yet,
-//! objects written in cloud mode), and a read falls back to either, so a listing of
+//! `list`: one page of keys from every side reads look at (the local side, the cloud,
+//! the colder tiers), as reads find them. Mid-migration each side holds keys the other
+//! lacks (files not migrated yet, objects written in cloud mode), tier moves take
+//! objects out of the hot tier, and a read falls back to any of them, so a listing of
 //! one side alone would hide objects that `get` serves.
 
 use futures::future::join_all;
@@ -17,9 +18,9 @@ pub struct Listing {
 }
 
 impl Storage {
-    /// Keys under `prefix` after `start_after`, in byte order, from both sides: a key on
-    /// both is described by the preferred read side. A side that is down or missing
-    /// its bucket is left out, as reads fall back past it; other errors are not
+    /// Keys under `prefix` after `start_after`, in byte order, from every read side: a
+    /// key on several is described by the first that reads try. A side that is down or
+    /// missing its bucket is left out, as reads fall back past it; other errors are not
     /// masked.
     pub async fn list(
         &self,
@@ -27,11 +28,7 @@ impl Storage {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Listing> {
-        let sides: Vec<_> = self
-            .read_sides()
-            .into_iter()
-            .filter(|(side, _)| matches!(side, Side::Local | Side::Cloud))
-            .collect();
+        let sides = self.read_sides();
         let results = join_all(
             sides
                 .iter()
