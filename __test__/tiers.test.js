@@ -2,7 +2,7 @@
 // Hierarchical storage against real stores: hot = S3, warm = a folder, cold = Azure
 // (Azurite). Cycles run with a clock override; every move is checked by bytes.
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers } = require('./helpers')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree } = require('./helpers')
 
 const DAY = 86_400_000
 
@@ -100,6 +100,22 @@ test('objects age hot → warm → cold by last access; reads find them anywhere
   expect(sha256(await storage.get(key0))).toBe(sha256(fresh))
   expect((await storage.head(key0)).location).toBe('cloud')
   expect(await listed(storage, prefix)).toEqual([`${key0} cloud`, ...at(files, 'cold').slice(1)])
+})
+
+test('files migrated by a manager without tiers are aged by their mtime once tiers are set up', async () => {
+  // The `stowage migrate` command has no tier options: its files were never aged, and
+  // a later `stowage tier-cycle` moved none of them.
+  const local = tmpDir('tier-mig')
+  const prefix = runPrefix('tier-mig')
+  const key = `${prefix}/2024/scan.dcm`
+  const data = bytes(4000, 8)
+  writeTree(local, { [key]: data }) // last modified in 2024
+  const plain = new StorageManager({ local, mode: 'local', ...s3Options() })
+  expect(await plain.migrate({ prefix: `${prefix}/` }).done).toMatchObject({ copied: 1, failedCount: 0 })
+  const storage = new StorageManager({ local, mode: 'cloud', ...s3Options(), tiers: { warm: `file://${tmpDir('tier-mig-warm')}`, policy: { hotToWarmDays: 30 } } })
+  expect(await storage.runTierCycle()).toMatchObject({ toWarm: 1, failed: [] })
+  expect(await storage.tierOf(key)).toBe('warm')
+  expect(sha256(await storage.get(key))).toBe(sha256(data))
 })
 
 test('a read keeps an object hot: ages count from the last access', async () => {

@@ -286,9 +286,11 @@ impl Storage {
     }
 
     /// A migrated object enters the hot tier aged by its source's mtime, so files
-    /// that sat untouched for years can go straight on to a colder tier.
+    /// that sat untouched for years can go straight on to a colder tier. It does so
+    /// whether or not this manager has tiers: a migration is often run on its own (the
+    /// `stowage migrate` command has no tier options), before tiers are set up.
     pub(crate) async fn note_migrated(&self, info: &ObjectInfo, to: Side, at_ms: i64) {
-        let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
+        let Some(journal) = self.journal() else {
             return;
         };
         if self.hot().map(|(s, _)| s) != Some(to) {
