@@ -141,6 +141,20 @@ describe('dual mode', () => {
     expect(s.cloud).toMatchObject({ writes: 1, bytesWritten: 1000, reads: 1, bytesRead: 1000, deletes: 1 })
   })
 
+  test('copy, rename and read streams count in stats and events', async () => {
+    const { storage, events } = dual()
+    const p = runPrefix('stats-moves')
+    await storage.put(`${p}/a`, bytes(3000))
+    await storage.copy(`${p}/a`, `${p}/b`)
+    await storage.rename(`${p}/b`, `${p}/c`)
+    expect((await collect(storage.createReadStream(`${p}/c`))).length).toBe(3000)
+    await tick()
+    expect(events.map((e) => `${e.type} ${e.key}`)).toEqual([`put ${p}/a`, `put ${p}/b`, `put ${p}/c`, `delete ${p}/b`])
+    const s = storage.stats()
+    for (const side of ['local', 'cloud']) expect(s[side]).toMatchObject({ writes: 3, bytesWritten: 9000, deletes: 1 })
+    expect(s.cloud).toMatchObject({ reads: 1, bytesRead: 3000 })
+  })
+
   test('background repairer drains the journal', async () => {
     const local = tmpDir('bg')
     const p = runPrefix('bg')

@@ -51,7 +51,8 @@ pub struct Storage {
     presign: PresignSettings,
     tiers: Option<Tiers>,
     events: events::Events,
-    stats: stats::Stats,
+    /// Shared with read streams, which count their bytes as they flow.
+    stats: std::sync::Arc<stats::Stats>,
     locks: locks::KeyLocks,
     /// Journal rows of dual writes still running in this process; repairs leave them be.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
@@ -125,7 +126,7 @@ impl Storage {
             presign: config.presign.clone(),
             tiers: Tiers::open(&config.tiers, &config.cloud_options, &source)?,
             events: events::Events::new(events),
-            stats: stats::Stats::default(),
+            stats: Default::default(),
             locks,
             in_flight: Default::default(),
             queued: queued::Queued::new(journal.clone()),
@@ -347,10 +348,13 @@ impl Storage {
         range: Option<std::ops::Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let (side, chunks) = self.read(key, |s| s.stream(key, range.clone())).await?;
+        let stats = self.stats.clone();
+        stats.read(side, 0);
         // A whole object's stream learns that its bytes are damaged only at its end,
         // after handing them on: too late for the other side, not too late to report.
         let (events, key) = (self.events.clone(), key.clone());
         Ok(chunks
+            .inspect_ok(move |chunk| stats.read_bytes(side, chunk.len() as u64))
             .inspect_err(move |e| {
                 if matches!(e, Error::Integrity(_)) {
                     events.emit(|| integrity_failed(&key, side, e));

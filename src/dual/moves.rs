@@ -9,6 +9,7 @@
 
 use futures::future::join_all;
 
+use super::events::{Event, EventKind};
 use super::repair::digest;
 use super::write::Intent;
 use super::{Side, Storage};
@@ -55,13 +56,36 @@ impl Storage {
             false => (None, None),
         };
         let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
+        if from != to {
+            self.count_moved(&sides, &results, moves);
+        }
         let sides = sides.into_iter().map(|(side, _)| side);
         let moved = self
             .fold(from, to, target, source, sides.zip(results))
             .await?;
+        if from != to {
+            self.events
+                .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
+            if moves {
+                self.events
+                    .emit(|| Event::new(EventKind::Delete, from.as_str()));
+            }
+        }
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
         Ok(moved)
+    }
+
+    /// Each side that made the copy wrote its target, and for a rename deleted its source.
+    fn count_moved(&self, sides: &[(Side, &Store)], results: &[Result<ObjectInfo>], moves: bool) {
+        for ((side, _), result) in sides.iter().zip(results) {
+            if let Ok(info) = result {
+                self.stats.wrote(*side, info.size);
+                if moves {
+                    self.stats.deleted(*side);
+                }
+            }
+        }
     }
 
     /// Journals the target's intent and, for a rename, the source's. Both carry the

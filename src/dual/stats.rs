@@ -43,6 +43,11 @@ impl Stats {
 
     pub fn read(&self, side: Side, bytes: u64) {
         self.side(side).reads.fetch_add(1, Relaxed);
+        self.read_bytes(side, bytes);
+    }
+
+    /// Bytes of a read counted already, as a stream hands them on.
+    pub fn read_bytes(&self, side: Side, bytes: u64) {
         self.side(side).bytes_read.fetch_add(bytes, Relaxed);
     }
 
