@@ -170,7 +170,7 @@ describe('dual mode', () => {
   })
 
   test('ifNotExists holds for the key on either side, and writes nothing when a side cannot answer', async () => {
-    const { storage, cloud, local } = dual()
+    const { storage, cloud, local, events } = dual()
     const p = runPrefix('excl')
     const legacy = path.join(local, p, 'legacy.txt')
     fs.mkdirSync(path.dirname(legacy), { recursive: true })
@@ -188,6 +188,9 @@ describe('dual mode', () => {
     await expect(storage.pendingRepairs()).resolves.toBe(0)
     await storage.repair()
     expect(fs.readFileSync(legacy, 'utf8')).toBe('LEGACY-ORIGINAL')
+    // A refusal is the call's answer, not a side's failure to alert on.
+    await tick()
+    expect(events.filter((e) => e.type.endsWith('write-failed'))).toEqual([])
 
     const data = bytes(5000, 4)
     await expect(storage.put(`${p}/new.bin`, data, { ifNotExists: true })).resolves.toMatchObject({ local: 'written', cloud: 'written', sha256: sha256(data) })
@@ -237,6 +240,47 @@ describe('dual mode', () => {
       await expect(storage.pendingRepairs()).resolves.toBe(0)
       expect((await storage.get(`${p}/current.txt`)).toString()).toBe('NEW')
     }
+  })
+
+  test('a key whose write or delete waits for a repair: list and ifNotExists go by what reads find', async () => {
+    const { storage, cloud, local } = dual()
+    const p = runPrefix('queued-view')
+    const [written, deleted] = [`${p}/doc.txt`, `${p}/gone.txt`]
+    await storage.put(written, 'old')
+    await storage.put(deleted, 'to delete')
+    // Wrong credentials: the cloud refuses, the local side takes it, the cloud side is queued.
+    const refused = new StorageManager({ local, mode: 'dual', ...s3Options({ secretAccessKey: 'a-wrong-secret-value' }) })
+    expect(await refused.put(written, 'new bytes, longer')).toMatchObject({ local: 'written', cloud: 'queued' })
+    await refused.delete(deleted)
+    await expect(cloud.exists(deleted)).resolves.toBe(true)
+    await new Promise((r) => setTimeout(r, 60)) // another manager's intents show within 50 ms
+
+    // The cloud still lists its old copy of the written key, which reads skip.
+    expect((await storage.get(written)).toString()).toBe('new bytes, longer')
+    const { objects } = await storage.list({ prefix: `${p}/` })
+    expect(objects).toEqual([expect.objectContaining({ key: written, size: 17, location: 'local', sha256: sha256(Buffer.from('new bytes, longer')) })])
+
+    // A create-if-absent of the deleted key finishes the delete first, then writes.
+    await expect(storage.exists(deleted)).resolves.toBe(false)
+    await expect(storage.put(deleted, 'again', { ifNotExists: true })).resolves.toMatchObject({ local: 'written', cloud: 'written' })
+    expect((await cloud.get(deleted)).toString()).toBe('again')
+    await expectCode(storage.put(written, 'x', { ifNotExists: true }), 'ALREADY_EXISTS')
+    // That one was levelled too, by the same rule: both sides hold its newest bytes.
+    expect((await cloud.get(written)).toString()).toBe('new bytes, longer')
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+  })
+
+  test('cloud mode reads the cloud first whatever read says: local is the fallback', async () => {
+    const local = tmpDir('cloud-mode-read')
+    const p = runPrefix('cloud-mode-read')
+    fs.mkdirSync(path.join(local, p), { recursive: true })
+    fs.writeFileSync(path.join(local, p, 'report.txt'), 'legacy-old')
+    const storage = new StorageManager({ local, mode: 'cloud', read: 'local-first', ...s3Options() })
+    expect(await storage.put(`${p}/report.txt`, 'new-cloud-bytes')).toMatchObject({ local: 'skipped', cloud: 'written' })
+    expect((await storage.get(`${p}/report.txt`)).toString()).toBe('new-cloud-bytes')
+    expect((await storage.head(`${p}/report.txt`)).location).toBe('cloud')
+    expect((await storage.get(`${p}/report.txt`)).toString()).toBe('new-cloud-bytes')
+    expect((await storage.head(`${p}/other.txt`).catch((e) => e.code))).toBe('NOT_FOUND')
   })
 
   test('list shows the keys of both sides, as reads find them, page by page', async () => {

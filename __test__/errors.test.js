@@ -36,6 +36,7 @@ describe('configuration', () => {
     // A line break in a header made object_store panic at the first write.
     [{ local: tmpDir('c'), ...s3Options({ storageClass: 'STANDARD\nx-amz-acl: public-read' }), mode: 'dual' }, 'storage class'],
     [{ local: tmpDir('c'), cacheControl: { png: 'private\r\n' } }, 'cacheControl.png'],
+    [{ local: tmpDir('c'), cacheControl: 'private' }, 'cacheControl: expected an object'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {
@@ -123,6 +124,10 @@ describe('configuration', () => {
       [() => storage.put('b.txt', buf, 'text/plain'), 'INVALID_CONFIG', 'options: must be an object, not a string'],
       [() => storage.put('b.txt', buf, { contentType: 5 }), 'INVALID_CONFIG', 'contentType: expected a string'],
       [() => storage.put('b.txt', buf, { metadata: { a: 5 } }), 'INVALID_CONFIG', 'metadata: expected a string'],
+      // napi's own map conversion threw a bare TypeError on null and took 5 for {}.
+      [() => storage.put('b.txt', buf, { metadata: null }), 'INVALID_CONFIG', 'metadata: expected an object'],
+      [() => storage.put('b.txt', buf, { metadata: 5 }), 'INVALID_CONFIG', 'metadata: expected an object'],
+      [() => storage.putFile('b.txt', '/etc/hosts', { metadata: true }), 'INVALID_CONFIG', 'metadata: expected an object'],
       [() => storage.put('b.txt', buf, { onProgress: 'yes' }), 'INVALID_CONFIG', 'onProgress: expected a function'],
       [() => storage.putFile('b.txt', { path: '/etc/hosts' }), 'INVALID_CONFIG', 'path: must be a string, not an object'],
       [() => storage.get(), 'INVALID_KEY', '`key` must be a string, not undefined'],
@@ -441,6 +446,7 @@ describe('names a local folder cannot hold', () => {
       () => storage.put(`${p}/report/2024.pdf`, 'x'),
       () => storage.put(`${p}/dir`, 'x'),
       () => storage.copy(`${p}/report`, `${p}/dir`),
+      () => storage.rename(`${p}/dir/x`, `${p}/report/2024.pdf`),
     ]) {
       await expect(write()).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('local side') })
     }

@@ -7,7 +7,8 @@
 use futures::future::join_all;
 
 use super::{Side, Storage, moves_past, no_side};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::key::Key;
 use crate::store::object::{ObjectInfo, Page};
 
 /// One page of a listing, each object with the side that describes it.
@@ -50,10 +51,32 @@ impl Storage {
             return Err(first_error.unwrap_or_else(no_side));
         }
         let mut listing = merge(pages, limit);
-        self.queued
-            .retain_present(&mut listing.objects, |(_, o)| o.key.as_str())
+        let queued = self
+            .queued
+            .sift(&mut listing.objects, |(_, o)| o.key.as_str())
             .await?;
+        for key in queued {
+            self.describe_queued(&mut listing, &Key::parse(&key)?)
+                .await?;
+        }
         Ok(listing)
+    }
+
+    /// A listed key whose write waits for a repair is described as reads find it: from
+    /// the side holding the write's bytes, not the stale side that listed it first.
+    async fn describe_queued(&self, listing: &mut Listing, key: &Key) -> Result<()> {
+        let at = listing
+            .objects
+            .iter()
+            .position(|(_, o)| o.key == *key)
+            .expect("the key was listed");
+        let sides = self.current_sides(key).await?;
+        match self.first_side(sides, |s| s.head(key), |_, _| {}).await {
+            Ok(found) => listing.objects[at] = found,
+            Err(Error::NotFound { .. }) => drop(listing.objects.remove(at)),
+            Err(e) => return Err(e),
+        }
+        Ok(())
     }
 }
 
@@ -83,7 +106,6 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::key::Key;
 
     fn page(keys: &[&str], next: bool) -> Page {
         let objects = keys

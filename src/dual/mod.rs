@@ -216,9 +216,15 @@ impl Storage {
 
     /// Every configured side, preferred read side first, then the colder tiers.
     fn read_sides(&self) -> Vec<(Side, &Store)> {
+        // `read` picks between two sides that both take writes; with one, that one
+        // holds the newest bytes, and the other is the fallback.
         let order = match (self.mode, self.read) {
-            (Mode::Local, _) | (_, ReadPreference::LocalFirst) => [Side::Local, Side::Cloud],
-            _ => [Side::Cloud, Side::Local],
+            (Mode::Local, _) | (Mode::Dual, ReadPreference::LocalFirst) => {
+                [Side::Local, Side::Cloud]
+            }
+            (Mode::Cloud, _) | (Mode::Dual, ReadPreference::CloudFirst) => {
+                [Side::Cloud, Side::Local]
+            }
         };
         order
             .iter()

@@ -40,8 +40,9 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<ObjectInfo>>,
     {
-        // A local copy is staged as a `put` is; a local rename stages nothing.
-        if !moves {
+        // The target must be a name the local side can hold: where its source is
+        // missing, the repair stages a write of it there.
+        if from != to {
             self.check_local_name(to).await?;
         }
         // Both keys are written, so both are locked, as `put` locks its key.

@@ -57,18 +57,25 @@ impl Queued {
         })
     }
 
-    /// Keeps the items whose `key` does not wait for a repair to delete it: one look at
-    /// the intents for a whole page of a listing.
-    pub async fn retain_present<T>(
+    /// Leaves out the items whose `key` waits for a repair to delete it, and returns
+    /// the keys among the rest whose write waits for one, which a side may list with
+    /// its stale bytes: one look at the intents for a whole page of a listing.
+    pub async fn sift<T>(
         &self,
         items: &mut Vec<T>,
         key: impl Fn(&T) -> &str,
-    ) -> Result<()> {
-        if let Some(intents) = self.current().await? {
-            let intents = lock(intents);
-            items.retain(|item| intents.get(key(item)) != Some(&RepairOp::Delete));
-        }
-        Ok(())
+    ) -> Result<Vec<String>> {
+        let Some(intents) = self.current().await? else {
+            return Ok(Vec::new());
+        };
+        let intents = lock(intents);
+        items.retain(|item| intents.get(key(item)) != Some(&RepairOp::Delete));
+        Ok(items
+            .iter()
+            .map(key)
+            .filter(|k| intents.contains_key(*k))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// The intents, reloaded first if another process changed them.

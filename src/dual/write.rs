@@ -153,6 +153,7 @@ impl Storage {
         let journalled = if exclusive { 0 } else { sides.len() };
         let (_lock, guard) = self.begin(key, intent, journalled).await?;
         if exclusive {
+            self.level_queued(key).await?;
             self.check_absent_elsewhere(key, &sides).await?;
         }
         let results = join_all(
@@ -167,6 +168,8 @@ impl Storage {
         for (side, result) in &outcomes {
             match result {
                 Ok(w) => self.stats.wrote(*side, w.size),
+                // A refused exclusive write is its answer, not a failure to alert on.
+                Err(Error::AlreadyExists { .. }) if exclusive => {}
                 Err(e) => self.failed(key, *side, e),
             }
         }

@@ -5,7 +5,9 @@
 //! argument or option, the way it reports any other bad input: an async method
 //! rejects its promise, a sync one throws.
 
-use napi::bindgen_prelude::{FromNapiValue, Status};
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::{FromNapiValue, Status, TypeName, ValueType};
 use napi::sys;
 
 use crate::error::{Error, Result};
@@ -69,6 +71,34 @@ impl Arg<String> {
             .value
             .map_err(|_| Error::KeyType(format!("`{name}` must be a string, not {got}")))?;
         Key::parse(&key)
+    }
+}
+
+/// A `Record<string, string>` option (metadata, cache policies). napi's own map
+/// conversion took a number or a boolean for an empty map and threw a bare `TypeError`
+/// on `null`; anything but an object is `INVALID_CONFIG` naming the option here.
+#[derive(Debug, Default)]
+pub struct StringMap(pub HashMap<String, String>);
+
+impl TypeName for StringMap {
+    fn type_name() -> &'static str {
+        "Record<string, string>"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl FromNapiValue for StringMap {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        if unsafe { js_type(env, value) } != "an object" {
+            return Err(napi::Error::new(
+                Status::ObjectExpected,
+                "expected an object",
+            ));
+        }
+        Ok(StringMap(unsafe { HashMap::from_napi_value(env, value) }?))
     }
 }
 

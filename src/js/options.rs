@@ -1,13 +1,12 @@
 //! JS option objects and their conversion into the core's settings.
 
-use std::collections::HashMap;
-
 use napi::bindgen_prelude::Status;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use napi::bindgen_prelude::Unknown;
 
+use super::args::StringMap;
 use super::numbers::{u32_in, u32_option, u64_in, u64_option};
 use super::values::{Progress, StorageEvent};
 use crate::config::{CONCURRENCY, Config, PART_SIZE};
@@ -113,7 +112,8 @@ pub struct StorageOptions {
     /// SQLite file; default `<local>/.stowage/journal.db`.
     pub journal: Option<String>,
     /// Extension → Cache-Control, e.g. `{ dcm: 'private, max-age=60' }`.
-    pub cache_control: Option<HashMap<String, String>>,
+    #[napi(ts_type = "Record<string, string>")]
+    pub cache_control: Option<StringMap>,
     pub concurrency: Option<f64>,
     pub part_size: Option<f64>,
     pub multipart_threshold: Option<f64>,
@@ -139,7 +139,12 @@ impl StorageOptions {
             mode: self.mode,
             read: self.read,
             journal: self.journal.map(Into::into),
-            cache_control: self.cache_control.unwrap_or_default().into_iter().collect(),
+            cache_control: self
+                .cache_control
+                .unwrap_or_default()
+                .0
+                .into_iter()
+                .collect(),
             concurrency: u32_in("concurrency", self.concurrency, CONCURRENCY)?,
             part_size: u64_in("partSize", self.part_size, PART_SIZE)?,
             multipart_threshold: u64_option("multipartThreshold", self.multipart_threshold)?,
@@ -166,7 +171,8 @@ pub type ProgressCallback = ThreadsafeFunction<Progress, (), Progress, Status, f
 pub struct PutOpts {
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
-    pub metadata: Option<HashMap<String, String>>,
+    #[napi(ts_type = "Record<string, string>")]
+    pub metadata: Option<StringMap>,
     /// Fail with ALREADY_EXISTS instead of overwriting.
     pub if_not_exists: Option<bool>,
     /// Called at most ~10 times a second with `{ bytes, total }`.
@@ -179,7 +185,7 @@ impl PutOpts {
         let opts = PutOptions {
             content_type: self.content_type,
             cache_control: self.cache_control,
-            metadata: self.metadata.unwrap_or_default().into_iter().collect(),
+            metadata: self.metadata.unwrap_or_default().0.into_iter().collect(),
             if_not_exists: self.if_not_exists.unwrap_or(false),
         };
         (opts, self.on_progress.map(progress_fn))
