@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::Journal;
+use super::tiers::{TierRow, add_tier_row};
 use crate::error::Result;
 
 pub(super) const MIGRATIONS_SCHEMA: &str = "
@@ -130,16 +131,21 @@ impl Journal {
         .await
     }
 
+    /// Records a verified copy and, for a copy into the hot tier, the object's age
+    /// there (`tier`), in one transaction: a second commit per object cost a tenth of
+    /// a migration's CPU.
     pub async fn record_migrated(
         &self,
         migration: i64,
         source: &str,
         target: &str,
         row: MigratedRow,
+        tier: Option<TierRow>,
     ) -> Result<()> {
         let (source, target) = (source.to_owned(), target.to_owned());
         self.run(move |c| {
-            c.prepare_cached(
+            let tx = c.unchecked_transaction()?;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO migrated
                  (source, target, key, migration, size, mtime_ns, sha256, etag, racy,
                   source_deleted)
@@ -155,8 +161,11 @@ impl Journal {
                 row.sha256,
                 row.etag,
                 row.racy
-            ])
-            .map(drop)
+            ])?;
+            if let Some(tier) = &tier {
+                add_tier_row(&tx, tier)?;
+            }
+            tx.commit()
         })
         .await
     }
@@ -242,7 +251,7 @@ mod tests {
         let id = j.begin_migration(scope.clone()).await.unwrap();
         assert_eq!(j.begin_migration(scope.clone()).await.unwrap(), id);
         for key in ["x/1", "x/2", "y"] {
-            j.record_migrated(id, &scope.source, &scope.target, row(key))
+            j.record_migrated(id, &scope.source, &scope.target, row(key), None)
                 .await
                 .unwrap();
         }

@@ -1,7 +1,7 @@
 //! The tier of each tracked object and when it was last read or written, which is
 //! what the tier policy ages objects by.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Journal;
 use crate::error::Result;
@@ -129,6 +129,19 @@ fn tier_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierRow> {
         size: r.get::<_, i64>(2)? as u64,
         last_access_ms: r.get(3)?,
     })
+}
+
+/// `row`, unless its key has one already (its age and tier are newer), in the caller's
+/// transaction.
+pub(super) fn add_tier_row(c: &Connection, row: &TierRow) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT OR IGNORE INTO tiers VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            row.key,
+            row.tier,
+            row.size as i64,
+            row.last_access_ms
+        ])
+        .map(drop)
 }
 
 #[cfg(test)]

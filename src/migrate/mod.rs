@@ -559,13 +559,13 @@ impl Job {
                 row
             }
         };
+        let age = self
+            .storage
+            .migrated_tier_row(info, self.opts.to, info.mtime_ns() / 1_000_000);
         sides
             .journal
-            .record_migrated(sides.id, sides.from.name(), sides.to.name(), row)
+            .record_migrated(sides.id, sides.from.name(), sides.to.name(), row, age)
             .await?;
-        self.storage
-            .note_migrated(info, self.opts.to, info.mtime_ns() / 1_000_000)
-            .await;
         if self.opts.delete_source {
             self.delete_source(sides, info).await?;
         }

@@ -285,27 +285,23 @@ impl Storage {
         }
     }
 
-    /// A migrated object enters the hot tier aged by its source's mtime, so files
-    /// that sat untouched for years can go straight on to a colder tier. It does so
-    /// whether or not this manager has tiers: a migration is often run on its own (the
-    /// `stowage migrate` command has no tier options), before tiers are set up.
-    pub(crate) async fn note_migrated(&self, info: &ObjectInfo, to: Side, at_ms: i64) {
-        let Some(journal) = self.journal() else {
-            return;
-        };
-        if self.hot().map(|(s, _)| s) != Some(to) {
-            return;
-        }
-        if let Ok(None) = journal.tier_row(info.key.as_str()).await {
-            let _ = journal
-                .set_tier_row(TierRow {
-                    key: info.key.to_string(),
-                    tier: Tier::Hot.as_str().into(),
-                    size: info.size,
-                    last_access_ms: at_ms,
-                })
-                .await;
-        }
+    /// The tier row of an object migrated to `to`: it enters the hot tier aged by its
+    /// source's mtime, so files that sat untouched for years can go straight on to a
+    /// colder tier. Kept whether or not this manager has tiers: a migration is often
+    /// run on its own (the `stowage migrate` command has no tier options), before
+    /// tiers are set up. `None` when `to` is not the hot tier.
+    pub(crate) fn migrated_tier_row(
+        &self,
+        info: &ObjectInfo,
+        to: Side,
+        at_ms: i64,
+    ) -> Option<TierRow> {
+        (self.hot().map(|(s, _)| s) == Some(to)).then(|| TierRow {
+            key: info.key.to_string(),
+            tier: Tier::Hot.as_str().into(),
+            size: info.size,
+            last_access_ms: at_ms,
+        })
     }
 
     /// The tier holding `key`: the journal's record, else the first store holding it.
