@@ -4,7 +4,7 @@ const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, writeTree, runPrefix, servers, s3Options } = require('./helpers')
+const { tmpDir, sha256, bytes, writeTree, runPrefix, servers, s3Options, s3ObjectFile } = require('./helpers')
 
 const BIN = path.join(__dirname, '..', 'bin', 'stowage.js')
 
@@ -86,6 +86,18 @@ test('verify reports missing and different copies with exit code 1', async () =>
   expect(r.stdout).toContain(`MISSING ${missing}`)
   expect(r.stdout).toContain(`SHA-256 ${changed}`)
   expect(r.stdout).toContain('4 checked, 2 missing or different')
+
+  // A copy damaged at rest keeps its size and recorded SHA-256: only --full reads it.
+  const [, , damaged] = Object.keys(files)
+  const stored = s3ObjectFile(damaged)
+  const flipped = fs.readFileSync(stored)
+  flipped[100] ^= 0xff
+  fs.writeFileSync(stored, flipped)
+  expect((await cli(['verify', local, bucket(), '--prefix', `${prefix}/`])).stdout).not.toContain(damaged)
+  const full = await cli(['verify', local, bucket(), '--prefix', `${prefix}/`, '--full'])
+  expect(full.code).toBe(1)
+  expect(full.stdout).toContain(`DAMAGED ${damaged}`)
+  expect(full.stdout).toContain('4 checked, 3 missing or different')
 })
 
 test('failures exit 1 without leaking the secret; bad usage exits 2', async () => {
@@ -97,11 +109,14 @@ test('failures exit 1 without leaking the secret; bad usage exits 2', async () =
   expect(denied.stdout).toContain('ACCESS_DENIED')
   expect(denied.stdout + denied.stderr).not.toContain(secret)
 
-  for (const args of [['migrate', local], ['migrate', local, bucket(), '--shard', '3/2'], ['migrate', local, bucket(), '--bwlimit', 'fast'], ['frobnicate'], ['migrate', '--no-such-flag']]) {
+  // A mistyped folder was created, with a journal, and the run reported success.
+  const typo = path.join(local, 'no-such-folder')
+  for (const args of [['migrate', local], ['migrate', local, bucket(), '--shard', '3/2'], ['migrate', local, bucket(), '--bwlimit', 'fast'], ['frobnicate'], ['migrate', '--no-such-flag'], ['migrate', typo, bucket()], ['verify', typo, bucket()]]) {
     const r = await cli(args)
     expect(`${args.join(' ')} → ${r.code}`).toBe(`${args.join(' ')} → 2`)
     expect(r.stderr).toMatch(/usage: stowage|INVALID_CONFIG/)
   }
+  expect(fs.existsSync(typo)).toBe(false)
 })
 
 test('repair, tier-cycle and stats', async () => {
@@ -116,6 +131,8 @@ test('repair, tier-cycle and stats', async () => {
   const repaired = await cli(['repair', local, bucket()])
   expect(repaired).toMatchObject({ code: 0 })
   expect(repaired.stdout).toContain('repaired 1, failed 0, still pending 0')
+  // Its progress in a log counts keys (the migration's printer showed NaN MiB/s).
+  expect(repaired.stderr).toBe('repaired 1/1 keys\n')
   expect(sha256(await cloudView().get(`${prefix}/a.bin`))).toBe(sha256(bytes(2000, 1)))
 
   const tiered = new StorageManager({ local, mode: 'cloud', ...s3Options(), tiers: { warm: `file://${warm}` } })

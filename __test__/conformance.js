@@ -201,6 +201,12 @@ function conformance(kind) {
       await new Promise((resolve) => setImmediate(resolve))
       expect(seen.length).toBeGreaterThan(0)
       expect(seen[seen.length - 1]).toEqual({ bytes: data.length, total: data.length })
+      // The end is reported once, and put reports it too (it reported nothing).
+      expect(seen.filter((x) => x.bytes === data.length)).toHaveLength(1)
+      const fromBuffer = []
+      await storage.put(`${p}/buffer-progress.bin`, data, { onProgress: (x) => fromBuffer.push(x) })
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(fromBuffer).toEqual([{ bytes: data.length, total: data.length }])
 
       const dest = path.join(dir, 'out.bin')
       fs.writeFileSync(dest, 'old content stays until the new one is complete')

@@ -155,6 +155,20 @@ describe('dual mode', () => {
     expect(s.cloud).toMatchObject({ reads: 1, bytesRead: 3000 })
   })
 
+  test('a multipart putFile reports its progress against the file, not the two sides together', async () => {
+    const { storage } = dual({ multipartThreshold: 5 * 1024 * 1024, partSize: 5 * 1024 * 1024 })
+    const p = runPrefix('dual-progress')
+    const src = path.join(tmpDir('dual-progress'), 'big.bin')
+    const data = bytes(11 * 1024 * 1024, 6)
+    fs.writeFileSync(src, data)
+    const seen = []
+    const r = await storage.putFile(`${p}/big.bin`, src, { onProgress: (x) => seen.push(x) })
+    expect(r).toMatchObject({ size: data.length, local: 'written', cloud: 'written', sha256: sha256(data) })
+    await tick()
+    expect(seen.every((x) => x.total === data.length && x.bytes <= data.length)).toBe(true)
+    expect(seen.at(-1)).toEqual({ bytes: data.length, total: data.length })
+  })
+
   test('background repairer drains the journal', async () => {
     const local = tmpDir('bg')
     const p = runPrefix('bg')

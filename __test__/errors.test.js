@@ -155,6 +155,9 @@ describe('configuration', () => {
       [() => dicom.render(buf, { window: { center: 40 } }), 'INVALID_CONFIG', 'window.width: is required'],
       [() => dicom.render(buf, { thumbnails: 256 }), 'INVALID_CONFIG', 'thumbnails: expected an array'],
       [() => dicom.render(buf, { signal: {} }), 'INVALID_CONFIG', 'signal: expected an AbortSignal'],
+      // An options object read from null left a bare TypeError pending, thrown with no code.
+      [() => dicom.render(buf, { window: null }), 'INVALID_CONFIG', 'window'],
+      [() => dicom.render(buf, { signal: null }), 'INVALID_CONFIG', 'signal'],
       [() => dicom.metadata(null), 'INVALID_CONFIG', 'not null'],
     ]
     const thrown = [

@@ -46,6 +46,11 @@ describe.each(['express', 'hono'])('examples/%s', (name) => {
     expect(sha256(Buffer.from(await file.arrayBuffer()))).toBe(sha256(body))
 
     expect((await fetch(`${app.base}/download/reports/none.png`, { redirect: 'manual' })).status).toBe(404)
+    // A key the API refuses is the client's mistake: 400, not a 500 (as Hono gave).
+    for (const bad of ['..%2Fetc%2Fpasswd', 'a%5Cb']) {
+      const res = await fetch(`${app.base}/download/${bad}`, { redirect: 'manual' })
+      expect([bad, res.status, (await res.json()).code]).toEqual([bad, 400, 'INVALID_KEY'])
+    }
     const health = await (await fetch(`${app.base}/health`)).json()
     expect(health).toMatchObject({ ok: true, pendingRepairs: 0 })
     expect(health.stats.local.writes).toBe(1)

@@ -58,6 +58,9 @@ describe.each([
     expect(res.headers.get('cache-control')).toBe('public, max-age=2592000, immutable')
     expect(res.headers.get('etag')).toBe(`"${sha256(data)}"`)
     expect(res.headers.get('accept-ranges')).toBe('bytes')
+    // Served from the app's origin: an uploaded HTML file must not run there.
+    expect(res.headers.get('content-security-policy')).toBe('sandbox')
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
     expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(data))
   })
 

@@ -66,6 +66,10 @@ async function serveGet(storage, key, method, headers) {
     'cache-control': info.cacheControl,
     'last-modified': info.lastModified.toUTCString(),
     'accept-ranges': 'bytes',
+    // Uploads are served from the app's own origin: an uploaded HTML or SVG file must
+    // not run there with the app's cookies (stored XSS), nor a type be guessed.
+    'content-security-policy': 'sandbox',
+    'x-content-type-options': 'nosniff',
   }
   if (matchesEtag(headers['if-none-match'], etag)) return { status: 304, headers: common, body: null }
   const range = parseRange(headers.range, info.size)

@@ -39,8 +39,12 @@ function createApp({ dataDir, baseUrl }) {
 
   app.get('/download/:key{.+}', async (c) => {
     const key = c.req.param('key')
-    if (!(await storage.exists(key))) return c.json({ code: 'NOT_FOUND' }, 404)
-    return c.redirect(storage.presignGet(key, { expiresIn: 300 }), 302)
+    try {
+      if (!(await storage.exists(key))) return c.json({ code: 'NOT_FOUND' }, 404)
+      return c.redirect(storage.presignGet(key, { expiresIn: 300 }), 302)
+    } catch (err) {
+      return c.json({ code: err.code, message: err.message }, err.code === 'INVALID_KEY' ? 400 : 500)
+    }
   })
 
   app.get('/health', async (c) => c.json({ ok: true, pendingRepairs: await storage.pendingRepairs(), stats: storage.stats() }))

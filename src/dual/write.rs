@@ -70,6 +70,23 @@ impl Storage {
         .await
     }
 
+    /// [`Self::put`], reporting its progress: a buffer goes out whole, so its one
+    /// report is its end.
+    pub async fn put_reporting(
+        &self,
+        key: &Key,
+        data: Bytes,
+        opts: PutOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<PutResult> {
+        let size = data.len() as u64;
+        let result = self.put(key, data, opts).await?;
+        let mut progress = Progress::new(progress, size);
+        progress.advance(size);
+        progress.finish();
+        Ok(result)
+    }
+
     /// Small files are read once and written as buffers. Large files are hashed first
     /// (the journal needs the SHA-256 before either side is touched) and then streamed
     /// to each side, which checks the bytes it sent against that hash.
@@ -100,16 +117,13 @@ impl Storage {
                     .await
                     .map_err(|e| Error::from_io(e, &shown))?,
             );
-            let mut progress = Progress::new(progress, size);
-            let result = self.put(key, data, opts).await?;
-            progress.advance(size);
-            progress.finish();
-            return Ok(result);
+            return self.put_reporting(key, data, opts, progress).await;
         }
         let (size, sha256) = crate::store::hash_file(file.to_owned()).await?;
         let cfg = self.transfer;
         let sides = self.write_sides().len();
-        // Each side reports its own bytes; the caller sees their sum over the sum of totals.
+        // Each side reports its own bytes; the caller sees the file's bytes that have
+        // reached every side, as a share of the file's size (not of twice it).
         let done = Arc::new(Mutex::new(vec![0u64; sides]));
         let intent = RepairOp::Put {
             sha256: sha256.clone(),
@@ -122,7 +136,7 @@ impl Storage {
                 Arc::new(move |bytes, total| {
                     let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
                     done[i] = bytes;
-                    report(done.iter().sum(), total * sides as u64);
+                    report(done.iter().sum::<u64>() / sides as u64, total);
                 })
             });
             async move {

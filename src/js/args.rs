@@ -22,10 +22,27 @@ pub struct Arg<T> {
 
 impl<T: FromNapiValue> FromNapiValue for Arg<T> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let converted = unsafe { T::from_napi_value(env, value) };
+        if converted.is_err() {
+            unsafe { clear_pending_exception(env) };
+        }
         Ok(Arg {
-            value: unsafe { T::from_napi_value(env, value) },
+            value: converted,
             got: unsafe { js_type(env, value) },
         })
+    }
+}
+
+/// An options object read from `null` (`{ window: null }`) fails inside V8, which
+/// leaves a `TypeError` pending: it would be thrown, with no `code`, over the API's
+/// own error for that option.
+pub(super) unsafe fn clear_pending_exception(env: sys::napi_env) {
+    let mut pending = false;
+    if unsafe { sys::napi_is_exception_pending(env, &mut pending) } == sys::Status::napi_ok
+        && pending
+    {
+        let mut exception = std::ptr::null_mut();
+        unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
     }
 }
 

@@ -436,8 +436,12 @@ pub fn render(
             .signal
             .as_ref()
             .map(|signal| {
-                Abort::watch(env, signal)
-                    .map_err(|_| Error::config("signal", "expected an AbortSignal"))
+                Abort::watch(env, signal).map_err(|_| {
+                    // `null` has no `aborted` to read: V8 left a TypeError pending.
+                    // SAFETY: `env` is the environment of this call, on its thread.
+                    unsafe { args::clear_pending_exception(env.raw()) };
+                    Error::config("signal", "expected an AbortSignal")
+                })
             })
             .transpose()?;
         Ok((o.to_core(), abort))

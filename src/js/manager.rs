@@ -124,7 +124,10 @@ impl StorageManager {
         let storage = self.storage();
         promise(
             env,
-            async move { storage?.put(&key?, bytes?, opts?.0).await },
+            async move {
+                let (opts, progress) = opts?;
+                storage?.put_reporting(&key?, bytes?, opts, progress).await
+            },
             |_, r| Ok(r.into()),
         )
     }

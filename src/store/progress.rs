@@ -13,7 +13,8 @@ pub struct Progress {
     report: Option<ProgressFn>,
     total: u64,
     done: u64,
-    last: Option<Instant>,
+    /// When the last report went out, and with how many bytes.
+    last: Option<(Instant, u64)>,
 }
 
 impl Progress {
@@ -29,15 +30,18 @@ impl Progress {
     pub fn advance(&mut self, bytes: u64) {
         self.done += bytes;
         if let Some(report) = &self.report
-            && self.last.is_none_or(|t| t.elapsed() >= INTERVAL)
+            && self.last.is_none_or(|(t, _)| t.elapsed() >= INTERVAL)
         {
-            self.last = Some(Instant::now());
+            self.last = Some((Instant::now(), self.done));
             report(self.done, self.total);
         }
     }
 
+    /// The last report, unless the last `advance` made it already.
     pub fn finish(self) {
-        if let Some(report) = &self.report {
+        if let Some(report) = &self.report
+            && self.last.is_none_or(|(_, reported)| reported != self.done)
+        {
             report(self.done, self.total);
         }
     }
@@ -64,5 +68,18 @@ mod tests {
         assert_eq!(seen.first(), Some(&(1, 1000)));
         assert_eq!(seen.last(), Some(&(1000, 1000)));
         assert!(seen.len() <= 3, "{} reports for a fast loop", seen.len());
+    }
+
+    #[test]
+    fn one_step_to_the_end_is_reported_once() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let mut p = Progress::new(
+            Some(Arc::new(move |d, t| sink.lock().unwrap().push((d, t)))),
+            50,
+        );
+        p.advance(50);
+        p.finish();
+        assert_eq!(*seen.lock().unwrap(), [(50, 50)]);
     }
 }
