@@ -46,6 +46,9 @@ function parseRange(header, size) {
   return { start, end }
 }
 
+/** Types a browser opens as a document that can run scripts. */
+const RUNS_SCRIPTS = /^\s*(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml)\s*(;|$)/i
+
 function etagOf(info) {
   return `"${info.sha256 || (info.etag || '').replace(/"/g, '') || `${info.size}-${info.lastModified.getTime()}`}"`
 }
@@ -66,11 +69,13 @@ async function serveGet(storage, key, method, headers) {
     'cache-control': info.cacheControl,
     'last-modified': info.lastModified.toUTCString(),
     'accept-ranges': 'bytes',
-    // Uploads are served from the app's own origin: an uploaded HTML or SVG file must
-    // not run there with the app's cookies (stored XSS), nor a type be guessed.
-    'content-security-policy': 'sandbox',
     'x-content-type-options': 'nosniff',
   }
+  // Uploads are served from the app's own origin: an uploaded HTML or SVG file must
+  // not run there with the app's cookies (stored XSS). Other types keep their viewers
+  // (a browser's PDF viewer does not open in a sandbox).
+  if (RUNS_SCRIPTS.test(info.contentType)) common['content-security-policy'] = 'sandbox'
+
   if (matchesEtag(headers['if-none-match'], etag)) return { status: 304, headers: common, body: null }
   const range = parseRange(headers.range, info.size)
   if (range === null) {
