@@ -26,17 +26,8 @@ pub struct TierRow {
 
 impl Journal {
     pub async fn set_tier_row(&self, row: TierRow) -> Result<()> {
-        self.run(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO tiers VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![
-                    row.key,
-                    row.tier,
-                    row.size as i64,
-                    row.last_access_ms
-                ])
-                .map(drop)
-        })
-        .await
+        self.run(move |c| insert_tier_row(c, "INSERT OR REPLACE", &row))
+            .await
     }
 
     pub async fn tier_row(&self, key: &str) -> Result<Option<TierRow>> {
@@ -134,7 +125,12 @@ fn tier_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TierRow> {
 /// `row`, unless its key has one already (its age and tier are newer), in the caller's
 /// transaction.
 pub(super) fn add_tier_row(c: &Connection, row: &TierRow) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT OR IGNORE INTO tiers VALUES (?1, ?2, ?3, ?4)")?
+    insert_tier_row(c, "INSERT OR IGNORE", row)
+}
+
+/// `insert` is `INSERT OR REPLACE` or `INSERT OR IGNORE`: what a row already there gets.
+fn insert_tier_row(c: &Connection, insert: &str, row: &TierRow) -> rusqlite::Result<()> {
+    c.prepare_cached(&format!("{insert} INTO tiers VALUES (?1, ?2, ?3, ?4)"))?
         .execute(params![
             row.key,
             row.tier,

@@ -52,14 +52,19 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    #[test]
-    fn throttles_and_always_reports_the_end() {
+    type Reports = Arc<Mutex<Vec<(u64, u64)>>>;
+
+    /// A progress of `total` bytes, and the reports it made.
+    fn recorded(total: u64) -> (Progress, Reports) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        let mut p = Progress::new(
-            Some(Arc::new(move |d, t| sink.lock().unwrap().push((d, t)))),
-            1000,
-        );
+        let report: ProgressFn = Arc::new(move |d, t| sink.lock().unwrap().push((d, t)));
+        (Progress::new(Some(report), total), seen)
+    }
+
+    #[test]
+    fn throttles_and_always_reports_the_end() {
+        let (mut p, seen) = recorded(1000);
         for _ in 0..1000 {
             p.advance(1);
         }
@@ -72,12 +77,7 @@ mod tests {
 
     #[test]
     fn one_step_to_the_end_is_reported_once() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        let mut p = Progress::new(
-            Some(Arc::new(move |d, t| sink.lock().unwrap().push((d, t)))),
-            50,
-        );
+        let (mut p, seen) = recorded(50);
         p.advance(50);
         p.finish();
         assert_eq!(*seen.lock().unwrap(), [(50, 50)]);
