@@ -128,6 +128,10 @@ describe.each([
     const served = await fetch(storage.presignGet('uploads/page.html'))
     expect(served.headers.get('content-type')).toBe('text/html; charset=utf-8')
     expect(served.headers.get('content-security-policy')).toBe('sandbox')
+    for (const type of ['image/svg+xml', 'application/atom+xml', 'text/xml']) {
+      await storage.put('uploads/feed', 'x', { contentType: type })
+      expect([type, (await fetch(storage.presignGet('uploads/feed'))).headers.get('content-security-policy')]).toEqual([type, 'sandbox'])
+    }
     // The type cannot be swapped in the URL either.
     const swapped = url.replace('image%2Fpng', 'text%2Fhtml')
     expect((await fetch(swapped, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/html' } })).status).toBe(403)

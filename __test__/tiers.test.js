@@ -118,6 +118,20 @@ test('files migrated by a manager without tiers are aged by their mtime once tie
   expect(sha256(await storage.get(key))).toBe(sha256(data))
 })
 
+test('a rename leaves no copy of the old name on a colder tier that kept one (deleteAfterMove: false)', async () => {
+  const storage = tiered({ deleteAfterMove: false })
+  const prefix = runPrefix('rename-kept')
+  const [from, to] = [`${prefix}/old.bin`, `${prefix}/new.bin`]
+  const data = bytes(3000, 12)
+  await storage.put(from, data)
+  expect(await storage.runTierCycle({ now: new Date(Date.now() + 31 * DAY) })).toMatchObject({ toWarm: 1 })
+  await storage.rename(from, to)
+  // The warm copy stayed behind, and reads and listings found the old name again.
+  await expect(storage.exists(from)).resolves.toBe(false)
+  expect(await listed(storage, prefix)).toEqual([`${to} cloud`])
+  expect(sha256(await storage.get(to))).toBe(sha256(data))
+})
+
 test('a read keeps an object hot: ages count from the last access', async () => {
   const storage = tiered({ hotToWarmDays: 0 })
   const prefix = runPrefix('touch')

@@ -46,8 +46,9 @@ function parseRange(header, size) {
   return { start, end }
 }
 
-/** Types a browser opens as a document that can run scripts. */
-const RUNS_SCRIPTS = /^\s*(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml)\s*(;|$)/i
+/** Types a browser opens as a document that can run scripts: HTML, and any XML (an
+ * XHTML `<script>` runs in an `application/atom+xml` document too). */
+const RUNS_SCRIPTS = /^\s*(text\/html|text\/xml|[a-z]+\/([^;\s]+\+)?xml)\s*(;|$)/i
 
 function etagOf(info) {
   return `"${info.sha256 || (info.etag || '').replace(/"/g, '') || `${info.size}-${info.lastModified.getTime()}`}"`

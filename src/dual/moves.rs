@@ -18,6 +18,7 @@ use crate::journal::RepairOp;
 use crate::key::Key;
 use crate::store::Store;
 use crate::store::object::ObjectInfo;
+use crate::tier::Tiers;
 
 impl Storage {
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
@@ -72,9 +73,24 @@ impl Storage {
                     .emit(|| Event::new(EventKind::Delete, from.as_str()));
             }
         }
+        if moves && from != to {
+            self.forget_colder_copies(from).await;
+        }
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
         Ok(moved)
+    }
+
+    /// A renamed source is gone from the colder tiers too, as a delete removes it from
+    /// every one: with `deleteAfterMove: false` a copy stayed there, and reads found
+    /// the old name again. The move took place, so a tier that fails is reported, not
+    /// thrown.
+    async fn forget_colder_copies(&self, from: &Key) {
+        for (side, store) in self.tiers.iter().flat_map(Tiers::read_stores) {
+            if let Err(e) = store.delete(from).await {
+                self.failed(from, side, &e);
+            }
+        }
     }
 
     /// Each side that made the copy wrote its target, and for a rename deleted its source.
