@@ -297,6 +297,24 @@ describe('dual mode', () => {
     expect((await storage.head(`${p}/other.txt`).catch((e) => e.code))).toBe('NOT_FOUND')
   })
 
+  test('cloud mode copies and renames a legacy file that only the local fallback holds', async () => {
+    // Reads and listings showed it, and copy and rename failed NOT_FOUND.
+    const local = tmpDir('cloud-mode-moves')
+    const p = runPrefix('cloud-mode-moves')
+    const data = bytes(4000, 31)
+    fs.mkdirSync(path.join(local, p), { recursive: true })
+    for (const name of ['a.bin', 'b.bin']) fs.writeFileSync(path.join(local, p, name), data)
+    const storage = new StorageManager({ local, mode: 'cloud', ...s3Options() })
+    const cloud = new StorageManager({ local: tmpDir('cloud-mode-moves-view'), mode: 'cloud', ...s3Options() })
+    await expect(storage.copy(`${p}/a.bin`, `${p}/a-copy.bin`)).resolves.toMatchObject({ location: 'cloud', sha256: sha256(data) })
+    await expect(storage.rename(`${p}/b.bin`, `${p}/b-moved.bin`)).resolves.toMatchObject({ location: 'cloud', sha256: sha256(data) })
+    for (const key of [`${p}/a.bin`, `${p}/a-copy.bin`, `${p}/b-moved.bin`]) expect(sha256(await cloud.get(key))).toBe(sha256(data))
+    // The renamed legacy file is gone from the fallback too, so the old name stays gone.
+    expect(fs.existsSync(path.join(local, p, 'b.bin'))).toBe(false)
+    await expect(storage.exists(`${p}/b.bin`)).resolves.toBe(false)
+    expect((await storage.list({ prefix: `${p}/` })).objects.map((o) => o.key)).toEqual([`${p}/a-copy.bin`, `${p}/a.bin`, `${p}/b-moved.bin`])
+  })
+
   test('list shows the keys of both sides, as reads find them, page by page', async () => {
     const { storage, cloud, local } = dual()
     const p = runPrefix('merged')

@@ -18,7 +18,6 @@ use crate::journal::RepairOp;
 use crate::key::Key;
 use crate::store::Store;
 use crate::store::object::ObjectInfo;
-use crate::tier::Tiers;
 
 impl Storage {
     pub async fn copy(&self, from: &Key, to: &Key) -> Result<(Side, ObjectInfo)> {
@@ -50,6 +49,9 @@ impl Storage {
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;
         // Writes land in the hot tier, so a source in a colder one comes back first.
         self.bring_hot(from).await?;
+        if from != to {
+            self.bring_to_write_side(from).await?;
+        }
         let sides = self.write_sides();
         // Onto itself nothing moves.
         let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
@@ -74,19 +76,51 @@ impl Storage {
             }
         }
         if moves && from != to {
-            self.forget_colder_copies(from).await;
+            self.forget_other_copies(from).await;
         }
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
         Ok(moved)
     }
 
-    /// A renamed source is gone from the colder tiers too, as a delete removes it from
-    /// every one: with `deleteAfterMove: false` a copy stayed there, and reads found
-    /// the old name again. The move took place, so a tier that fails is reported, not
-    /// thrown.
-    async fn forget_colder_copies(&self, from: &Key) {
-        for (side, store) in self.tiers.iter().flat_map(Tiers::read_stores) {
+    /// With one write side (local or cloud mode), a source that only the other side
+    /// holds (a legacy file in the local fallback of cloud mode) is first copied to
+    /// the write side, verified, as a migration would: reads and listings show it,
+    /// and a copy or rename of it failed `NOT_FOUND`.
+    async fn bring_to_write_side(&self, from: &Key) -> Result<()> {
+        let [(side, write)] = self.write_sides()[..] else {
+            return Ok(());
+        };
+        if write.exists(from).await? {
+            return Ok(());
+        }
+        for (other, store) in self.read_sides() {
+            if other == side || !matches!(other, Side::Local | Side::Cloud) {
+                continue;
+            }
+            let info = match store.head(from).await {
+                Ok(info) => info,
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            store
+                .copy_to(write, &info, &self.transfer(), &self.temp_dir())
+                .await?;
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// A renamed source is gone from every side reads look at, as a delete removes it
+    /// from all of them: a colder tier kept a copy with `deleteAfterMove: false`, the
+    /// fallback side kept a source brought over from it, and reads found the old name
+    /// again. The move took place, so a side that fails is reported, not thrown.
+    async fn forget_other_copies(&self, from: &Key) {
+        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
+        for (side, store) in self.read_sides() {
+            if written.contains(&side) {
+                continue;
+            }
             if let Err(e) = store.delete(from).await {
                 self.failed(from, side, &e);
             }
