@@ -214,6 +214,16 @@ impl Storage {
             .collect()
     }
 
+    /// The sides reads look at that writes do not touch: the other side in local or
+    /// cloud mode (its fallback), and the colder tiers.
+    fn unwritten_sides(&self) -> Vec<(Side, &Store)> {
+        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
+        self.read_sides()
+            .into_iter()
+            .filter(|(side, _)| !written.contains(side))
+            .collect()
+    }
+
     /// Every configured side, preferred read side first, then the colder tiers.
     fn read_sides(&self) -> Vec<(Side, &Store)> {
         // `read` picks between two sides that both take writes; with one, that one

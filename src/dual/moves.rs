@@ -40,43 +40,43 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<ObjectInfo>>,
     {
+        // Onto itself nothing moves: no name to check, source to bring over, intent,
+        // count, event or old name to forget.
+        let moving = from != to;
         // The target must be a name the local side can hold: where its source is
         // missing, the repair stages a write of it there.
-        if from != to {
+        if moving {
             self.check_local_name(to).await?;
         }
         // Both keys are written, so both are locked, as `put` locks its key.
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;
         // Writes land in the hot tier, so a source in a colder one comes back first.
         self.bring_hot(from).await?;
-        if from != to {
+        if moving {
             self.bring_to_write_side(from).await?;
         }
         let sides = self.write_sides();
-        // Onto itself nothing moves.
-        let journalled = self.journal.is_some() && sides.len() > 1 && from != to;
+        let journalled = self.journal.is_some() && sides.len() > 1 && moving;
         let (target, source) = match journalled {
             true => self.record_move(from, to, moves).await?,
             false => (None, None),
         };
         let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
-        if from != to {
+        if moving {
             self.count_moved(&sides, &results, moves);
         }
         let sides = sides.into_iter().map(|(side, _)| side);
         let moved = self
             .fold(from, to, target, source, sides.zip(results))
             .await?;
-        if from != to {
+        if moving {
             self.events
                 .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
             if moves {
                 self.events
                     .emit(|| Event::new(EventKind::Delete, from.as_str()));
+                self.forget_other_copies(from).await;
             }
-        }
-        if moves && from != to {
-            self.forget_other_copies(from).await;
         }
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
@@ -88,14 +88,15 @@ impl Storage {
     /// the write side, verified, as a migration would: reads and listings show it,
     /// and a copy or rename of it failed `NOT_FOUND`.
     async fn bring_to_write_side(&self, from: &Key) -> Result<()> {
-        let [(side, write)] = self.write_sides()[..] else {
+        let [(_, write)] = self.write_sides()[..] else {
             return Ok(());
         };
         if write.exists(from).await? {
             return Ok(());
         }
-        for (other, store) in self.read_sides() {
-            if other == side || !matches!(other, Side::Local | Side::Cloud) {
+        // Colder tiers are `bring_hot`'s.
+        for (other, store) in self.unwritten_sides() {
+            if !matches!(other, Side::Local | Side::Cloud) {
                 continue;
             }
             let info = match store.head(from).await {
@@ -116,11 +117,7 @@ impl Storage {
     /// fallback side kept a source brought over from it, and reads found the old name
     /// again. The move took place, so a side that fails is reported, not thrown.
     async fn forget_other_copies(&self, from: &Key) {
-        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
-        for (side, store) in self.read_sides() {
-            if written.contains(&side) {
-                continue;
-            }
+        for (side, store) in self.unwritten_sides() {
             if let Err(e) = store.delete(from).await {
                 self.failed(from, side, &e);
             }

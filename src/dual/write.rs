@@ -168,7 +168,7 @@ impl Storage {
         let (_lock, guard) = self.begin(key, intent, journalled).await?;
         if exclusive {
             self.level_queued(key).await?;
-            self.check_absent_elsewhere(key, &sides).await?;
+            self.check_absent_elsewhere(key).await?;
         }
         let results = join_all(
             sides
@@ -218,9 +218,9 @@ impl Storage {
 
     /// `ifNotExists` means what `exists()` says: a key that a read finds on a side this
     /// write does not touch (the local fallback in cloud mode, a colder tier) is taken.
-    async fn check_absent_elsewhere(&self, key: &Key, written: &[(Side, &Store)]) -> Result<()> {
-        for (side, store) in self.read_sides() {
-            if !written.iter().any(|(s, _)| *s == side) && store.exists(key).await? {
+    async fn check_absent_elsewhere(&self, key: &Key) -> Result<()> {
+        for (_, store) in self.unwritten_sides() {
+            if store.exists(key).await? {
                 return Err(Error::AlreadyExists {
                     key: key.to_string(),
                 });
