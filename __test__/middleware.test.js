@@ -101,6 +101,7 @@ describe.each([
     const body = bytes(300_000, 9)
     const res = await fetch(storage.presignPut('uploads/new.png'), { method: 'PUT', body, headers: { 'content-type': 'image/png' } })
     expect(res.status).toBe(201)
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
     expect((await res.json()).sha256).toBe(sha256(body))
     expect(sha256(await storage.get('uploads/new.png'))).toBe(sha256(body))
     expect((await storage.head('uploads/new.png')).contentType).toBe('image/png')
@@ -146,6 +147,9 @@ describe.each([
     expect(res.status).toBe(403)
     res = await fetch(storage.presignGet('scans/missing.dcm'))
     expect(res.status).toBe(404)
+    // The error names the key, which the signer chose: no browser may sniff it as HTML.
+    expect(res.headers.get('content-type')).toMatch(/^application\/json\b/)
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
     const base = new URL(url)
     res = await fetch(`${base.origin}${base.pathname}`)
     expect(res.status).toBe(404)

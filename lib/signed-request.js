@@ -15,8 +15,14 @@ function isSigned(url) {
   return url.includes(SIGNATURE_PARAM)
 }
 
+/** Headers of every JSON answer: a browser must not sniff an error that echoes a key
+ * into a document. A new object each time: a framework may add to it. */
+function jsonHeaders() {
+  return { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' }
+}
+
 function errorResponse(status, err) {
-  return { status, headers: { 'content-type': 'application/json' }, body: { code: err.code, message: err.message } }
+  return { status, headers: jsonHeaders(), body: { code: err.code, message: err.message } }
 }
 
 const STATUS_OF = { SIGNATURE_INVALID: 403, SIGNATURE_EXPIRED: 403, NOT_FOUND: 404, INVALID_KEY: 400, INVALID_CONFIG: 400, ALREADY_EXISTS: 409, INTEGRITY: 422 }
@@ -97,7 +103,7 @@ async function servePut(storage, key, headers, body) {
     await pipeline(body, fs.createWriteStream(temp))
     const contentType = headers['content-type']
     const r = await storage.putFile(key, temp, contentType ? { contentType } : undefined)
-    return { status: 201, headers: { 'content-type': 'application/json', etag: `"${r.sha256}"` }, body: r }
+    return { status: 201, headers: { ...jsonHeaders(), etag: `"${r.sha256}"` }, body: r }
   } finally {
     fs.rm(temp, { force: true }, () => {})
   }

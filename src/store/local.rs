@@ -65,6 +65,21 @@ impl LocalRoot {
             .map_err(|e| Error::task_failed("file-system", e))?
     }
 
+    /// Removes the folders that held `key` and are now empty, deepest first, never the
+    /// root. On S3 a folder goes with its last object; one left here would keep its name
+    /// from ever being an object's (`a` cannot be written while the folder `a/` stands).
+    /// `remove_dir` takes only an empty folder, so one a writer has just put a file in
+    /// stays; a writer that made a folder and has not yet created its file sees it go,
+    /// and the store's writes then make it again.
+    pub async fn prune_folders(&self, key: &Key) {
+        let (canonical, key) = (self.canonical.clone(), key.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut folder = canonical.join(key.as_str());
+            while folder.pop() && folder != canonical && fs::remove_dir(&folder).is_ok() {}
+        })
+        .await;
+    }
+
     /// Files under `prefix`, after `start_after`, in byte order of their keys, at most
     /// `limit`, with their size and mtime. Directories are read one at a time so memory
     /// stays bounded by the tree's depth; files are stat'ed, never opened, so an

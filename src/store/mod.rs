@@ -493,6 +493,7 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.fail(e, key).await),
         }
+        self.prune_folders(key).await;
         if let Some(index) = &self.index {
             index.delete_object(&self.name, key.as_str()).await?;
         }
@@ -527,11 +528,19 @@ impl Store {
         if let Err(e) = self.inner.rename(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
         }
+        self.prune_folders(from).await;
         self.reindex(to, record).await?;
         if let Some(index) = &self.index {
             index.delete_object(&self.name, from.as_str()).await?;
         }
         self.head(to).await
+    }
+
+    /// File stores: see [`LocalRoot::prune_folders`].
+    async fn prune_folders(&self, gone: &Key) {
+        if let Some(local) = &self.local {
+            local.prune_folders(gone).await;
+        }
     }
 
     /// File stores: the journal row of the file at `from`, if it describes that file
