@@ -164,6 +164,39 @@ function nobody() {
   return { uid: id('-u'), gid: id('-g') }
 }
 
+test('a folder the migrating user cannot read stops the job with ACCESS_DENIED, not a complete report without it', async () => {
+  // The walk skipped the folder: the job said `completed`, nothing failed, and the
+  // files in it were never copied.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-dir-'))
+  fs.chmodSync(root, 0o777)
+  const local = path.join(root, 'uploads')
+  const prefix = runPrefix('perm-dir')
+  const files = {}
+  for (let i = 0; i < 4; i++) files[`${prefix}/a-open/f-${i}.bin`] = bytes(2048, i + 1)
+  for (let i = 0; i < 3; i++) files[`${prefix}/b-locked/f-${i}.bin`] = bytes(2048, i + 11)
+  writeTree(local, files)
+  execFileSync('chmod', ['-R', 'a+rwX', local])
+  fs.chmodSync(path.join(local, `${prefix}/b-locked`), 0o000)
+  const config = {
+    manager: { local, mode: 'local', journal: path.join(root, 'journal.db'), ...s3Options() },
+    migrate: { prefix: `${prefix}/` },
+  }
+  const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+  try {
+    await expect(runMigrator(config, nobody())).rejects.toThrow(`ACCESS_DENIED: access denied: ${prefix}/b-locked/`)
+    await expect(cloud.exists(`${prefix}/b-locked/f-0.bin`)).resolves.toBe(false)
+    fs.chmodSync(path.join(local, `${prefix}/b-locked`), 0o777)
+    const { report } = await runMigrator(config, nobody())
+    expect(report).toMatchObject({ state: 'completed', failedCount: 0 })
+    expect(report.copied + report.skipped).toBe(7)
+    for (const [key, data] of Object.entries(files)) {
+      expect(`${key} ${sha256(await cloud.get(key))}`).toBe(`${key} ${sha256(data)}`)
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+})
+
 test('a file the migrating user cannot read fails with ACCESS_DENIED; the rest is copied', async () => {
   // A world-accessible folder outside the test tree, since the migrator runs as nobody.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-'))

@@ -277,6 +277,25 @@ test('deleteSource removes each file only after its verified copy; rollback rest
   await expect(storage.rollback(999999)).rejects.toMatchObject({ code: 'NOT_FOUND' })
 })
 
+test('a rollback cut short finishes when run again: files it already put back are not newer writes', async () => {
+  const local = tmpDir('mig-rollback-again')
+  const prefix = runPrefix('again')
+  const files = corpus(prefix, 6)
+  writeTree(local, files)
+  const storage = manager(local)
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ state: 'completed', copied: 6, failedCount: 0 })
+  // A rollback killed after restoring two files, before it cleared their marks: the
+  // next one called them written again (ALREADY_EXISTS), on every run.
+  const [first, second] = Object.keys(files)
+  writeTree(local, { [first]: files[first], [second]: files[second] })
+  expect(await storage.rollback(report.id)).toEqual({ restored: 6, failed: [] })
+  expect(await storage.rollback(report.id)).toEqual({ restored: 0, failed: [] })
+  for (const [key, data] of Object.entries(files)) {
+    expect(`${key} ${sha256(fs.readFileSync(path.join(local, key)))}`).toBe(`${key} ${sha256(data)}`)
+  }
+})
+
 test('from the cloud to local disk, and back by rollback, headers and metadata travel with the bytes', async () => {
   // S3 listings carry no headers: the copies took the extension defaults and no metadata,
   // and a rollback after deleteSource wrote those back, losing the originals for good.

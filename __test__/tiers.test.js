@@ -1,7 +1,10 @@
 'use strict'
 // Hierarchical storage against real stores: hot = S3, warm = a folder, cold = Azure
 // (Azurite). Cycles run with a clock override; every move is checked by bytes.
+const fs = require('node:fs')
+const path = require('node:path')
 const { StorageManager } = require('..')
+const { startS3 } = require('./servers/servers')
 const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree } = require('./helpers')
 
 const DAY = 86_400_000
@@ -282,6 +285,12 @@ test('one bucket, another storage class: S3 and Azure Cool rewrite in place', as
   await expectBytes(hotView(), files)
 
   const az = azureOptions()
+  // A rewrite of a key moved to the same bucket deleted the new bytes as a stale copy.
+  const [rewritten] = Object.keys(files)
+  await storage.put(rewritten, 'written again')
+  expect((await hotView().get(rewritten)).toString()).toBe('written again')
+  expect(await storage.tierOf(rewritten)).toBe('hot')
+
   const azure = new StorageManager({
     local: tmpDir('tier-az'),
     mode: 'cloud',
@@ -294,9 +303,83 @@ test('one bucket, another storage class: S3 and Azure Cool rewrite in place', as
   await expectBytes(azure, azFiles)
 })
 
+test('tiers are told apart by where their objects are, not by how their URLs are spelled', async () => {
+  const s3 = servers().s3
+  const prefix = runPrefix('spelled')
+  const data = bytes(2000, 41)
+  // `//` names the prefix the hot store uses: a move copied the object onto itself and
+  // then deleted it.
+  const respelled = new StorageManager({
+    local: tmpDir('tier-spelled'),
+    mode: 'cloud',
+    ...s3Options(),
+    cloud: `s3://${s3.bucket}/${prefix}`,
+    tiers: { warm: `s3://${s3.bucket}//${prefix}/` },
+  })
+  await respelled.put('scan.dcm', data)
+  await respelled.setTier('scan.dcm', 'warm')
+  expect(sha256(await hotView().get(`${prefix}/scan.dcm`))).toBe(sha256(data))
+  expect(sha256(await respelled.get('scan.dcm'))).toBe(sha256(data))
+
+  // A bucket of the same name on another server is another place: the hot copy goes.
+  const other = await startS3(tmpDir('s3-other'))
+  try {
+    const elsewhere = new StorageManager({
+      local: tmpDir('tier-elsewhere'),
+      mode: 'cloud',
+      ...s3Options(),
+      tiers: { warm: `s3://${s3.bucket}`, warmOptions: s3Options({}, other.info).cloudOptions },
+    })
+    const key = `${prefix}/moved.dcm`
+    await elsewhere.put(key, data)
+    await elsewhere.setTier(key, 'warm')
+    await expect(hotView().exists(key)).resolves.toBe(false)
+    expect(await elsewhere.head(key)).toMatchObject({ location: 'warm', sha256: sha256(data) })
+    expect(sha256(await elsewhere.get(key))).toBe(sha256(data))
+    await elsewhere.close()
+  } finally {
+    await other.stop()
+  }
+})
+
+test('a rewrite deletes the copies colder tiers kept (deleteAfterMove: false), which an outage would serve', async () => {
+  const warm = tmpDir('tier-kept-warm')
+  const storage = new StorageManager({
+    local: tmpDir('tier-kept'),
+    mode: 'cloud',
+    ...s3Options(),
+    tiers: { warm: `file://${warm}`, policy: { deleteAfterMove: false } },
+  })
+  const key = `${runPrefix('kept')}/report.pdf`
+  await storage.put(key, 'version 1')
+  await storage.setTier(key, 'warm')
+  await storage.setTier(key, 'hot')
+  expect(fs.readFileSync(path.join(warm, key), 'utf8')).toBe('version 1')
+  await storage.put(key, 'version 2')
+  expect(fs.existsSync(path.join(warm, key))).toBe(false)
+  expect((await storage.get(key)).toString()).toBe('version 2')
+})
+
 test('tiers need a warm or cold store; bad policies name their field', async () => {
   const plain = new StorageManager({ local: tmpDir('tier-none'), mode: 'local' })
   await expect(plain.runTierCycle()).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
   expect(() => tiered({ hotToWarmDays: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('hotToWarmDays') }))
   expect(() => tiered({ maxObjectsPerCycle: -5 })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('maxObjectsPerCycle') }))
+  // Not objects: napi read the fields of a string and took it for an empty object.
+  for (const [options, field] of [
+    [{ tiers: 'cold' }, 'tiers'],
+    [{ tiers: { warm: 'memory://', policy: 'fast' } }, 'tiers.policy'],
+    [{ tiers: { warm: 'memory://', warmOptions: 5 } }, 'tiers.warmOptions'],
+    [{ presign: 'x' }, 'presign'],
+    [{ cloudOptions: 'x' }, 'cloudOptions'],
+  ]) {
+    expect(() => new StorageManager({ local: tmpDir('tier-types'), mode: 'local', ...options })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', message: `invalid ${field}: expected an object` }),
+    )
+  }
+  // An invalid Date ran a cycle dated 1970.
+  await expect(tiered().runTierCycle({ now: new Date('garbage') })).rejects.toMatchObject({
+    code: 'INVALID_CONFIG',
+    message: 'invalid now: expected a valid Date',
+  })
 })

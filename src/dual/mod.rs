@@ -35,8 +35,7 @@ pub use events::{Event, EventKind, EventSink};
 pub use listing::Listing;
 pub use outcome::{Outcome, PutResult, Side, SideError};
 pub use presign::{PresignOptions, PresignSettings};
-use repair::digest;
-pub use repair::{RepairProgress, RepairReport};
+pub use repair::{RepairProgress, RepairReport, digest};
 pub use stats::SideStats;
 
 #[derive(Debug)]

@@ -212,7 +212,7 @@ impl Storage {
 
 /// The SHA-256 a side holds for `key` (`None` when absent), hashing the bytes when the
 /// store has no recorded hash (files written before stowage).
-pub(super) async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
+pub async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
     match store.head(key).await {
         Ok(info) if info.sha256.is_some() => Ok(info.sha256),
         Ok(_) => {

@@ -91,15 +91,20 @@ impl Arg<String> {
     }
 }
 
-/// A `Record<string, string>` option (metadata, cache policies). napi's own map
-/// conversion took a number or a boolean for an empty map and threw a bare `TypeError`
-/// on `null`; anything but an object is `INVALID_CONFIG` naming the option here.
+/// An object nested in options (`cloudOptions`, `tiers`, `metadata`, …). napi's own
+/// conversion reads the fields of whatever it is given, so `tiers: 'cold'` passed for
+/// an empty object, and its map conversion took a number for an empty map and threw a
+/// bare `TypeError` on `null`; anything but an object is `INVALID_CONFIG` naming the
+/// option here. Fields of this type give their TypeScript type with `ts_type`.
 #[derive(Debug, Default)]
-pub struct StringMap(pub HashMap<String, String>);
+pub struct Nested<T>(pub T);
 
-impl TypeName for StringMap {
+/// A `Record<string, string>` option (metadata, cache policies).
+pub type StringMap = Nested<HashMap<String, String>>;
+
+impl<T> TypeName for Nested<T> {
     fn type_name() -> &'static str {
-        "Record<string, string>"
+        "object"
     }
 
     fn value_type() -> ValueType {
@@ -107,7 +112,7 @@ impl TypeName for StringMap {
     }
 }
 
-impl FromNapiValue for StringMap {
+impl<T: FromNapiValue> FromNapiValue for Nested<T> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         if unsafe { js_type(env, value) } != "an object" {
             return Err(napi::Error::new(
@@ -115,7 +120,41 @@ impl FromNapiValue for StringMap {
                 "expected an object",
             ));
         }
-        Ok(StringMap(unsafe { HashMap::from_napi_value(env, value) }?))
+        Ok(Nested(unsafe { T::from_napi_value(env, value) }?))
+    }
+}
+
+/// A `Date` option, in milliseconds since the epoch. napi's own conversion read an
+/// invalid date (`new Date('garbage')`) as 1970.
+#[derive(Debug)]
+pub struct ValidDate(pub i64);
+
+impl TypeName for ValidDate {
+    fn type_name() -> &'static str {
+        "Date"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl FromNapiValue for ValidDate {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut is_date = false;
+        let mut ms = f64::NAN;
+        let _ = unsafe { sys::napi_is_date(env, value, &mut is_date) };
+        if is_date {
+            let _ = unsafe { sys::napi_get_date_value(env, value, &mut ms) };
+        }
+        if !ms.is_finite() {
+            let what = if is_date { "a valid Date" } else { "a Date" };
+            return Err(napi::Error::new(
+                Status::DateExpected,
+                format!("expected {what}"),
+            ));
+        }
+        Ok(ValidDate(ms as i64))
     }
 }
 
@@ -190,6 +229,7 @@ fn expected(status: Status, reason: &str) -> Option<&'static str> {
         Status::FunctionExpected => "a function",
         Status::ArrayExpected => "an array",
         Status::BigintExpected => "a bigint",
+        Status::DateExpected if reason.contains("valid Date") => "a valid Date",
         Status::DateExpected => "a Date",
         _ => return None,
     })

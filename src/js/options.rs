@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use napi::bindgen_prelude::Unknown;
 
-use super::args::StringMap;
+use super::args::{Nested, StringMap};
 use super::numbers::{u32_in, u32_option, u64_in, u64_option};
 use super::values::{Progress, StorageEvent};
 use crate::config::{CONCURRENCY, Config, PART_SIZE};
@@ -104,7 +104,8 @@ pub struct StorageOptions {
     pub local: Option<String>,
     /// `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`; omitted → S3_* environment.
     pub cloud: Option<String>,
-    pub cloud_options: Option<CloudOptions>,
+    #[napi(ts_type = "CloudOptions")]
+    pub cloud_options: Option<Nested<CloudOptions>>,
     #[napi(ts_type = "'local' | 'dual' | 'cloud'")]
     pub mode: Option<String>,
     #[napi(ts_type = "'cloud-first' | 'local-first'")]
@@ -117,9 +118,11 @@ pub struct StorageOptions {
     pub concurrency: Option<f64>,
     pub part_size: Option<f64>,
     pub multipart_threshold: Option<f64>,
-    pub presign: Option<PresignOptions>,
+    #[napi(ts_type = "PresignOptions")]
+    pub presign: Option<Nested<PresignOptions>>,
     /// Colder tiers and the policy that moves objects there.
-    pub tiers: Option<super::tier::TierOptions>,
+    #[napi(ts_type = "TierOptions")]
+    pub tiers: Option<Nested<super::tier::TierOptions>>,
     #[napi(ts_type = "(event: StorageEvent) => void")]
     pub on_event: Option<EventCallback>,
 }
@@ -133,7 +136,7 @@ impl StorageOptions {
             cloud: self.cloud,
             cloud_options: self
                 .cloud_options
-                .map(|o| o.into_store_options("cloudOptions"))
+                .map(|o| o.0.into_store_options("cloudOptions"))
                 .transpose()?
                 .unwrap_or_default(),
             mode: self.mode,
@@ -150,12 +153,12 @@ impl StorageOptions {
             multipart_threshold: u64_option("multipartThreshold", self.multipart_threshold)?,
             presign: self
                 .presign
-                .map(TryInto::try_into)
+                .map(|o| o.0.try_into())
                 .transpose()?
                 .unwrap_or_default(),
             tiers: self
                 .tiers
-                .map(TryInto::try_into)
+                .map(|o| o.0.try_into())
                 .transpose()?
                 .unwrap_or_default(),
         };

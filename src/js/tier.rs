@@ -6,7 +6,7 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use super::args::{self, Arg};
+use super::args::{self, Arg, Nested, ValidDate};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::migrate::FailedObject;
@@ -30,35 +30,38 @@ pub struct TierPolicyOptions {
     pub delete_after_move: Option<bool>,
 }
 
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct TierOptions {
     /// Store URL; `?storageClass=STANDARD_IA` sets the class of objects written there.
     pub warm: Option<String>,
     pub cold: Option<String>,
     /// Endpoint and credentials of the warm store (default: `cloudOptions`).
-    pub warm_options: Option<CloudOptions>,
+    #[napi(ts_type = "CloudOptions")]
+    pub warm_options: Option<Nested<CloudOptions>>,
     /// Endpoint and credentials of the cold store (default: `cloudOptions`).
-    pub cold_options: Option<CloudOptions>,
-    pub policy: Option<TierPolicyOptions>,
+    #[napi(ts_type = "CloudOptions")]
+    pub cold_options: Option<Nested<CloudOptions>>,
+    #[napi(ts_type = "TierPolicyOptions")]
+    pub policy: Option<Nested<TierPolicyOptions>>,
 }
 
 impl TryFrom<TierOptions> for TierConfig {
     type Error = Error;
 
     fn try_from(o: TierOptions) -> Result<Self> {
-        let p = o.policy.unwrap_or_default();
+        let p = o.policy.unwrap_or_default().0;
         let d = TierPolicy::default();
         Ok(TierConfig {
             warm: o.warm,
             cold: o.cold,
             warm_options: o
                 .warm_options
-                .map(|w| w.into_store_options("tiers.warmOptions"))
+                .map(|w| w.0.into_store_options("tiers.warmOptions"))
                 .transpose()?,
             cold_options: o
                 .cold_options
-                .map(|c| c.into_store_options("tiers.coldOptions"))
+                .map(|c| c.0.into_store_options("tiers.coldOptions"))
                 .transpose()?,
             policy: TierPolicy {
                 hot_to_warm_days: p.hot_to_warm_days.unwrap_or(d.hot_to_warm_days),
@@ -146,11 +149,12 @@ impl From<CoreStats> for TierStats {
     }
 }
 
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct TierCycleOpts {
     /// The clock to age objects by (tests); default now.
-    pub now: Option<DateTime<Utc>>,
+    #[napi(ts_type = "Date")]
+    pub now: Option<ValidDate>,
 }
 
 #[napi(object)]
@@ -203,7 +207,7 @@ impl StorageManager {
         env: &'env Env,
         #[napi(ts_arg_type = "TierCycleOpts | undefined | null")] opts: Option<Arg<TierCycleOpts>>,
     ) -> napi::Result<PromiseRaw<'env, CycleReport>> {
-        let now = args::options(opts).map(|o| o.now.map(|d| d.timestamp_millis()));
+        let now = args::options(opts).map(|o| o.now.map(|d| d.0));
         let storage = self.storage();
         promise(
             env,

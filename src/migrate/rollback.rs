@@ -5,7 +5,7 @@
 use futures::StreamExt;
 
 use super::Failure;
-use crate::dual::Storage;
+use crate::dual::{Storage, digest};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, MigratedRow};
 use crate::key::Key;
@@ -69,21 +69,29 @@ impl Storage {
     ) -> Result<()> {
         let key = Key::parse(&row.key)?;
         let _lock = self.lock_key(key.as_str()).await?;
-        // Written again since the migration deleted it: the newer bytes stay.
-        if source.exists(&key).await? {
-            return Err(Error::AlreadyExists {
-                key: row.key.clone(),
-            });
-        }
-        let copy = target.head(&key).await?;
-        let written = target
-            .copy_to(source, &copy, &self.transfer(), &self.temp_dir())
-            .await?;
-        if written.sha256 != row.sha256 || written.size != row.size {
-            return Err(Error::Integrity(format!(
-                "{key}: the copy now holds SHA-256 {}, the migration recorded {}",
-                written.sha256, row.sha256
-            )));
+        match digest(source, &key).await? {
+            // The bytes the migration recorded: a rollback interrupted before it cleared
+            // this mark restored them, or the migration stopped between marking the
+            // deletion and doing it. Only the mark is left to clear.
+            Some(sha256) if sha256 == row.sha256 => {}
+            // Written again since the migration deleted it: the newer bytes stay.
+            Some(_) => {
+                return Err(Error::AlreadyExists {
+                    key: row.key.clone(),
+                });
+            }
+            None => {
+                let copy = target.head(&key).await?;
+                let written = target
+                    .copy_to(source, &copy, &self.transfer(), &self.temp_dir())
+                    .await?;
+                if written.sha256 != row.sha256 || written.size != row.size {
+                    return Err(Error::Integrity(format!(
+                        "{key}: the copy now holds SHA-256 {}, the migration recorded {}",
+                        written.sha256, row.sha256
+                    )));
+                }
+            }
         }
         journal
             .set_source_deleted(source.name(), target.name(), key.as_str(), None)

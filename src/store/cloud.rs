@@ -240,8 +240,21 @@ fn options_field(field: &str) -> String {
     }
 }
 
+/// The URL's path as the store reads it: object_store drops empty segments, so
+/// `s3://b//scans/` is the prefix `scans`, and presigned URLs must say the same.
 fn prefix_of(url: &Url) -> String {
-    url.path().trim_matches('/').to_owned()
+    let segments: Vec<&str> = url.path().split('/').filter(|s| !s.is_empty()).collect();
+    segments.join("/")
+}
+
+/// Where a bucket store's objects are, as far as its URL tells (see [`super::Place`]).
+pub fn place_of(url: &Url) -> String {
+    let family = match url.scheme() {
+        "s3" | "s3a" => "s3",
+        _ => "az",
+    };
+    let bucket = url.host_str().unwrap_or_default();
+    format!("{family}://{bucket}/{}", prefix_of(url))
 }
 
 /// `s3://bucket/some/prefix` scopes every key under `some/prefix/`.

@@ -62,7 +62,7 @@ impl Store {
                 .await?
         };
         // A copy onto the same object (another storage class) rewrote the source itself.
-        if !self.same_location(to) {
+        if !self.may_share_objects(to) {
             self.check_unchanged(info, started, &written.sha256).await?;
         }
         Ok(written)

@@ -52,6 +52,11 @@ impl LocalRoot {
         &self.root
     }
 
+    /// The root with every symlink resolved: two roots that are one folder have one.
+    pub fn canonical(&self) -> &Path {
+        &self.canonical
+    }
+
     /// Refuses a key whose existing path components leave the root through a symlink.
     /// Components that do not exist yet are safe: the store creates them as directories.
     /// A read of anything but a regular file (or a directory, which the store reports
@@ -80,6 +85,34 @@ impl LocalRoot {
         .await;
     }
 
+    /// Copies the file at `from` to `to` as a file of its own: its bytes go to a staging
+    /// file `to#n`, renamed into place. object_store hard-links instead, and a copy
+    /// that shares its source's inode changes when an app rewrites the source in place;
+    /// a later rename between the two names is then a no-op (POSIX renames nothing
+    /// between two links of one file) that left the source and a staging link behind.
+    pub async fn copy(&self, from: &Key, to: &Key) -> Result<CopiedFile> {
+        let root = self.canonical.clone();
+        let (from, to) = (from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || copy_file(&root, &from, &to))
+            .await
+            .map_err(|e| Error::task_failed("file-system", e))?
+    }
+
+    /// After a rename of `from` onto `to`: when both were links of one file, `rename(2)`
+    /// did nothing and `from` is still there; it goes now, as a rename's source does.
+    pub async fn unlink_if_same_file(&self, from: &Key, to: &Key) {
+        let root = self.canonical.clone();
+        let (from, to) = (root.join(from.as_str()), root.join(to.as_str()));
+        let _ = tokio::task::spawn_blocking(move || {
+            if let (Ok(a), Ok(b)) = (fs::symlink_metadata(&from), fs::symlink_metadata(&to))
+                && same_file(&a, &b)
+            {
+                let _ = fs::remove_file(&from);
+            }
+        })
+        .await;
+    }
+
     /// Files under `prefix`, after `start_after`, in byte order of their keys, at most
     /// `limit`, with their size and mtime. Directories are read one at a time so memory
     /// stays bounded by the tree's depth; files are stat'ed, never opened, so an
@@ -93,18 +126,90 @@ impl LocalRoot {
         let (root, prefix) = (self.canonical.clone(), prefix.to_owned());
         let start_after = start_after.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            SortedWalk::new(root.clone(), &prefix, start_after)
-                .filter_map(|key| {
-                    // A file can vanish between the walk and its stat.
-                    let meta = fs::metadata(root.join(key.as_str())).ok()?;
-                    Some((key, meta))
-                })
-                .take(limit)
-                .collect()
+            let mut files = Vec::new();
+            for key in SortedWalk::new(root.clone(), &prefix, start_after) {
+                let key = key?;
+                // A file can vanish between the walk and its stat.
+                if let Ok(meta) = fs::metadata(root.join(key.as_str())) {
+                    files.push((key, meta));
+                }
+                if files.len() == limit {
+                    break;
+                }
+            }
+            Ok(files)
         })
         .await
-        .map_err(|e| Error::task_failed("file-system", e))
+        .map_err(|e| Error::task_failed("file-system", e))?
     }
+}
+
+/// A file [`LocalRoot::copy`] made, and whether its source stayed the same file with
+/// the same size and mtime from before its first byte was read to after its last.
+pub struct CopiedFile {
+    pub source: fs::Metadata,
+    pub copy: fs::Metadata,
+    pub source_unchanged: bool,
+}
+
+fn copy_file(root: &Path, from: &Key, to: &Key) -> Result<CopiedFile> {
+    let failed = |e: io::Error, key: &Key| Error::from_io(e, key.as_str());
+    let mut source = fs::File::open(root.join(from.as_str())).map_err(|e| failed(e, from))?;
+    let before = source.metadata().map_err(|e| failed(e, from))?;
+    let dest = root.join(to.as_str());
+    let (mut staged, staged_path) = create_staging(&dest).map_err(|e| failed(e, to))?;
+    let copied = io::copy(&mut source, &mut staged)
+        .and_then(|_| staged.metadata())
+        .and_then(|copy| fs::rename(&staged_path, &dest).map(|()| copy));
+    let copy = match copied {
+        Ok(copy) => copy,
+        Err(e) => {
+            let _ = fs::remove_file(&staged_path);
+            return Err(failed(e, to));
+        }
+    };
+    let after = source.metadata().map_err(|e| failed(e, from))?;
+    Ok(CopiedFile {
+        source_unchanged: same_file(&before, &after)
+            && before.len() == after.len()
+            && before.modified().ok() == after.modified().ok(),
+        source: before,
+        copy,
+    })
+}
+
+/// A new staging file `dest#n`, its folders made when missing (again if a delete
+/// pruned them meanwhile), as the store's own writes stage.
+fn create_staging(dest: &Path) -> io::Result<(fs::File, PathBuf)> {
+    let mut n = 0u64;
+    loop {
+        let mut name = dest.as_os_str().to_owned();
+        name.push(format!("#{n}"));
+        let path = PathBuf::from(name);
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dest.parent().expect("a key's file has a folder"))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &fs::Metadata, _: &fs::Metadata) -> bool {
+    false
 }
 
 /// What an operation does with the file at a key.
@@ -178,6 +283,9 @@ struct SortedWalk {
     /// For each open directory: its key prefix (`""` or `"a/b/"`) and its remaining
     /// entries, reversed so that `pop` yields them in order.
     stack: Vec<(String, Vec<(String, bool)>)>,
+    /// A folder that could not be read; the walk ends with it. Skipping it would let
+    /// a migration report complete with files it never saw.
+    unreadable: Option<Error>,
 }
 
 impl SortedWalk {
@@ -189,14 +297,26 @@ impl SortedWalk {
             prefix: prefix.to_owned(),
             start_after,
             stack: Vec::new(),
+            unreadable: None,
         };
         walk.open(dir);
         walk
     }
 
     fn open(&mut self, dir: String) {
-        let Ok(entries) = fs::read_dir(self.root.join(&dir)) else {
-            return;
+        let entries = match fs::read_dir(self.root.join(&dir)) {
+            Ok(entries) => entries,
+            // No such folder under the prefix, or one deleted since its parent was read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                let shown = if dir.is_empty() {
+                    "the local root"
+                } else {
+                    &dir
+                };
+                self.unreadable = Some(Error::from_io(e, shown));
+                return;
+            }
         };
         let mut names: Vec<(String, bool)> = entries
             .filter_map(|e| e.ok())
@@ -244,10 +364,14 @@ impl SortedWalk {
 }
 
 impl Iterator for SortedWalk {
-    type Item = Key;
+    type Item = Result<Key>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if let Some(e) = self.unreadable.take() {
+                self.stack.clear();
+                return Some(Err(e));
+            }
             let (dir, entries) = self.stack.last_mut()?;
             let Some((name, is_dir)) = entries.pop() else {
                 self.stack.pop();
@@ -258,7 +382,7 @@ impl Iterator for SortedWalk {
                 self.open(format!("{path}/"));
             } else if let Ok(key) = Key::parse(&path) {
                 // Files whose names are not valid keys (e.g. staging files) are not objects.
-                return Some(key);
+                return Some(Ok(key));
             }
         }
     }
@@ -280,7 +404,7 @@ mod tests {
 
     fn walk(dir: &Path, prefix: &str, after: Option<&str>) -> Vec<String> {
         SortedWalk::new(dir.to_owned(), prefix, after.map(str::to_owned))
-            .map(|k| k.to_string())
+            .map(|k| k.unwrap().to_string())
             .collect()
     }
 

@@ -23,7 +23,8 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -31,7 +32,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use object_store::{
-    Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore, ObjectStoreExt,
+    Attribute, Attributes, GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutPayload,
 };
 use url::Url;
 
@@ -40,7 +42,7 @@ use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
 use errors::{Secrets, map_store_error};
 use headers::{SHA256_METADATA, check_header_value};
-use local::{Access, LocalRoot};
+use local::{Access, CopiedFile, LocalRoot};
 pub use local::{STATE_DIR, ensure_folder};
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
@@ -64,6 +66,20 @@ pub struct Store {
     presigner: Option<Arc<(presign::Presigner, String)>>,
     /// Set once the bucket or container has answered, so a later 404 means "no object".
     container_seen: Arc<AtomicBool>,
+    place: Place,
+}
+
+/// Where a store's objects are, as far as its URL tells. Stores whose places differ
+/// never share an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    /// A folder, by its canonical path.
+    Folder(PathBuf),
+    /// One `memory://` store; no other shares its objects.
+    Memory(u64),
+    /// A bucket or container and the prefix in it, by name: the same name on two
+    /// servers or accounts is one place here, which only a probe tells apart.
+    Bucket(String),
 }
 
 /// What [`Store::open_range`] found.
@@ -96,6 +112,33 @@ fn file_etag(meta: &std::fs::Metadata) -> String {
         .unwrap_or_default()
         .as_micros();
     format!("\"{inode:x}-{mtime:x}-{:x}\"", meta.len())
+}
+
+/// What object_store would say of the file at `key`.
+fn file_meta(key: &Key, meta: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        location: Store::path(key),
+        last_modified: meta.modified().map(Into::into).unwrap_or_default(),
+        size: meta.len(),
+        e_tag: Some(file_etag(meta)),
+        version: None,
+    }
+}
+
+/// The source's journal row made the copy's, when it described the file copied and
+/// that file did not change while its bytes were read.
+fn record_of_copy(
+    record: ObjectRecord,
+    (from, to): (&Key, &Key),
+    copied: &CopiedFile,
+) -> Option<ObjectRecord> {
+    let (source, copy) = (file_meta(from, &copied.source), file_meta(to, &copied.copy));
+    (copied.source_unchanged && describes(&record, &source)).then(|| ObjectRecord {
+        size: copy.size,
+        mtime_ns: mtime_ns(&copy),
+        etag: copy.e_tag,
+        ..record
+    })
 }
 
 /// Modification time of a stored object in nanoseconds since the epoch, as the journal
@@ -164,25 +207,34 @@ impl Store {
             check_header_value(&format!("{field} storage class"), class)?;
         }
         let secrets = opts.secrets();
-        let remote = |c: cloud::Cloud| (c.store, None, c.presigner.map(|p| (p, c.prefix)));
-        let (inner, local, presigner): (Arc<dyn ObjectStore>, _, _) = match parsed.scheme() {
-            "file" => {
-                let path = parsed
-                    .to_file_path()
-                    .map_err(|_| Error::config(field, "file:// URL is not a local path"))?;
-                let (root, store) = LocalRoot::open(&path, field)?;
-                (store, Some(root), None)
-            }
-            "memory" => (Arc::new(InMemory::new()), None, None),
-            "s3" | "s3a" => remote(cloud::s3(&parsed, field, opts)?),
-            "az" | "azure" | "abfs" => remote(cloud::azure(&parsed, field, opts)?),
-            other => {
-                return Err(Error::config(
-                    field,
-                    format!("unsupported scheme {other}:// (expected file, memory, s3 or az)"),
-                ));
-            }
+        let remote = |c: cloud::Cloud| {
+            let place = Place::Bucket(cloud::place_of(&parsed));
+            (c.store, None, c.presigner.map(|p| (p, c.prefix)), place)
         };
+        let (inner, local, presigner, place): (Arc<dyn ObjectStore>, _, _, _) =
+            match parsed.scheme() {
+                "file" => {
+                    let path = parsed
+                        .to_file_path()
+                        .map_err(|_| Error::config(field, "file:// URL is not a local path"))?;
+                    let (root, store) = LocalRoot::open(&path, field)?;
+                    let place = Place::Folder(root.canonical().to_owned());
+                    (store, Some(root), None, place)
+                }
+                "memory" => {
+                    static OPENED: AtomicU64 = AtomicU64::new(0);
+                    let place = Place::Memory(OPENED.fetch_add(1, Ordering::Relaxed));
+                    (Arc::new(InMemory::new()), None, None, place)
+                }
+                "s3" | "s3a" => remote(cloud::s3(&parsed, field, opts)?),
+                "az" | "azure" | "abfs" => remote(cloud::azure(&parsed, field, opts)?),
+                other => {
+                    return Err(Error::config(
+                        field,
+                        format!("unsupported scheme {other}:// (expected file, memory, s3 or az)"),
+                    ));
+                }
+            };
         let index = match &local {
             Some(root) => Some(journal.open(root.path())?),
             None => None,
@@ -199,6 +251,7 @@ impl Store {
             storage_class: opts.storage_class.clone(),
             presigner: presigner.map(Arc::new),
             container_seen: Arc::new(AtomicBool::new(false)),
+            place,
         })
     }
 
@@ -220,10 +273,48 @@ impl Store {
         &self.name
     }
 
-    /// Whether both name the same bucket and prefix (or folder), e.g. one bucket
-    /// opened twice with different storage classes.
-    pub fn same_location(&self, other: &Store) -> bool {
-        self.name.trim_end_matches('/') == other.name.trim_end_matches('/')
+    /// Whether a key here and that key of `other` may be one object: the same bucket
+    /// and prefix, or folder, opened twice (e.g. with another storage class), however
+    /// its URL was spelled (`//`, a trailing `/`, a symlinked folder, another name for
+    /// the server).
+    pub fn may_share_objects(&self, other: &Store) -> bool {
+        self.place == other.place
+    }
+
+    /// Whether a key here and that key of `other` are one object. A wrong "no" would
+    /// let a move delete what it has just copied onto itself; a wrong "yes" would keep
+    /// a copy a move should have freed. Buckets of one name may be on two servers or
+    /// accounts, so for them a probe object written through `other` is looked for
+    /// here.
+    pub async fn is_same_place(&self, other: &Store) -> Result<bool> {
+        match &self.place {
+            _ if !self.may_share_objects(other) => Ok(false),
+            Place::Bucket(_) => self.sees_writes_of(other).await,
+            Place::Folder(_) | Place::Memory(_) => Ok(true),
+        }
+    }
+
+    async fn sees_writes_of(&self, other: &Store) -> Result<bool> {
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let probe = StorePath::from(format!(
+            "{STATE_DIR}-probe-{}-{nanos}-{}",
+            std::process::id(),
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let marker = PutPayload::from_static(b"stowage: is this the same place?");
+        if let Err(e) = other.inner.put(&probe, marker).await {
+            return Err(map_store_error(e, None, &other.secrets));
+        }
+        let seen = self.inner.head(&probe).await;
+        let _ = other.inner.delete(&probe).await;
+        match seen {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(map_store_error(e, None, &self.secrets)),
+        }
     }
 
     /// The folder of a file-system store.
@@ -493,7 +584,9 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.fail(e, key).await),
         }
-        self.prune_folders(key).await;
+        if let Some(local) = &self.local {
+            local.prune_folders(key).await;
+        }
         if let Some(index) = &self.index {
             index.delete_object(&self.name, key.as_str()).await?;
         }
@@ -510,11 +603,19 @@ impl Store {
         if from == to {
             return self.head(to).await;
         }
-        let record = self.moving_record(from).await?;
-        if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
-            return Err(self.fail(e, from).await);
+        match &self.local {
+            Some(local) => {
+                let record = self.moving_record(from).await?;
+                let copied = local.copy(from, to).await?;
+                let record = record.and_then(|r| record_of_copy(r, (from, to), &copied));
+                self.reindex(to, record).await?;
+            }
+            None => {
+                if let Err(e) = self.inner.copy(&Self::path(from), &Self::path(to)).await {
+                    return Err(self.fail(e, from).await);
+                }
+            }
         }
-        self.reindex(to, record).await?;
         self.head(to).await
     }
 
@@ -528,19 +629,15 @@ impl Store {
         if let Err(e) = self.inner.rename(&Self::path(from), &Self::path(to)).await {
             return Err(self.fail(e, from).await);
         }
-        self.prune_folders(from).await;
+        if let Some(local) = &self.local {
+            local.unlink_if_same_file(from, to).await;
+            local.prune_folders(from).await;
+        }
         self.reindex(to, record).await?;
         if let Some(index) = &self.index {
             index.delete_object(&self.name, from.as_str()).await?;
         }
         self.head(to).await
-    }
-
-    /// File stores: see [`LocalRoot::prune_folders`].
-    async fn prune_folders(&self, gone: &Key) {
-        if let Some(local) = &self.local {
-            local.prune_folders(gone).await;
-        }
     }
 
     /// File stores: the journal row of the file at `from`, if it describes that file
@@ -557,12 +654,12 @@ impl Store {
         Ok(record.filter(|r| describes(r, &meta)))
     }
 
-    /// File stores: a copy is a hard link and a rename keeps the file, so the moved
-    /// file has the source's size and mtime, and the source's row describes it as is.
-    /// Taking the mtime from `to` afterwards would pair one file's SHA-256 with another
-    /// file's mtime when a concurrent write replaced `to` in between, and every read
-    /// of it would then fail `INTEGRITY`; a row whose file was replaced just no longer
-    /// matches, and reads go unchecked until the next write.
+    /// File stores: a rename keeps the file, so the source's row describes it as is,
+    /// and a copy's row describes the copy as it was staged (before it was renamed into
+    /// place). Taking the metadata from `to` afterwards would pair one file's SHA-256
+    /// with another file's when a concurrent write replaced `to` in between, and every
+    /// read of it would then fail `INTEGRITY`; a row whose file was replaced just no
+    /// longer matches, and reads go unchecked until the next write.
     async fn reindex(&self, to: &Key, record: Option<ObjectRecord>) -> Result<()> {
         let Some(index) = &self.index else {
             return Ok(());
@@ -623,13 +720,7 @@ impl Store {
         Ok(files
             .into_iter()
             .map(|(key, meta)| {
-                let meta = ObjectMeta {
-                    location: Self::path(&key),
-                    last_modified: meta.modified().map(Into::into).unwrap_or_default(),
-                    size: meta.len(),
-                    e_tag: Some(file_etag(&meta)),
-                    version: None,
-                };
+                let meta = file_meta(&key, &meta);
                 (key, meta)
             })
             .collect())

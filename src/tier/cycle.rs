@@ -195,7 +195,9 @@ impl Storage {
                 })
                 .await?;
             // The same bucket in another storage class is a rewrite in place.
-            if tiers.policy.delete_after_move && !source.same_location(target) {
+            if tiers.policy.delete_after_move
+                && !tiers.is_same_place((from, source), (to, target)).await?
+            {
                 source.delete(&key).await?;
             }
             Ok(Some(written.size))

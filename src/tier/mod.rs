@@ -103,6 +103,8 @@ pub struct Tiers {
     policy: TierPolicy,
     touches: Mutex<HashMap<String, i64>>,
     service: Mutex<service::ServiceState>,
+    /// Whether a move between two tiers rewrites its object in place, once known.
+    same_places: Mutex<HashMap<(Tier, Tier), bool>>,
 }
 
 impl Tiers {
@@ -136,6 +138,7 @@ impl Tiers {
             policy: config.policy.clone(),
             touches: Mutex::default(),
             service: Mutex::default(),
+            same_places: Mutex::default(),
         }))
     }
 
@@ -144,6 +147,17 @@ impl Tiers {
         [(Side::Warm, &self.warm), (Side::Cold, &self.cold)]
             .into_iter()
             .filter_map(|(side, store)| store.as_ref().map(|s| (side, s)))
+    }
+
+    /// [`Store::is_same_place`] for a move between two tiers, asked once per pair.
+    async fn is_same_place(&self, from: (Tier, &Store), to: (Tier, &Store)) -> Result<bool> {
+        let pair = (from.0, to.0);
+        if let Some(&known) = self.same_places.lock().unwrap().get(&pair) {
+            return Ok(known);
+        }
+        let same = from.1.is_same_place(to.1).await?;
+        self.same_places.lock().unwrap().insert(pair, same);
+        Ok(same)
     }
 }
 
@@ -197,9 +211,10 @@ impl Storage {
     }
 
     /// A write lands in the hot tier, last accessed at `at_ms`; a copy left in a colder
-    /// tier is stale now.
+    /// tier is stale now: the one the journal had it in, and with `deleteAfterMove:
+    /// false` any colder tier, since moves there left copies behind.
     pub(crate) async fn note_write(&self, key: &Key, size: u64, at_ms: i64) -> Result<()> {
-        let (Some(_), Some(journal)) = (self.tiers(), self.journal()) else {
+        let (Some(tiers), Some(journal)) = (self.tiers(), self.journal()) else {
             return Ok(());
         };
         let before = journal.tier_row(key.as_str()).await?;
@@ -211,14 +226,28 @@ impl Storage {
                 last_access_ms: at_ms,
             })
             .await?;
-        if let Some(stale) = before
-            .and_then(|r| Tier::parse(&r.tier).ok())
-            .filter(|t| *t != Tier::Hot)
-            .and_then(|t| self.tier_store(t))
-        {
-            stale.delete(key).await?;
+        let recorded = before.and_then(|r| Tier::parse(&r.tier).ok());
+        for tier in [Tier::Warm, Tier::Cold] {
+            if recorded == Some(tier) || !tiers.policy.delete_after_move {
+                self.delete_stale(tiers, key, tier).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Deletes the copy of `key` in a colder tier, unless that tier is the hot store's
+    /// own bucket in another class: there the copy is the object just written.
+    async fn delete_stale(&self, tiers: &Tiers, key: &Key, tier: Tier) -> Result<()> {
+        let (Some((_, hot)), Some(colder)) = (self.hot(), self.tier_store(tier)) else {
+            return Ok(());
+        };
+        if tiers
+            .is_same_place((Tier::Hot, hot), (tier, colder))
+            .await?
+        {
+            return Ok(());
+        }
+        colder.delete(key).await
     }
 
     /// A copy or rename landed `to` in the hot tier, as a write does. A rename keeps its
