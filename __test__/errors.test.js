@@ -298,6 +298,28 @@ describe('credentials and buckets', () => {
     noSecretIn(err, wrongKey)
   })
 
+  test('Azure: a mistyped connection string is INVALID_CONFIG, without the key in the message', () => {
+    // Unknown settings were dropped: with its key left out, the store asked the VM's
+    // metadata service for a managed identity at the first call.
+    const az = servers().azure
+    const key = /AccountKey=([^;]+)/.exec(az.connectionString)[1]
+    for (const [cs, reason] of [
+      [az.connectionString.replace('AccountKey=', 'AcountKey='), 'unknown setting AcountKey'],
+      [az.connectionString.replace('AccountKey=', 'AccountKey'), "a key without its `=`"],
+      [az.connectionString.replace(/AccountKey=[^;]+/, 'AccountKey='), 'AccountKey is empty'],
+    ]) {
+      let err
+      try {
+        new StorageManager({ local: tmpDir('a'), mode: 'cloud', ...azureOptions({ connectionString: cs }) })
+      } catch (e) {
+        err = e
+      }
+      expect(err).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining(reason) })
+      expect(err.message).toContain('cloudOptions.connectionString')
+      noSecretIn(err, key)
+    }
+  })
+
   test('Azure: missing container is NO_SUCH_BUCKET', async () => {
     const storage = new StorageManager({ local: tmpDir('a'), mode: 'cloud', ...azureOptions(), cloud: 'az://no-such-container' })
     await expectCode(storage.put('a.txt', 'x'), 'NO_SUCH_BUCKET')

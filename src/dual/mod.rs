@@ -111,7 +111,7 @@ impl Storage {
             .as_deref()
             .map(|url| Store::open(url, "cloud", &config.cloud_options, &source))
             .transpose()?;
-        Ok(Storage {
+        let storage = Storage {
             local,
             cloud,
             mode: config.mode()?,
@@ -131,7 +131,9 @@ impl Storage {
             queued: queued::Queued::new(journal.clone()),
             journal,
             closing: tokio::sync::watch::Sender::new(false),
-        })
+        };
+        crate::store::sweep_abandoned(&storage.temp_dir());
+        Ok(storage)
     }
 
     /// `close()` was called: no new calls come, and what runs should end.

@@ -210,24 +210,63 @@ impl AzureAccount {
     fn parse(cs: &str) -> Result<AzureAccount> {
         let field = "cloudOptions.connectionString";
         let mut account = AzureAccount::default();
+        let (mut protocol, mut suffix) = ("https", None);
         for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, value) = part.split_once('=').ok_or_else(|| {
                 Error::config(field, "expected Name=Value pairs separated by ';'")
             })?;
+            let value = value.trim();
+            if value.is_empty() && matches!(name, "AccountName" | "AccountKey") {
+                return Err(Error::config(field, format!("{name} is empty")));
+            }
             match name {
                 "AccountName" => account.name = Some(value.to_owned()),
                 "AccountKey" => account.key = Some(value.to_owned()),
                 "BlobEndpoint" => account.endpoint = Some(value.trim_end_matches('/').to_owned()),
                 "SharedAccessSignature" => account.sas = Some(value.to_owned()),
+                "DefaultEndpointsProtocol" if value == "http" => protocol = "http",
+                "EndpointSuffix" => suffix = Some(value.to_owned()),
                 "UseDevelopmentStorage" if value.eq_ignore_ascii_case("true") => {
                     account.name = Some(AZURITE_ACCOUNT.into());
                     account.key = Some(AZURITE_KEY.into());
                     account.endpoint = Some(format!("http://127.0.0.1:10000/{AZURITE_ACCOUNT}"));
                 }
-                _ => {}
+                _ if KNOWN_SETTINGS.contains(&name) => {}
+                // A misspelt AccountKey left the key out, and the store then asked
+                // the VM's metadata service for a managed identity instead.
+                _ => return Err(Error::config(field, unknown_setting(name))),
             }
         }
+        // Sovereign clouds (`core.chinacloudapi.cn`) are named by their suffix alone.
+        if let (None, Some(suffix), Some(name)) = (&account.endpoint, suffix, &account.name) {
+            account.endpoint = Some(format!("{protocol}://{name}.blob.{suffix}"));
+        }
         Ok(account)
+    }
+}
+
+/// Settings of Azure Storage connection strings that name no blob endpoint or
+/// credential of their own, accepted and not needed here.
+const KNOWN_SETTINGS: [&str; 10] = [
+    "DefaultEndpointsProtocol",
+    "UseDevelopmentStorage",
+    "DevelopmentStorageProxyUri",
+    "QueueEndpoint",
+    "TableEndpoint",
+    "FileEndpoint",
+    "BlobSecondaryEndpoint",
+    "QueueSecondaryEndpoint",
+    "TableSecondaryEndpoint",
+    "FileSecondaryEndpoint",
+];
+
+/// Names the setting when it looks like a name: a key pasted without its `=` is a
+/// "name" that holds the secret.
+fn unknown_setting(name: &str) -> String {
+    if !name.is_empty() && name.len() <= 40 && name.chars().all(|c| c.is_ascii_alphabetic()) {
+        format!("unknown setting {name}")
+    } else {
+        "a setting whose name is not one of Azure's (a key without its `=`?)".into()
     }
 }
 

@@ -2,7 +2,7 @@
 //! so that repairs, migrations and tier moves share one careful path.
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use object_store::ObjectStoreExt;
 
@@ -81,7 +81,7 @@ impl Store {
             .await
             .map_err(|e| Error::from_io(e, &temp_dir.display().to_string()))?;
         let temp = temp_dir.join(format!(
-            "copy-{}-{}",
+            "{TEMP_PREFIX}{}-{}",
             std::process::id(),
             sha256_hex(key.as_str().as_bytes())
         ));
@@ -130,6 +130,39 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Names of the files copies pass through (and of their downloads' own temporary
+/// files, which add a leading `.`).
+const TEMP_PREFIX: &str = "stowage-copy-";
+
+/// How long a temporary file goes untouched before it counts as abandoned: a live
+/// copy writes its file, then reads it back for the upload, well within this.
+const ABANDONED_AFTER: Duration = Duration::from_secs(2 * 86_400);
+
+/// Removes the temporary files copies through `temp_dir` abandoned: a process killed
+/// mid-copy leaves its file, as large as the object, and nothing else removes it.
+pub fn sweep_abandoned(temp_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return;
+    };
+    let Some(cutoff) = SystemTime::now().checked_sub(ABANDONED_AFTER) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ours = name
+            .to_str()
+            .is_some_and(|n| n.trim_start_matches('.').starts_with(TEMP_PREFIX));
+        if ours
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -40,6 +40,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
+pub use copy::sweep_abandoned;
 use errors::{Secrets, map_store_error};
 use headers::{SHA256_METADATA, check_header_value};
 use local::{Access, CopiedFile, LocalRoot};

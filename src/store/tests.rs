@@ -227,3 +227,26 @@ async fn listed_files_carry_the_etag_object_store_gives_them() {
         store.head(&path).await.unwrap().e_tag
     );
 }
+
+#[test]
+fn only_temporary_files_of_copies_untouched_for_days_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let three_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+    let file = |name: &str, old: bool| {
+        let f = std::fs::File::create(dir.path().join(name)).unwrap();
+        if old {
+            f.set_modified(three_days_ago).unwrap();
+        }
+    };
+    file("stowage-copy-1-abc", true);
+    file(".stowage-copy-1-abc.1-0.stowage-tmp", true);
+    file("stowage-copy-2-def", false);
+    file("someone-elses-file", true);
+    sweep_abandoned(dir.path());
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["someone-elses-file", "stowage-copy-2-def"]);
+}

@@ -72,11 +72,12 @@ impl Store {
         let result = if size > cfg.multipart_threshold {
             let mut upload = self.start_multipart(key, attributes, cfg).await?;
             for part in data.chunks(cfg.part_size) {
-                upload
+                let parts = upload.parts();
+                parts
                     .wait_for_capacity(cfg.concurrency)
                     .await
                     .map_err(|e| self.map(e, key))?;
-                upload.put(data.slice_ref(part));
+                parts.put(data.slice_ref(part));
             }
             upload.finish().await
         } else {
@@ -133,7 +134,7 @@ impl Store {
             .stream_parts(
                 key,
                 file,
-                &mut upload,
+                upload.parts(),
                 cfg,
                 Progress::new(progress, expected.0),
             )
@@ -170,13 +171,16 @@ impl Store {
         key: &Key,
         attributes: Attributes,
         cfg: &TransferConfig,
-    ) -> Result<WriteMultipart> {
+    ) -> Result<Upload> {
         let opts = PutMultipartOptions {
             attributes,
             ..Default::default()
         };
         match self.inner.put_multipart_opts(&Self::path(key), opts).await {
-            Ok(upload) => Ok(WriteMultipart::new_with_chunk_size(upload, cfg.part_size)),
+            Ok(upload) => Ok(Upload(Some(WriteMultipart::new_with_chunk_size(
+                upload,
+                cfg.part_size,
+            )))),
             Err(e) => Err(self.fail(e, key).await),
         }
     }
@@ -425,4 +429,37 @@ fn temp_path(dest: &Path) -> PathBuf {
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dest.with_file_name(format!(".{name}.{}-{n}.stowage-tmp", std::process::id()))
+}
+
+/// A multipart upload that is aborted when dropped unfinished. A migration's
+/// `abort()` (or a closed manager) cancels its copy between two awaits, and the parts
+/// already sent stayed on the server: on AWS they are billed until a lifecycle rule
+/// removes them.
+struct Upload(Option<WriteMultipart>);
+
+impl Upload {
+    fn parts(&mut self) -> &mut WriteMultipart {
+        self.0
+            .as_mut()
+            .expect("an upload is written to before it ends")
+    }
+
+    async fn abort(mut self) -> object_store::Result<()> {
+        self.0.take().expect("an upload ends once").abort().await
+    }
+
+    async fn finish(mut self) -> object_store::Result<object_store::PutResult> {
+        self.0.take().expect("an upload ends once").finish().await
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let (Some(upload), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = upload.abort().await;
+            });
+        }
+    }
 }
