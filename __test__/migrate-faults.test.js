@@ -160,6 +160,17 @@ test('an object rewritten on the S3 server while its download is in flight is no
     expect(held).toContain(sha256(newer))
   }))
 
+/** `files` under `uploads/` of a world-accessible folder outside the test tree, since
+ * the migrator runs as nobody; the journal goes beside `uploads/`. */
+function treeForNobody(files) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-'))
+  fs.chmodSync(root, 0o777)
+  const local = path.join(root, 'uploads')
+  writeTree(local, files)
+  execFileSync('chmod', ['-R', 'a+rwX', local])
+  return { root, local }
+}
+
 /** uid/gid of `nobody`, so the permission bits apply (the tests may run as root). */
 function nobody() {
   const id = (flag) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim())
@@ -190,15 +201,11 @@ test('an aborted migration leaves no unfinished multipart upload on the server',
 test('a folder the migrating user cannot read stops the job with ACCESS_DENIED, not a complete report without it', async () => {
   // The walk skipped the folder: the job said `completed`, nothing failed, and the
   // files in it were never copied.
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-dir-'))
-  fs.chmodSync(root, 0o777)
-  const local = path.join(root, 'uploads')
   const prefix = runPrefix('perm-dir')
   const files = {}
   for (let i = 0; i < 4; i++) files[`${prefix}/a-open/f-${i}.bin`] = bytes(2048, i + 1)
   for (let i = 0; i < 3; i++) files[`${prefix}/b-locked/f-${i}.bin`] = bytes(2048, i + 11)
-  writeTree(local, files)
-  execFileSync('chmod', ['-R', 'a+rwX', local])
+  const { root, local } = treeForNobody(files)
   fs.chmodSync(path.join(local, `${prefix}/b-locked`), 0o000)
   const config = {
     manager: { local, mode: 'local', journal: path.join(root, 'journal.db'), ...s3Options() },
@@ -221,16 +228,11 @@ test('a folder the migrating user cannot read stops the job with ACCESS_DENIED, 
 })
 
 test('a file the migrating user cannot read fails with ACCESS_DENIED; the rest is copied', async () => {
-  // A world-accessible folder outside the test tree, since the migrator runs as nobody.
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-perm-'))
-  fs.chmodSync(root, 0o777)
-  const local = path.join(root, 'uploads')
   const prefix = runPrefix('perm')
   const files = {}
   for (let i = 0; i < 8; i++) files[`${prefix}/ok-${i}.bin`] = bytes(4096, i + 1)
   files[`${prefix}/secret.bin`] = bytes(4096, 99)
-  writeTree(local, files)
-  execFileSync('chmod', ['-R', 'a+rwX', local])
+  const { root, local } = treeForNobody(files)
   fs.chmodSync(path.join(local, `${prefix}/secret.bin`), 0o000)
   const user = nobody()
   try {
