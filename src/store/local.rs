@@ -144,8 +144,9 @@ impl LocalRoot {
     }
 }
 
-/// A file [`LocalRoot::copy`] made, and whether its source stayed the same file with
-/// the same size and mtime from before its first byte was read to after its last.
+/// A file [`LocalRoot::copy`] made, and whether its source, as opened, kept its size
+/// and mtime from before its first byte was read to after its last (an app rewriting
+/// it in place meanwhile; one that replaced it left the opened file as it was).
 pub struct CopiedFile {
     pub source: fs::Metadata,
     pub copy: fs::Metadata,
@@ -170,8 +171,7 @@ fn copy_file(root: &Path, from: &Key, to: &Key) -> Result<CopiedFile> {
     };
     let after = source.metadata().map_err(|e| failed(e, from))?;
     Ok(CopiedFile {
-        source_unchanged: same_file(&before, &after)
-            && before.len() == after.len()
+        source_unchanged: before.len() == after.len()
             && before.modified().ok() == after.modified().ok(),
         source: before,
         copy,
