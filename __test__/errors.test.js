@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, s3Options, azureOptions, servers, runPrefix } = require('./helpers')
+const { tmpDir, s3Options, azureOptions, servers, runPrefix, sha256, bytes } = require('./helpers')
 const { expectCode } = require('./conformance')
 
 function noSecretIn(err, secret) {
@@ -318,6 +318,29 @@ describe('credentials and buckets', () => {
       expect(err.message).toContain('cloudOptions.connectionString')
       noSecretIn(err, key)
     }
+  })
+
+  test("Azure: the portal's SAS connection string, which names the account by its endpoint alone", async () => {
+    const { StorageSharedKeyCredential, generateAccountSASQueryParameters, AccountSASPermissions, AccountSASResourceTypes, AccountSASServices } = require('@azure/storage-blob')
+    const az = servers().azure
+    const account = /AccountName=([^;]+)/.exec(az.connectionString)[1]
+    const key = /AccountKey=([^;]+)/.exec(az.connectionString)[1]
+    const sas = generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3_600_000),
+        permissions: AccountSASPermissions.parse('rwdlac'),
+        resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
+        services: AccountSASServices.parse('b').toString(),
+      },
+      new StorageSharedKeyCredential(account, key),
+    ).toString()
+    const cs = `BlobEndpoint=${az.blobEndpoint};QueueEndpoint=http://127.0.0.1:1/q;SharedAccessSignature=${sas}`
+    const storage = new StorageManager({ local: tmpDir('a'), mode: 'cloud', ...azureOptions({ connectionString: cs }) })
+    const data = bytes(3000, 8)
+    const k = `${runPrefix('sas')}/a.bin`
+    await storage.put(k, data)
+    expect(sha256(await storage.get(k))).toBe(sha256(data))
+    await storage.close()
   })
 
   test('Azure: missing container is NO_SUCH_BUCKET', async () => {

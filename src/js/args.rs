@@ -147,7 +147,9 @@ impl FromNapiValue for ValidDate {
         if is_date {
             let _ = unsafe { sys::napi_get_date_value(env, value, &mut ms) };
         }
-        if !ms.is_finite() {
+        // JS dates reach 275,760 years either side of 1970, past what reports carry.
+        let valid = ms.is_finite() && chrono::DateTime::from_timestamp_millis(ms as i64).is_some();
+        if !valid {
             let what = if is_date { "a valid Date" } else { "a Date" };
             return Err(napi::Error::new(
                 Status::DateExpected,

@@ -241,8 +241,24 @@ impl AzureAccount {
         if let (None, Some(suffix), Some(name)) = (&account.endpoint, suffix, &account.name) {
             account.endpoint = Some(format!("{protocol}://{name}.blob.{suffix}"));
         }
+        // The portal's SAS connection strings name the account by its endpoint alone.
+        if account.name.is_none() {
+            account.name = account.endpoint.as_deref().and_then(account_of_endpoint);
+        }
         Ok(account)
     }
+}
+
+/// The account an endpoint names: `https://acct.blob.core.windows.net`, or path-style
+/// as the emulator is addressed, `http://127.0.0.1:10000/acct`.
+fn account_of_endpoint(endpoint: &str) -> Option<String> {
+    let url = Url::parse(endpoint).ok()?;
+    let first_segment = url.path_segments()?.find(|s| !s.is_empty());
+    let account = match url.host()? {
+        url::Host::Domain(host) if first_segment.is_none() => host.split('.').next(),
+        _ => first_segment,
+    };
+    account.filter(|a| !a.is_empty()).map(str::to_owned)
 }
 
 /// Settings of Azure Storage connection strings that name no blob endpoint or
