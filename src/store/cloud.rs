@@ -224,7 +224,9 @@ impl AzureAccount {
                 "AccountKey" => account.key = Some(value.to_owned()),
                 "BlobEndpoint" => account.endpoint = Some(value.trim_end_matches('/').to_owned()),
                 "SharedAccessSignature" => account.sas = Some(value.to_owned()),
-                "DefaultEndpointsProtocol" if value == "http" => protocol = "http",
+                "DefaultEndpointsProtocol" if value.eq_ignore_ascii_case("http") => {
+                    protocol = "http"
+                }
                 "EndpointSuffix" => suffix = Some(value.to_owned()),
                 "UseDevelopmentStorage" if value.eq_ignore_ascii_case("true") => {
                     account.name = Some(AZURITE_ACCOUNT.into());
@@ -319,5 +321,47 @@ fn with_prefix(store: Arc<dyn ObjectStore>, url: &Url) -> Arc<dyn ObjectStore> {
         store
     } else {
         Arc::new(PrefixStore::new(store, prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_name_the_account_and_endpoint_as_azure_does() {
+        let portal = AzureAccount::parse(
+            "BlobEndpoint=https://acct.blob.core.windows.net/;QueueEndpoint=https://acct.queue.core.windows.net/;SharedAccessSignature=sv=2022&sig=x",
+        )
+        .unwrap();
+        assert_eq!(portal.name.as_deref(), Some("acct"));
+        let emulator = AzureAccount::parse(
+            "BlobEndpoint=http://127.0.0.1:10000/devacct;SharedAccessSignature=sv=1",
+        )
+        .unwrap();
+        assert_eq!(emulator.name.as_deref(), Some("devacct"));
+        let sovereign = AzureAccount::parse(
+            "DefaultEndpointsProtocol=HTTP;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn",
+        )
+        .unwrap();
+        assert_eq!(
+            sovereign.endpoint.as_deref(),
+            Some("http://acct.blob.core.chinacloudapi.cn")
+        );
+    }
+
+    #[test]
+    fn a_mistyped_setting_is_refused_without_echoing_a_key() {
+        let typo = AzureAccount::parse("AccountName=acct;AcountKey=a2V5")
+            .err()
+            .unwrap();
+        assert!(
+            typo.to_string().contains("unknown setting AcountKey"),
+            "{typo}"
+        );
+        let pasted = AzureAccount::parse("AccountName=acct;AccountKeyc2VjcmV0a2V5==")
+            .err()
+            .unwrap();
+        assert!(!pasted.to_string().contains("c2VjcmV0a2V5"), "{pasted}");
     }
 }
