@@ -90,6 +90,25 @@ test('a destroyed read stream lets the manager close, read or not', async () => 
   expect(openUnder(local)).toBe(0)
 })
 
+test('close() waits for a stream read partly and paused, and its file stays open until the stream ends', async () => {
+  const local = tmpDir('close-paused')
+  const storage = new StorageManager({ local, mode: 'local' })
+  const data = bytes(8 * 1024 * 1024, 4)
+  await storage.put('large.bin', data)
+  const stream = storage.createReadStream('large.bin')
+  const chunks = [await new Promise((resolve) => stream.once('data', resolve))]
+  stream.pause()
+  let closed = false
+  const closing = storage.close().then(() => (closed = true))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  expect({ closed, open: openUnder(local) > 0 }).toEqual({ closed: false, open: true })
+  stream.on('data', (chunk) => chunks.push(chunk)).resume()
+  await new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject))
+  await within(5000, closing)
+  expect(sha256(Buffer.concat(chunks))).toBe(sha256(data))
+  expect(openUnder(local)).toBe(0)
+})
+
 test('a paused migration is aborted by close(), which would otherwise wait for it forever; a new run finishes it', async () => {
   const local = tmpDir('close-paused')
   const p = runPrefix('paused')

@@ -80,6 +80,20 @@ function conformance(kind) {
       expect(await storage.head(`${p}/meta.json`)).toMatchObject({ contentType: 'application/json', cacheControl: 'public, max-age=300' })
     })
 
+    test('the cacheControl option overrides an extension default in head and list alike', async () => {
+      const custom = cloudOnly(kind, { cacheControl: { dcm: 'private, max-age=60' } })
+      await custom.put(`${p}/override/a.dcm`, 'x')
+      await custom.put(`${p}/override/b.dcm`, 'y', { cacheControl: 'no-store' })
+      const listed = (await custom.list({ prefix: `${p}/override/` })).objects.map((o) => [o.key, o.cacheControl])
+      const headed = await Promise.all(listed.map(async ([key]) => [key, (await custom.head(key)).cacheControl]))
+      expect(headed).toEqual([
+        [`${p}/override/a.dcm`, 'private, max-age=60'],
+        [`${p}/override/b.dcm`, 'no-store'],
+      ])
+      // Listings without headers (S3, Azure, memory) can only give the override.
+      expect(listed[0]).toEqual(headed[0])
+    })
+
     test('empty objects', async () => {
       const r = await storage.put(`${p}/empty`, Buffer.alloc(0))
       expect(r.sha256).toBe(sha256(Buffer.alloc(0)))
@@ -234,6 +248,10 @@ function conformance(kind) {
       expect(sha256(await target.get(`${p}/multipart.bin`))).toBe(sha256(data))
       const buf = await target.put(`${p}/multipart-buffer.bin`, data)
       expect(buf.sha256).toBe(sha256(data))
+      // A buffer above the threshold goes up in parts, and ifNotExists still holds.
+      await expectCode(target.put(`${p}/multipart-buffer.bin`, bytes(data.length, 20), { ifNotExists: true }), 'ALREADY_EXISTS')
+      await expectCode(target.putFile(`${p}/multipart.bin`, src, { ifNotExists: true }), 'ALREADY_EXISTS')
+      expect(sha256(await target.get(`${p}/multipart-buffer.bin`))).toBe(sha256(data))
       expect(sha256(await target.getRange(`${p}/multipart-buffer.bin`, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1))).toBe(
         sha256(data.subarray(5 * 1024 * 1024 - 1, 5 * 1024 * 1024 + 1)),
       )

@@ -262,6 +262,41 @@ describe('credentials and buckets', () => {
     }
   })
 
+  test('an endpoint is checked without credentials too, and its query (a signature) is not repeated', () => {
+    const secret = 'SECRETSIGNATURE123'
+    const s3 = (endpoint) => ({ ...s3Options({ endpoint, accessKeyId: undefined, secretAccessKey: undefined }) })
+    const cases = [
+      s3('ht tp://nowhere'),
+      s3(`http://127.0.0.1:9/?X-Amz-Signature=${secret}`),
+      s3Options({ endpoint: `http://127.0.0.1:9/?sv=1&sig=${secret}` }),
+      azureOptions({ connectionString: `AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/acct?sig=${secret}%3D` }),
+    ]
+    for (const options of cases) {
+      let thrown
+      try {
+        new StorageManager({ local: tmpDir('s'), mode: 'cloud', ...options })
+      } catch (e) {
+        thrown = e
+      }
+      expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/endpoint/i) })
+      noSecretIn(thrown, secret)
+    }
+  })
+
+  test('S3_USE_SSL takes true/false, 1/0, yes/no, on/off in any case, and refuses the rest', () => {
+    const { execFileSync } = require('node:child_process')
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      try { StorageManager.fromEnv(); console.log('ok') } catch (e) { console.log(e.code, e.message) }`
+    const run = (flag) =>
+      execFileSync(process.execPath, ['-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, S3_BUCKET: 'b', S3_ENDPOINT: '127.0.0.1:9', S3_USE_SSL: flag, STOWAGE_LOCAL: tmpDir('env'), STOWAGE_MODE: 'cloud' },
+      }).trim()
+    for (const flag of ['FALSE', 'off', '0', 'True', 'on', '1']) expect(`${flag}: ${run(flag)}`).toBe(`${flag}: ok`)
+    for (const flag of ['maybe', '']) expect(run(flag)).toMatch(/^INVALID_CONFIG .*S3_USE_SSL/)
+  })
+
   test('S3: a request the server can never take is INVALID_CONFIG, not an outage to queue', async () => {
     const local = tmpDir('s')
     const storage = new StorageManager({ local, mode: 'dual', ...s3Options({ storageClass: 'GLACIERX' }) })

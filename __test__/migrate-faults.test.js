@@ -252,3 +252,42 @@ test('a file the migrating user cannot read fails with ACCESS_DENIED; the rest i
     fs.rmSync(root, { recursive: true, force: true })
   }
 })
+
+test('deleteSource never deletes a file the app replaced after its copy was read', async () => {
+  const local = tmpDir('mig-replaced')
+  const prefix = runPrefix('replaced')
+  const keys = Array.from({ length: 30 }, (_, i) => `${prefix}/f${i}.txt`)
+  const newest = {}
+  // The app replaces each file every few milliseconds, half by a rename into place,
+  // half by rewriting it in place.
+  const write = (key, version) => {
+    const file = path.join(local, key)
+    const data = Buffer.from(`${key} version ${version} `.repeat(50 + (version % 7)))
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    if (version % 2) {
+      fs.writeFileSync(`${file}.tmp~`, data)
+      fs.renameSync(`${file}.tmp~`, file)
+    } else fs.writeFileSync(file, data)
+    newest[key] = sha256(data)
+  }
+  for (const key of keys) write(key, 0)
+  const storage = new StorageManager({ local, mode: 'dual', ...s3Options() })
+  let stop = false
+  const deleted = {}
+  const app = keys.map(async (key) => {
+    for (let version = 1; !stop; version++) {
+      write(key, version)
+      await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 40))
+      // Only the migration deletes: what the file held last must be in the cloud.
+      if (!fs.existsSync(path.join(local, key))) return (deleted[key] = newest[key])
+    }
+  })
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true, concurrency: 4 }).done
+  stop = true
+  await Promise.all(app)
+  expect(report.state).toBe('completed')
+  expect(Object.keys(deleted).length).toBeGreaterThan(0)
+  const cloud = new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
+  for (const [key, sha] of Object.entries(deleted)) expect(`${key} ${sha256(await cloud.get(key))}`).toBe(`${key} ${sha}`)
+  await Promise.all([storage.close(), cloud.close()])
+})

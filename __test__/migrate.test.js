@@ -296,6 +296,51 @@ test('a rollback cut short finishes when run again: files it already put back ar
   }
 })
 
+test('a rollback whose copy no longer holds the migrated bytes writes nothing and says so each time', async () => {
+  const local = tmpDir('mig-rollback-integrity')
+  const prefix = runPrefix('rbint')
+  const key = `${prefix}/b1.bin`
+  writeTree(local, { [key]: bytes(11, 1) })
+  const storage = manager(local)
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ copied: 1, failedCount: 0 })
+  // Another app server writes the key in the cloud after the migration.
+  await cloudView().put(key, bytes(9, 2))
+  for (let run = 0; run < 2; run++) {
+    expect(await storage.rollback(report.id)).toMatchObject({ restored: 0, failed: [{ key, code: 'INTEGRITY' }] })
+    expect(fs.existsSync(path.join(local, key))).toBe(false)
+  }
+})
+
+test('a file the app writes while a rollback downloads its copy is kept, not replaced', async () => {
+  const local = tmpDir('mig-rollback-race')
+  const prefix = runPrefix('rbrace')
+  const key = `${prefix}/video.bin`
+  const original = bytes(48 * 1024 * 1024, 3)
+  writeTree(local, { [key]: original })
+  const storage = manager(local)
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ copied: 1, failedCount: 0 })
+  const file = path.join(local, key)
+  const rollback = storage.rollback(report.id)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The download of 48 MiB takes longer than this; if it did not, the restore is checked instead.
+  const appWrote = !fs.existsSync(file)
+  const upload = Buffer.from('the app uploaded a new video.bin')
+  if (appWrote) {
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file, upload)
+  }
+  const result = await rollback
+  if (appWrote) {
+    expect(result).toMatchObject({ restored: 0, failed: [{ key, code: 'ALREADY_EXISTS' }] })
+    expect(fs.readFileSync(file).toString()).toBe(upload.toString())
+  } else {
+    expect(result).toEqual({ restored: 1, failed: [] })
+    expect(sha256(fs.readFileSync(file))).toBe(sha256(original))
+  }
+})
+
 test('from the cloud to local disk, and back by rollback, headers and metadata travel with the bytes', async () => {
   // S3 listings carry no headers: the copies took the extension defaults and no metadata,
   // and a rollback after deleteSource wrote those back, losing the originals for good.

@@ -56,16 +56,32 @@ function parseRange(header, size) {
  * XHTML `<script>` runs in an `application/atom+xml` document too). */
 const RUNS_SCRIPTS = /^\s*(text\/html|text\/xml|[a-z]+\/([^;\s]+\+)?xml)\s*(;|$)/i
 
+/** Whether any part of a comma-separated type runs scripts: a browser reads
+ * `image/png,text/html` as `text/html` (Fetch "extract a MIME type" keeps the last
+ * type it can parse). */
+function runsScripts(type) {
+  return String(type).split(',').some((part) => RUNS_SCRIPTS.test(part))
+}
+
 function etagOf(info) {
   return `"${info.sha256 || (info.etag || '').replace(/"/g, '') || `${info.size}-${info.lastModified.getTime()}`}"`
 }
 
-function matchesEtag(header, etag) {
-  if (!header) return false
+/** Whether an If-Match / If-None-Match list names `etag` (`*` names any object). Only
+ * If-None-Match compares weakly, taking `W/"…"` for `"…"` (RFC 9110 section 8.8.3.2). */
+function matchesEtag(header, etag, weak) {
   return header.split(',').some((t) => {
-    const tag = t.trim().replace(/^W\//, '')
-    return tag === '*' || tag === etag
+    const tag = t.trim()
+    return tag === '*' || tag === etag || (weak && tag === `W/${etag}`)
   })
+}
+
+/** If-Range holds for an entity tag equal to `etag` (strong comparison: never a weak
+ * tag) or for the exact Last-Modified date; otherwise the Range is ignored. */
+function ifRangeHolds(header, etag, lastModified) {
+  if (header === undefined) return true
+  const value = header.trim()
+  return /^(W\/)?"/.test(value) ? value === etag : Date.parse(value) === lastModified
 }
 
 async function serveGet(storage, key, method, headers) {
@@ -81,12 +97,23 @@ async function serveGet(storage, key, method, headers) {
   // Uploads are served from the app's own origin: an uploaded HTML or SVG file must
   // not run there with the app's cookies (stored XSS). Other types keep their viewers
   // (a browser's PDF viewer does not open in a sandbox).
-  if (RUNS_SCRIPTS.test(info.contentType)) common['content-security-policy'] = 'sandbox'
+  if (runsScripts(info.contentType)) common['content-security-policy'] = 'sandbox'
 
-  if (matchesEtag(headers['if-none-match'], etag)) return { status: 304, headers: common, body: null }
-  const range = parseRange(headers.range, info.size)
+  // Preconditions in the order of RFC 9110 section 13.2.2, as serve-static has them.
+  // HTTP dates have whole seconds; an invalid or absent one parses to NaN, never true.
+  const lastModified = Math.floor(info.lastModified.getTime() / 1000) * 1000
+  const unchanged = headers['if-match'] === undefined
+    ? !(lastModified > Date.parse(headers['if-unmodified-since']))
+    : matchesEtag(headers['if-match'], etag, false)
+  if (!unchanged) return { status: 412, headers: { 'content-length': '0' }, body: null }
+  const notModified = headers['if-none-match'] === undefined
+    ? lastModified <= Date.parse(headers['if-modified-since'])
+    : matchesEtag(headers['if-none-match'], etag, true)
+  if (notModified) return { status: 304, headers: common, body: null }
+  // A Range for a representation the client no longer has would splice two versions.
+  const range = ifRangeHolds(headers['if-range'], etag, lastModified) ? parseRange(headers.range, info.size) : undefined
   if (range === null) {
-    return { status: 416, headers: { ...common, 'content-range': `bytes */${info.size}` }, body: null }
+    return { status: 416, headers: { ...common, 'content-range': `bytes */${info.size}`, 'content-length': '0' }, body: null }
   }
   const length = range ? range.end - range.start + 1 : info.size
   const out = { ...common, 'content-type': info.contentType, 'content-length': String(length) }

@@ -144,24 +144,24 @@ impl Config {
     /// `StorageManager.fromEnv()`: S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
     /// S3_REGION S3_USE_SSL STOWAGE_LOCAL STOWAGE_MODE; AWS_* and AZURE_STORAGE_* are
     /// read by the store builders themselves.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Config {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let mut config = Config {
             local: var("STOWAGE_LOCAL"),
             mode: var("STOWAGE_MODE"),
             ..Config::default()
         };
-        config.apply_env_cloud(&var);
-        config
+        config.apply_env_cloud(&var)?;
+        Ok(config)
     }
 
     /// Fills an omitted `cloud` from the S3_* variables.
-    pub fn apply_env_cloud(&mut self, var: &impl Fn(&str) -> Option<String>) {
+    pub fn apply_env_cloud(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<()> {
         let Some(bucket) = var("S3_BUCKET").filter(|_| self.cloud.is_none()) else {
-            return;
+            return Ok(());
         };
         self.cloud = Some(format!("s3://{bucket}"));
         let o = &mut self.cloud_options;
-        let use_ssl = var("S3_USE_SSL").map(|v| !matches!(v.as_str(), "false" | "0" | "no"));
+        let use_ssl = var("S3_USE_SSL").map(|v| env_flag(&v)).transpose()?;
         o.endpoint = o.endpoint.take().or_else(|| {
             var("S3_ENDPOINT").map(|e| match (e.contains("://"), use_ssl) {
                 (true, _) => e,
@@ -177,6 +177,21 @@ impl Config {
         o.access_key_id = o.access_key_id.take().or_else(|| var("S3_ACCESS_KEY"));
         o.secret_access_key = o.secret_access_key.take().or_else(|| var("S3_SECRET_KEY"));
         o.region = o.region.take().or_else(|| var("S3_REGION"));
+        Ok(())
+    }
+}
+
+/// S3_USE_SSL's value. Anything else is refused rather than read as "yes": `FALSE`
+/// or `off` taken for true would send the keys to an `https://` endpoint that is
+/// not there, and the app would only learn of it from its first failed request.
+fn env_flag(value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(
+            "S3_USE_SSL",
+            format!("{value:?} is not one of true, false, 1, 0, yes, no, on, off"),
+        )),
     }
 }
 
@@ -267,7 +282,7 @@ mod tests {
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.to_string())
         };
-        let c = Config::from_env(env);
+        let c = Config::from_env(env).unwrap();
         assert_eq!(c.cloud.as_deref(), Some("s3://b"));
         assert_eq!(
             c.cloud_options.endpoint.as_deref(),

@@ -38,9 +38,14 @@ impl Storage {
         .await;
         let mut pages = Vec::new();
         let mut first_error = None;
-        for ((side, _), result) in sides.iter().zip(results) {
+        for ((side, store), result) in sides.iter().zip(results) {
             match result {
-                Ok(page) => pages.push((*side, page)),
+                Ok(mut page) => {
+                    if !store.lists_headers() {
+                        self.apply_cache_control(&mut page);
+                    }
+                    pages.push((*side, page));
+                }
                 Err(e) if moves_past(&e) => {
                     first_error.get_or_insert(e);
                 }
@@ -60,6 +65,16 @@ impl Storage {
                 .await?;
         }
         Ok(listing)
+    }
+
+    /// A listing without headers gives the extension defaults, which the app's
+    /// `cacheControl` overrides as its writes do.
+    fn apply_cache_control(&self, page: &mut Page) {
+        for object in &mut page.objects {
+            if let Some(value) = self.cache_control_override(&object.key) {
+                object.cache_control = value;
+            }
+        }
     }
 
     /// A listed key whose write waits for a repair is described as reads find it: from

@@ -32,11 +32,15 @@ impl Storage {
         }
         self.check_local_name(key).await?;
         if opts.cache_control.is_none() {
-            opts.cache_control = key
-                .extension()
-                .and_then(|ext| self.cache_control.get(&ext).cloned());
+            opts.cache_control = self.cache_control_override(key);
         }
         Ok(opts)
+    }
+
+    /// The app's `cacheControl` for the key's extension, if it set one.
+    pub(super) fn cache_control_override(&self, key: &Key) -> Option<String> {
+        key.extension()
+            .and_then(|ext| self.cache_control.get(&ext).cloned())
     }
 
     /// A name a local folder cannot be written under (staged as `name#n`, or held by

@@ -98,7 +98,7 @@ impl StorageManager {
     pub fn from_env(env: Env) -> napi::Result<Self> {
         Self::wrap(
             &env,
-            Ok((Config::from_env(|name| std::env::var(name).ok()), None)),
+            Config::from_env(|name| std::env::var(name).ok()).map(|config| (config, None)),
         )
     }
 

@@ -31,9 +31,14 @@ const FACTORY: &str = r#"(function (reader) {
   });
 })"#;
 
+/// Each state but `Done` holds the storage, so `close()` waits for a stream that has
+/// not ended (its file or connection is still open) as for any other call in flight.
 enum State {
     Pending(Arc<Storage>, Key, Option<std::ops::Range<u64>>),
-    Open(BoxStream<'static, Result<Bytes>>),
+    Open {
+        _storage: Arc<Storage>,
+        stream: BoxStream<'static, Result<Bytes>>,
+    },
     Done,
 }
 
@@ -54,9 +59,13 @@ impl ObjectReader {
             async move {
                 let mut state = state.lock().await;
                 if let State::Pending(storage, key, range) = &*state {
-                    *state = State::Open(storage.stream(key, range.clone()).await?);
+                    let stream = storage.stream(key, range.clone()).await?;
+                    *state = State::Open {
+                        _storage: storage.clone(),
+                        stream,
+                    };
                 }
-                let State::Open(stream) = &mut *state else {
+                let State::Open { stream, .. } = &mut *state else {
                     return Ok(None);
                 };
                 match stream.next().await.transpose()? {

@@ -448,10 +448,11 @@ impl Job {
                 self.counters.skipped(info.size);
                 return;
             }
-            Work::Done(info, row) => {
-                let outcome = self.finish_earlier_copy(sides, &info, &row).await;
-                (info, outcome.map(|()| false))
-            }
+            Work::Done(info, row) => match self.finish_earlier_copy(sides, &info, &row).await {
+                // Rewritten since the listing: copied again like any changed source.
+                Err(Error::Integrity(_)) => self.copy_latest(sides, info).await,
+                outcome => (info, outcome.map(|()| false)),
+            },
             Work::Copy(info) if self.opts.dry_run => (info, Ok(true)),
             Work::Copy(info) => self.copy_latest(sides, info).await,
         };
@@ -559,6 +560,7 @@ impl Job {
                 row
             }
         };
+        let sha256 = row.sha256.clone();
         let age = self
             .storage
             .migrated_tier_row(info, self.opts.to, info.mtime_ns() / 1_000_000);
@@ -567,7 +569,7 @@ impl Job {
             .record_migrated(sides.id, sides.from.name(), sides.to.name(), row, age)
             .await?;
         if self.opts.delete_source {
-            self.delete_source(sides, info).await?;
+            self.delete_source(sides, info, started, &sha256).await?;
         }
         Ok(copied)
     }
@@ -582,7 +584,10 @@ impl Job {
     ) -> Result<()> {
         let _lock = self.storage.lock_key(info.key.as_str()).await?;
         match verify(sides.to, &info.key, row, self.opts.verify).await {
-            Ok(()) => self.delete_source(sides, info).await,
+            Ok(()) => {
+                self.delete_source(sides, info, SystemTime::now(), &row.sha256)
+                    .await
+            }
             Err(_) => {
                 drop(_lock);
                 self.copy(sides, info).await.map(drop)
@@ -591,14 +596,29 @@ impl Job {
     }
 
     /// Marks first, deletes second: a crash in between leaves a marked source that
-    /// still exists, which a rollback restores harmlessly and a re-run deletes.
-    async fn delete_source(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<()> {
-        let key = info.key.as_str();
+    /// still exists, which a rollback restores harmlessly and a re-run deletes. A
+    /// source that changed since `started` (the copy holds older bytes) is kept, its
+    /// mark cleared, and the error is `INTEGRITY`, which copies it again.
+    async fn delete_source(
+        &self,
+        sides: &Sides<'_>,
+        info: &ObjectInfo,
+        started: SystemTime,
+        sha256: &str,
+    ) -> Result<()> {
+        let (from, to, key) = (sides.from.name(), sides.to.name(), info.key.as_str());
         sides
             .journal
-            .set_source_deleted(sides.from.name(), sides.to.name(), key, Some(sides.id))
+            .set_source_deleted(from, to, key, Some(sides.id))
             .await?;
-        sides.from.delete(&info.key).await
+        let deleted = sides.from.delete_unchanged(info, started, sha256).await;
+        if let Err(Error::Integrity(_)) = deleted {
+            sides
+                .journal
+                .set_source_deleted(from, to, key, None)
+                .await?;
+        }
+        deleted
     }
 
     fn transfer(&self) -> TransferConfig {

@@ -9,7 +9,7 @@ use crate::dual::{Storage, digest};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, MigratedRow};
 use crate::key::Key;
-use crate::store::Store;
+use crate::store::{Existing, Store};
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackReport {
@@ -81,16 +81,22 @@ impl Storage {
                 });
             }
             None => {
-                let copy = target.head(&key).await?;
-                let written = target
-                    .copy_to(source, &copy, &self.transfer(), &self.temp_dir())
-                    .await?;
-                if written.sha256 != row.sha256 || written.size != row.size {
+                let mut copy = target.head(&key).await?;
+                let recorded = copy.sha256.as_deref().unwrap_or(&row.sha256);
+                if copy.size != row.size || recorded != row.sha256 {
                     return Err(Error::Integrity(format!(
-                        "{key}: the copy now holds SHA-256 {}, the migration recorded {}",
-                        written.sha256, row.sha256
+                        "{key}: the copy now holds SHA-256 {recorded} ({} bytes), the \
+                         migration recorded {} ({} bytes)",
+                        copy.size, row.sha256, row.size
                     )));
                 }
+                // The bytes read are checked against it before anything is written,
+                // and a file the app puts at the key meanwhile is not replaced.
+                copy.sha256 = Some(row.sha256.clone());
+                let (cfg, temp_dir) = (self.transfer(), self.temp_dir());
+                target
+                    .copy_to_with(source, &copy, Existing::Refuse, &cfg, &temp_dir)
+                    .await?;
             }
         }
         journal

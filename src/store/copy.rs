@@ -9,8 +9,10 @@ use object_store::ObjectStoreExt;
 use super::file_writer::Next;
 use super::hash::sha256_hex;
 use super::object::{ObjectInfo, PutOptions, Written};
+use super::transfer::hash_file_blocking;
 use super::{Store, TransferConfig, hash_bytes, hash_file};
 use crate::error::{Error, Result};
+use object_store::ObjectMeta;
 
 impl Store {
     /// Copies the object `info` describes from this store to `to`. The copy carries the
@@ -24,6 +26,21 @@ impl Store {
         &self,
         to: &Store,
         info: &ObjectInfo,
+        cfg: &TransferConfig,
+        temp_dir: &Path,
+    ) -> Result<Written> {
+        self.copy_to_with(to, info, Existing::Replace, cfg, temp_dir)
+            .await
+    }
+
+    /// As [`Store::copy_to`]; with [`Existing::Refuse`] the copy fails with
+    /// `ALREADY_EXISTS` rather than replace an object at its key in `to` (under the
+    /// conditions `ifNotExists` has).
+    pub async fn copy_to_with(
+        &self,
+        to: &Store,
+        info: &ObjectInfo,
+        existing: Existing,
         cfg: &TransferConfig,
         temp_dir: &Path,
     ) -> Result<Written> {
@@ -43,7 +60,7 @@ impl Store {
             content_type: Some(info.content_type.clone()),
             cache_control: Some(info.cache_control.clone()),
             metadata: info.metadata.clone(),
-            if_not_exists: false,
+            if_not_exists: existing == Existing::Refuse,
         };
         // Larger objects stream in parts, so memory per copy stays bounded by
         // `partSize × concurrency`.
@@ -108,29 +125,81 @@ impl Store {
         started: SystemTime,
         sha256: &str,
     ) -> Result<()> {
-        let changed = || Error::Integrity(format!("{} changed while it was copied", info.key));
         let now = match self.inner.head(&Self::path(&info.key)).await {
             Ok(meta) => meta,
             Err(e) => return Err(self.fail(e, &info.key).await),
         };
-        let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if !same_etag(a, b));
-        if now.size != info.size || replaced {
-            return Err(changed());
-        }
         let Some(root) = self.local_path() else {
-            return Ok(());
+            return match still_is(info, &now, false) {
+                true => Ok(()),
+                false => Err(changed(info)),
+            };
         };
-        if super::mtime_ns(&now) != info.mtime_ns() {
-            return Err(changed());
+        if !still_is(info, &now, true) {
+            return Err(changed(info));
         }
-        if info.racy_at(started) {
-            let (size, now_sha256) = hash_file(root.join(info.key.as_str())).await?;
-            if size != info.size || now_sha256 != sha256 {
-                return Err(changed());
-            }
+        let rehash = || hash_file(root.join(info.key.as_str()));
+        if info.racy_at(started) && rehash().await? != (info.size, sha256.to_owned()) {
+            return Err(changed(info));
         }
         Ok(())
     }
+
+    /// Deletes the source of a verified copy, only while it is still the object the
+    /// copy read (as [`Store::check_unchanged`] tells). A file is judged after it is taken
+    /// from its name, so the window for a write to slip in between the check and the
+    /// deletion is one of a write into an already open file, between two system calls;
+    /// an object's check can only come just before its DELETE request.
+    pub(crate) async fn delete_unchanged(
+        &self,
+        info: &ObjectInfo,
+        started: SystemTime,
+        sha256: &str,
+    ) -> Result<()> {
+        let Some(local) = &self.local else {
+            self.check_unchanged(info, started, sha256).await?;
+            return self.delete(&info.key).await;
+        };
+        match self.guard(&info.key).await {
+            Err(Error::NotFound { .. }) => return Ok(()),
+            guarded => guarded?,
+        }
+        let (judged, sha256) = (
+            info.clone(),
+            info.racy_at(started).then(|| sha256.to_owned()),
+        );
+        let unchanged = move |file: &Path, meta: &std::fs::Metadata| {
+            let now = super::file_meta(&judged.key, meta);
+            Ok(still_is(&judged, &now, true)
+                && match &sha256 {
+                    Some(sha256) => hash_file_blocking(file)? == (judged.size, sha256.clone()),
+                    None => true,
+                })
+        };
+        if !local.remove_if(&info.key, unchanged).await? {
+            return Err(changed(info));
+        }
+        self.forget(&info.key).await
+    }
+}
+
+fn changed(info: &ObjectInfo) -> Error {
+    Error::Integrity(format!("{} changed while it was copied", info.key))
+}
+
+/// Whether `now`, the object's metadata read again, is still the object `info`
+/// described: the same size and ETag, and for a file the same mtime (its ETag holds
+/// its inode).
+fn still_is(info: &ObjectInfo, now: &ObjectMeta, file: bool) -> bool {
+    let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if !same_etag(a, b));
+    now.size == info.size && !replaced && (!file || super::mtime_ns(now) == info.mtime_ns())
+}
+
+/// What a copy does with an object that stands at its key in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Replace,
+    Refuse,
 }
 
 /// Names of the files copies pass through (and of their downloads' own temporary

@@ -113,6 +113,24 @@ impl LocalRoot {
         .await;
     }
 
+    /// Deletes the file at `key` only if `unchanged` accepts it, judged on the file taken
+    /// from its name (renamed onto a reserved staging name `key#n`), so the file judged is
+    /// the file deleted: a check of the name followed by an unlink would delete a file
+    /// the app renamed into place in between. A rejected file goes back to its name,
+    /// unless the app has put another file there since, which replaced it as a rename
+    /// into place would. Returns whether the file is gone (one already gone counts).
+    pub async fn remove_if(
+        &self,
+        key: &Key,
+        unchanged: impl FnOnce(&Path, &fs::Metadata) -> Result<bool> + Send + 'static,
+    ) -> Result<bool> {
+        let path = self.canonical.join(key.as_str());
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || remove_if(&path, &key, unchanged))
+            .await
+            .map_err(|e| Error::task_failed("file-system", e))?
+    }
+
     /// Files under `prefix`, after `start_after`, in byte order of their keys, at most
     /// `limit`, with their size and mtime. Directories are read one at a time so memory
     /// stays bounded by the tree's depth; files are stat'ed, never opened, so an
@@ -199,6 +217,44 @@ fn create_staging(dest: &Path) -> io::Result<(fs::File, PathBuf)> {
             Err(e) => return Err(e),
         }
     }
+}
+
+fn remove_if(
+    path: &Path,
+    key: &Key,
+    unchanged: impl FnOnce(&Path, &fs::Metadata) -> Result<bool>,
+) -> Result<bool> {
+    let failed = |e: io::Error| Error::from_io(e, key.as_str());
+    // Reserving the name first keeps the rename from replacing a staging file of
+    // another writer's.
+    let (_, taken) = create_staging(path).map_err(failed)?;
+    if let Err(e) = fs::rename(path, &taken) {
+        let _ = fs::remove_file(&taken);
+        return match e.kind() {
+            io::ErrorKind::NotFound => Ok(true),
+            _ => Err(failed(e)),
+        };
+    }
+    let verdict = fs::symlink_metadata(&taken)
+        .map_err(failed)
+        .and_then(|meta| unchanged(&taken, &meta));
+    if let Ok(true) = verdict {
+        fs::remove_file(&taken).map_err(failed)?;
+        return Ok(true);
+    }
+    // A link fails where a file stands; a rename would replace it.
+    match fs::hard_link(&taken, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        // A file system without hard links.
+        Err(_) => {
+            if fs::symlink_metadata(path).is_err() {
+                return fs::rename(&taken, path).map_err(failed).and(verdict);
+            }
+        }
+    }
+    let _ = fs::remove_file(&taken);
+    verdict
 }
 
 #[cfg(unix)]
@@ -406,6 +462,38 @@ mod tests {
         SortedWalk::new(dir.to_owned(), prefix, after.map(str::to_owned))
             .map(|k| k.unwrap().to_string())
             .collect()
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn remove_if_deletes_only_the_file_it_judged() {
+        let dir = tree(&["a/kept", "a/gone", "a/replaced"]);
+        let key = |k: &str| Key::parse(k).unwrap();
+        let root = dir.path().join("a");
+        assert!(remove_if(&root.join("gone"), &key("a/gone"), |_, m| Ok(m.len() == 6)).unwrap());
+        // Rejected: the file goes back with its bytes.
+        assert!(!remove_if(&root.join("kept"), &key("a/kept"), |_, _| Ok(false)).unwrap());
+        assert_eq!(fs::read(root.join("kept")).unwrap(), b"a/kept");
+        // Rejected while the app put a newer file at the name: the newer file stays.
+        let replaced = root.join("replaced");
+        let judged = |_: &Path, _: &fs::Metadata| {
+            fs::write(&replaced, b"newer").unwrap();
+            Ok(false)
+        };
+        assert!(!remove_if(&root.join("replaced"), &key("a/replaced"), judged).unwrap());
+        assert_eq!(fs::read(root.join("replaced")).unwrap(), b"newer");
+        // A file already gone counts as removed; no staging name is left behind.
+        assert!(remove_if(&root.join("gone"), &key("a/gone"), |_, _| Ok(false)).unwrap());
+        assert_eq!(names(&root), ["kept", "replaced"]);
     }
 
     #[test]

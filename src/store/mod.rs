@@ -40,7 +40,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ObjectRecord};
 use crate::key::Key;
-pub use copy::sweep_abandoned;
+pub use copy::{Existing, sweep_abandoned};
 use errors::{Secrets, map_store_error};
 use headers::{SHA256_METADATA, check_header_value};
 use local::{Access, CopiedFile, LocalRoot};
@@ -576,6 +576,12 @@ impl Store {
         })
     }
 
+    /// Whether listings describe objects with their stored headers: file stores keep
+    /// them in the journal; S3, Azure and memory listings carry none.
+    pub fn lists_headers(&self) -> bool {
+        self.index.is_some()
+    }
+
     pub async fn delete(&self, key: &Key) -> Result<()> {
         match self.guard(key).await {
             Err(Error::NotFound { .. }) => return Ok(()),
@@ -587,6 +593,12 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.fail(e, key).await),
         }
+        self.forget(key).await
+    }
+
+    /// What goes with a deleted object besides its bytes: a file's emptied folders
+    /// and its journal row.
+    async fn forget(&self, key: &Key) -> Result<()> {
         if let Some(local) = &self.local {
             local.prune_folders(key).await;
         }

@@ -79,7 +79,7 @@ impl StoreOptions {
                 "the endpoint is plain http://: set allowHttp: true to use it",
             ));
         }
-        Ok(())
+        super::presign::check_endpoint(endpoint, &format!("{field}.endpoint"))
     }
 
     /// Transient failures (5xx, timeouts, refused connections) are retried with

@@ -70,6 +70,7 @@ impl Store {
         let attributes = self.attributes(key, opts, &sha256);
         let path = Self::path(key);
         let result = if size > cfg.multipart_threshold {
+            self.refuse_if_taken(key, opts).await?;
             let mut upload = self.start_multipart(key, attributes, cfg).await?;
             for part in data.chunks(cfg.part_size) {
                 let parts = upload.parts();
@@ -123,11 +124,7 @@ impl Store {
     ) -> Result<Written> {
         self.guard_write(key).await?;
         let shown = file.display().to_string();
-        if opts.if_not_exists && self.exists(key).await? {
-            return Err(Error::AlreadyExists {
-                key: key.to_string(),
-            });
-        }
+        self.refuse_if_taken(key, opts).await?;
         let attributes = self.attributes(key, opts, &expected.1);
         let mut upload = self.start_multipart(key, attributes, cfg).await?;
         let streamed = self
@@ -164,6 +161,18 @@ impl Store {
             sha256: expected.1.clone(),
             etag: result.e_tag,
         })
+    }
+
+    /// A multipart upload carries no condition (object_store sends none), so
+    /// `ifNotExists` is checked just before it starts; the key's lock keeps stowage's
+    /// own writers out of the gap.
+    async fn refuse_if_taken(&self, key: &Key, opts: &PutOptions) -> Result<()> {
+        match opts.if_not_exists && self.exists(key).await? {
+            true => Err(Error::AlreadyExists {
+                key: key.to_string(),
+            }),
+            false => Ok(()),
+        }
     }
 
     async fn start_multipart(
@@ -377,23 +386,26 @@ pub async fn hash_bytes(data: &Bytes) -> Result<String> {
 
 /// `(size, sha256)` of a file, read on a blocking thread.
 pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
-    tokio::task::spawn_blocking(move || {
-        let shown = file.display().to_string();
-        let mut f = std::fs::File::open(&file).map_err(|e| Error::from_io(e, &shown))?;
-        let mut hasher = StreamHasher::default();
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::from_io(e, &shown)),
-            }
+    tokio::task::spawn_blocking(move || hash_file_blocking(&file))
+        .await
+        .map_err(|e| Error::task_failed("hashing", e))?
+}
+
+/// `(size, sha256)` of a file, for code already on a blocking thread.
+pub fn hash_file_blocking(file: &Path) -> Result<(u64, String)> {
+    let shown = file.display().to_string();
+    let mut f = std::fs::File::open(file).map_err(|e| Error::from_io(e, &shown))?;
+    let mut hasher = StreamHasher::default();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::from_io(e, &shown)),
         }
-        Ok((hasher.bytes(), hasher.finish()))
-    })
-    .await
-    .map_err(|e| Error::task_failed("hashing", e))?
+    }
+    Ok((hasher.bytes(), hasher.finish()))
 }
 
 /// A hidden sibling of `dest`, unique per process and call. Only the start of a long

@@ -18,29 +18,53 @@ pub(super) fn check_sha256(key: &Key, actual: &str, expected: &str) -> Result<()
     )))
 }
 
-/// Passes a whole object's chunks through as they arrive, hashing them, and ends with
-/// an `INTEGRITY` error instead of a clean end when the hash differs: a reader that
-/// pipes the stream onward sees the failure rather than a damaged copy that looks whole.
+/// Passes a whole object's chunks through as they arrive, hashing them, but holds the
+/// last one back until the hash is checked: when it differs the stream ends with an
+/// `INTEGRITY` error in its place. A response it is piped into has then not sent all
+/// its bytes, so a client counting on `Content-Length` sees it cut short, never a
+/// damaged copy that looks whole.
 pub(super) fn check_while_streaming(
     chunks: BoxStream<'static, Result<Bytes>>,
     key: Key,
     expected: String,
 ) -> BoxStream<'static, Result<Bytes>> {
-    let start = Some((chunks, StreamHasher::default(), key, expected));
-    stream::unfold(start, |state| async move {
-        let (mut chunks, mut hasher, key, expected) = state?;
-        match chunks.next().await {
-            Some(Ok(chunk)) => {
-                hasher.update(&chunk);
-                Some((Ok(chunk), Some((chunks, hasher, key, expected))))
+    let start = Checked {
+        chunks,
+        hasher: StreamHasher::default(),
+        key,
+        expected,
+        held: None,
+    };
+    stream::unfold(Some(start), |state| async move {
+        let mut s = state?;
+        loop {
+            match s.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    s.hasher.update(&chunk);
+                    if let Some(ready) = s.held.replace(chunk) {
+                        return Some((Ok(ready), Some(s)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    return match check_sha256(&s.key, &s.hasher.finish(), &s.expected) {
+                        Ok(()) => s.held.map(|last| (Ok(last), None)),
+                        Err(e) => Some((Err(e), None)),
+                    };
+                }
             }
-            Some(Err(e)) => Some((Err(e), None)),
-            None => check_sha256(&key, &hasher.finish(), &expected)
-                .err()
-                .map(|e| (Err(e), None)),
         }
     })
     .boxed()
+}
+
+struct Checked {
+    chunks: BoxStream<'static, Result<Bytes>>,
+    hasher: StreamHasher,
+    key: Key,
+    expected: String,
+    /// The newest chunk, handed on when the next one comes or the hash matches.
+    held: Option<Bytes>,
 }
 
 #[cfg(test)]
@@ -70,9 +94,9 @@ mod tests {
     #[tokio::test]
     async fn damaged_bytes_end_with_integrity() {
         let out = checked(chunks(&[b"hello ", b"w0rld"]), b"hello world").await;
-        assert_eq!(out.len(), 3, "both chunks, then the error");
-        assert!(out[..2].iter().all(|c| c.is_ok()));
-        let err = out[2].as_ref().unwrap_err();
+        assert_eq!(out.len(), 2, "the first chunk, then the error for the last");
+        assert_eq!(out[0].as_ref().unwrap().as_ref(), b"hello ");
+        let err = out[1].as_ref().unwrap_err();
         assert!(matches!(err, Error::Integrity(m) if m.contains(&sha256_hex(b"hello world"))));
     }
 
@@ -82,7 +106,7 @@ mod tests {
         items.push(Err(Error::config("x", "broken")));
         items.extend(chunks(&[b"never"]));
         let out = checked(items, b"part").await;
-        assert_eq!(out.len(), 2);
-        assert!(matches!(out[1], Err(Error::InvalidConfig { .. })));
+        assert_eq!(out.len(), 1, "the unchecked chunk is not handed on");
+        assert!(matches!(out[0], Err(Error::InvalidConfig { .. })));
     }
 }

@@ -47,15 +47,27 @@ impl Endpoint {
     }
 }
 
-/// `url` as errors may show it: user info, which may hold a password, is left out.
+/// Checks an endpoint a store was given, whether or not it signs URLs with it: one
+/// without credentials would otherwise first fail on its first request, for another
+/// reason (no credentials from the instance metadata service).
+pub fn check_endpoint(url: &str, field: &str) -> Result<()> {
+    Endpoint::parse(url, field).map(drop)
+}
+
+/// `url` as errors may show it: user info, which may hold a password, and the query
+/// and fragment, which may hold a signature (`?sig=`, `?X-Amz-Signature=`), are left out.
 fn shown(url: &str) -> String {
+    let (url, hidden) = match url.find(['?', '#']) {
+        Some(end) => (&url[..end], "…"),
+        None => (url, ""),
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return format!("{url}{hidden}");
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
-        None => url.to_owned(),
+        Some(at) => format!("{scheme}://…@{}{hidden}", &rest[at + 1..]),
+        None => format!("{url}{hidden}"),
     }
 }
 
@@ -118,10 +130,16 @@ mod tests {
             "https://host/?a=b",
             "https://host/#x",
             "https://ho st",
+            "https://user:pw@host/acct?sig=SECRET%3D",
+            "https://host/acct?sv=1&sig=SECRET",
         ] {
             let err = Endpoint::parse(url, "endpoint").unwrap_err();
             assert!(matches!(err, Error::InvalidConfig { ref field, .. } if field == "endpoint"));
-            assert!(!err.to_string().contains("pw@"), "{err}");
+            let message = err.to_string();
+            assert!(
+                !message.contains("pw@") && !message.contains("SECRET"),
+                "{err}"
+            );
         }
     }
 

@@ -16,6 +16,7 @@ mod time;
 
 pub use azure_sas::{AzurePresigner, AzureSasConfig, SAS_VERSION};
 pub use encoding::encode_path as encode_key_path;
+pub use endpoint::check_endpoint;
 pub use local::{LocalGrant, MIN_SECRET_BYTES, sign_local, verify_local};
 pub use request::{EXPIRES_IN, Method, PresignRequest, PresignedUrl};
 pub use sigv4::{S3Batch, S3PresignConfig, S3Presigner};
