@@ -27,6 +27,19 @@ function cloudView() {
   return new StorageManager({ local: tmpDir('view'), mode: 'cloud', ...s3Options() })
 }
 
+/** Lays out the files `makeFiles(prefix)` gives, under a fresh prefix in a new local
+ * folder, and moves them all to the cloud with `deleteSource`. */
+async function movedToCloud(label, makeFiles) {
+  const local = tmpDir(`mig-${label}`)
+  const prefix = runPrefix(label)
+  const files = makeFiles(prefix)
+  writeTree(local, files)
+  const storage = manager(local)
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  expect(report).toMatchObject({ state: 'completed', copied: Object.keys(files).length, failedCount: 0 })
+  return { local, files, storage, report }
+}
+
 async function expectInCloud(files) {
   const cloud = cloudView()
   for (const [key, data] of Object.entries(files)) {
@@ -250,13 +263,7 @@ test('a re-run copies again a source rewritten with the same size and mtime; del
 })
 
 test('deleteSource removes each file only after its verified copy; rollback restores them all', async () => {
-  const local = tmpDir('mig-move')
-  const prefix = runPrefix('move')
-  const files = corpus(prefix, 60, 1)
-  writeTree(local, files)
-  const storage = manager(local)
-  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
-  expect(report).toMatchObject({ state: 'completed', copied: 61, failedCount: 0 })
+  const { local, files, storage, report } = await movedToCloud('move', (prefix) => corpus(prefix, 60, 1))
   for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
   await expectInCloud(files)
   // Reads still find every file, now in the cloud.
@@ -278,13 +285,7 @@ test('deleteSource removes each file only after its verified copy; rollback rest
 })
 
 test('a rollback cut short finishes when run again: files it already put back are not newer writes', async () => {
-  const local = tmpDir('mig-rollback-again')
-  const prefix = runPrefix('again')
-  const files = corpus(prefix, 6)
-  writeTree(local, files)
-  const storage = manager(local)
-  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
-  expect(report).toMatchObject({ state: 'completed', copied: 6, failedCount: 0 })
+  const { local, files, storage, report } = await movedToCloud('again', (prefix) => corpus(prefix, 6))
   // A rollback killed after restoring two files, before it cleared their marks: the
   // next one called them written again (ALREADY_EXISTS), on every run.
   const [first, second] = Object.keys(files)
@@ -297,13 +298,8 @@ test('a rollback cut short finishes when run again: files it already put back ar
 })
 
 test('a rollback whose copy no longer holds the migrated bytes writes nothing and says so each time', async () => {
-  const local = tmpDir('mig-rollback-integrity')
-  const prefix = runPrefix('rbint')
-  const key = `${prefix}/b1.bin`
-  writeTree(local, { [key]: bytes(11, 1) })
-  const storage = manager(local)
-  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
-  expect(report).toMatchObject({ copied: 1, failedCount: 0 })
+  const { local, files, storage, report } = await movedToCloud('rbint', (prefix) => ({ [`${prefix}/b1.bin`]: bytes(11, 1) }))
+  const [key] = Object.keys(files)
   // Another app server writes the key in the cloud after the migration.
   await cloudView().put(key, bytes(9, 2))
   for (let run = 0; run < 2; run++) {
@@ -313,14 +309,9 @@ test('a rollback whose copy no longer holds the migrated bytes writes nothing an
 })
 
 test('a file the app writes while a rollback downloads its copy is kept, not replaced', async () => {
-  const local = tmpDir('mig-rollback-race')
-  const prefix = runPrefix('rbrace')
-  const key = `${prefix}/video.bin`
   const original = bytes(48 * 1024 * 1024, 3)
-  writeTree(local, { [key]: original })
-  const storage = manager(local)
-  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
-  expect(report).toMatchObject({ copied: 1, failedCount: 0 })
+  const { local, files, storage, report } = await movedToCloud('rbrace', (prefix) => ({ [`${prefix}/video.bin`]: original }))
+  const [key] = Object.keys(files)
   const file = path.join(local, key)
   const rollback = storage.rollback(report.id)
   await new Promise((resolve) => setTimeout(resolve, 20))

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use object_store::ObjectStoreExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::file_writer::Next;
 use super::hash::sha256_hex;
@@ -12,7 +12,6 @@ use super::object::{ObjectInfo, PutOptions, Written};
 use super::transfer::hash_file_blocking;
 use super::{Store, TransferConfig, hash_bytes, hash_file};
 use crate::error::{Error, Result};
-use object_store::ObjectMeta;
 
 impl Store {
     /// Copies the object `info` describes from this store to `to`. The copy carries the
@@ -125,24 +124,27 @@ impl Store {
         started: SystemTime,
         sha256: &str,
     ) -> Result<()> {
-        let now = match self.inner.head(&Self::path(&info.key)).await {
-            Ok(meta) => meta,
-            Err(e) => return Err(self.fail(e, &info.key).await),
+        let unchanged = match self.local_path() {
+            Some(root) => {
+                let file = root.join(info.key.as_str());
+                let (judged, sha256) = racy_check(info, started, sha256);
+                tokio::task::spawn_blocking(move || {
+                    let meta = std::fs::metadata(&file)
+                        .map_err(|e| Error::from_io(e, judged.key.as_str()))?;
+                    file_still_is(&judged, &file, &meta, sha256.as_deref())
+                })
+                .await
+                .map_err(|e| Error::task_failed("file-system", e))??
+            }
+            None => match self.inner.head(&Self::path(&info.key)).await {
+                Ok(now) => still_is(info, &now, false),
+                Err(e) => return Err(self.fail(e, &info.key).await),
+            },
         };
-        let Some(root) = self.local_path() else {
-            return match still_is(info, &now, false) {
-                true => Ok(()),
-                false => Err(changed(info)),
-            };
-        };
-        if !still_is(info, &now, true) {
-            return Err(changed(info));
+        match unchanged {
+            true => Ok(()),
+            false => Err(changed(info)),
         }
-        let rehash = || hash_file(root.join(info.key.as_str()));
-        if info.racy_at(started) && rehash().await? != (info.size, sha256.to_owned()) {
-            return Err(changed(info));
-        }
-        Ok(())
     }
 
     /// Deletes the source of a verified copy, only while it is still the object the
@@ -164,17 +166,9 @@ impl Store {
             Err(Error::NotFound { .. }) => return Ok(()),
             guarded => guarded?,
         }
-        let (judged, sha256) = (
-            info.clone(),
-            info.racy_at(started).then(|| sha256.to_owned()),
-        );
+        let (judged, sha256) = racy_check(info, started, sha256);
         let unchanged = move |file: &Path, meta: &std::fs::Metadata| {
-            let now = super::file_meta(&judged.key, meta);
-            Ok(still_is(&judged, &now, true)
-                && match &sha256 {
-                    Some(sha256) => hash_file_blocking(file)? == (judged.size, sha256.clone()),
-                    None => true,
-                })
+            file_still_is(&judged, file, meta, sha256.as_deref())
         };
         if !local.remove_if(&info.key, unchanged).await? {
             return Err(changed(info));
@@ -193,6 +187,36 @@ fn changed(info: &ObjectInfo) -> Error {
 fn still_is(info: &ObjectInfo, now: &ObjectMeta, file: bool) -> bool {
     let replaced = matches!((&now.e_tag, &info.etag), (Some(a), Some(b)) if !same_etag(a, b));
     now.size == info.size && !replaced && (!file || super::mtime_ns(now) == info.mtime_ns())
+}
+
+/// Whether the file at `file`, whose metadata is `meta`, is still the file `info`
+/// described ([`still_is`]), and, when its mtime was too recent to show a rewrite
+/// (`sha256` given), still holds those bytes. For a blocking thread.
+fn file_still_is(
+    info: &ObjectInfo,
+    file: &Path,
+    meta: &std::fs::Metadata,
+    sha256: Option<&str>,
+) -> Result<bool> {
+    let now = super::file_meta(&info.key, meta);
+    Ok(still_is(info, &now, true)
+        && match sha256 {
+            Some(sha256) => hash_file_blocking(file)? == (info.size, sha256.to_owned()),
+            None => true,
+        })
+}
+
+/// What a file check on a blocking thread needs: `info`, and `sha256` when the file's
+/// mtime was too recent at `started` to show a rewrite.
+fn racy_check(
+    info: &ObjectInfo,
+    started: SystemTime,
+    sha256: &str,
+) -> (ObjectInfo, Option<String>) {
+    (
+        info.clone(),
+        info.racy_at(started).then(|| sha256.to_owned()),
+    )
 }
 
 /// What a copy does with an object that stands at its key in the target.
