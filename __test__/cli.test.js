@@ -111,12 +111,21 @@ test('failures exit 1 without leaking the secret; bad usage exits 2', async () =
 
   // A mistyped folder was created, with a journal, and the run reported success.
   const typo = path.join(local, 'no-such-folder')
-  for (const args of [['migrate', local], ['migrate', local, bucket(), '--shard', '3/2'], ['migrate', local, bucket(), '--bwlimit', 'fast'], ['frobnicate'], ['migrate', '--no-such-flag'], ['migrate', typo, bucket()], ['verify', typo, bucket()]]) {
+  for (const args of [['migrate', local], ['migrate', local, bucket(), '--shard', '3/2'], ['migrate', local, bucket(), '--bwlimit', 'fast'], ['frobnicate'], ['migrate', '--no-such-flag'], ['migrate', typo, bucket()], ['verify', typo, bucket()], ['verify', local, bucket(), '--journal', tmpDir('cli-journal-folder')]]) {
     const r = await cli(args)
     expect(`${args.join(' ')} → ${r.code}`).toBe(`${args.join(' ')} → 2`)
     expect(r.stderr).toMatch(/usage: stowage|INVALID_CONFIG/)
   }
   expect(fs.existsSync(typo)).toBe(false)
+
+  // S3_USE_SSL as fromEnv reads it: OFF sent the first request to https://, and a
+  // value it does not know was read as "yes".
+  const hostPort = servers().s3.endpoint.replace('http://', '')
+  const off = await cli(['verify', local, bucket()], s3Env({ S3_ENDPOINT: hostPort, S3_USE_SSL: 'OFF' }))
+  expect(off.stdout).toContain('MISSING a.txt')
+  const maybe = await cli(['verify', local, bucket()], s3Env({ S3_ENDPOINT: hostPort, S3_USE_SSL: 'maybe' }))
+  expect(maybe.code).toBe(2)
+  expect(maybe.stderr).toContain('S3_USE_SSL: "maybe" is not one of')
 })
 
 test('repair, tier-cycle and stats', async () => {

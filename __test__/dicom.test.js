@@ -202,6 +202,20 @@ describe('input', () => {
     await expect(dicom.metadata(missing)).rejects.toMatchObject({ code: 'NOT_FOUND' })
   })
 
+  test('a path that cannot exist is NOT_FOUND or a bad path, never an outage to retry', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-paths-'))
+    const loop = path.join(dir, 'loop.dcm')
+    fs.symlinkSync(loop, loop)
+    const throughFile = path.join(__filename, 'x.dcm')
+    await expect(dicom.render(throughFile)).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(throughFile) })
+    await expect(dicom.metadata(throughFile)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    for (const input of [loop, path.join(dir, `${'y'.repeat(300)}.dcm`), path.join(dir, 'a\0b.dcm')]) {
+      const expected = { code: 'INVALID_CONFIG', message: expect.stringContaining('path') }
+      await expect(dicom.render(input)).rejects.toMatchObject(expected)
+      await expect(dicom.metadata(input)).rejects.toMatchObject(expected)
+    }
+  })
+
   test('a directory, /dev/zero or a FIFO is refused at once instead of read', async () => {
     const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-fifo-')), 'scan.dcm')
     execFileSync('mkfifo', [fifo])

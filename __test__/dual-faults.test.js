@@ -148,6 +148,49 @@ test('until its repair, reads skip the side a queued write or delete left stale,
     expect(await storage.head('sr/replaced.bin')).toMatchObject({ location: 'cloud', sha256: sha256(newer) })
   }))
 
+test('a queued write whose bytes neither side holds (the app rewrote the file) is read from local, as repair will settle it', () =>
+  withDual('rewritten', async ({ server, local, manager, restart }) => {
+    const storage = manager() // reads prefer the cloud
+    await storage.put('rw/doc.txt', 'old bytes')
+    await server.stop()
+    expect(await storage.put('rw/doc.txt', 'new bytes')).toMatchObject({ local: 'written', cloud: 'queued' })
+    fs.writeFileSync(path.join(local, 'rw', 'doc.txt'), 'rewritten by the app')
+    await restart()
+
+    // Before, the cloud's old bytes were served until the repair put the app's back.
+    for (const reader of [storage, manager()]) {
+      expect((await reader.get('rw/doc.txt')).toString()).toBe('rewritten by the app')
+      expect(await reader.head('rw/doc.txt')).toMatchObject({ location: 'local', size: 20 })
+      expect((await reader.list({ prefix: 'rw/' })).objects).toMatchObject([{ key: 'rw/doc.txt', location: 'local' }])
+    }
+    expect(await storage.repair()).toMatchObject({ repaired: 1, remaining: 0 })
+    expect((await storage.get('rw/doc.txt')).toString()).toBe('rewritten by the app')
+    expect(await storage.head('rw/doc.txt')).toMatchObject({ location: 'cloud', size: 20 })
+  }))
+
+test('cloud mode: the cloud must take a delete, and a write removes the local copy an outage would serve', () =>
+  withDual('cloud-mode', async ({ server, local, manager, restart }) => {
+    fs.mkdirSync(path.join(local, 'cm'))
+    fs.writeFileSync(path.join(local, 'cm', 'legacy.txt'), 'legacy v1')
+    const storage = manager({ mode: 'cloud' })
+    await storage.put('cm/gone.txt', 'to delete')
+    expect(await storage.put('cm/legacy.txt', 'cloud v2')).toMatchObject({ cloud: 'written', local: 'skipped' })
+    // Before, the legacy v1 stayed on disk and was served whenever the cloud was down.
+    expect(fs.existsSync(path.join(local, 'cm', 'legacy.txt'))).toBe(false)
+    await server.stop()
+    await expect(storage.get('cm/legacy.txt')).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    // Before, this succeeded with only the local fallback deleted: every other reader
+    // of the cloud still got the object, and nothing said so.
+    await expect(storage.delete('cm/gone.txt')).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    await restart()
+    const elsewhere = manager({ local: tmpDir('cm-view'), mode: 'cloud' })
+    expect((await elsewhere.get('cm/gone.txt')).toString()).toBe('to delete')
+    // The app asked for the delete: the journal keeps it, and repair carries it out.
+    expect(await storage.repair()).toMatchObject({ repaired: 1, remaining: 0 })
+    await expect(elsewhere.exists('cm/gone.txt')).resolves.toBe(false)
+    expect((await elsewhere.get('cm/legacy.txt')).toString()).toBe('cloud v2')
+  }))
+
 test('a write another manager on the journal queued is seen by this one\'s reads within moments', () =>
   withDual('other-worker', async ({ server, manager, restart }) => {
     // Two managers on one local folder and journal, as two workers of one app are.

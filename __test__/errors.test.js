@@ -209,6 +209,22 @@ describe('configuration', () => {
     })
   })
 
+  test('a journal path SQLite cannot use is INVALID_CONFIG naming journal, and the file is left as it was', () => {
+    const notJournal = path.join(tmpDir('journal'), 'notes.txt')
+    const text = 'not a journal\n'.repeat(100)
+    fs.writeFileSync(notJournal, text)
+    for (const journal of [tmpDir('journal-folder'), notJournal]) {
+      let err
+      try {
+        new StorageManager({ local: tmpDir('c'), journal })
+      } catch (e) {
+        err = e
+      }
+      expect(err).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('journal') })
+    }
+    expect(fs.readFileSync(notJournal, 'utf8')).toBe(text)
+  })
+
   test('fromEnv reads the S3_* variables', () => {
     // A child process: Jest's sandboxed process.env never reaches the real environment.
     const { execFileSync } = require('node:child_process')
@@ -331,6 +347,36 @@ describe('credentials and buckets', () => {
     const err = await storage.put('x/y.txt', 'data').catch((e) => e)
     expect(err.code).toBe('ACCESS_DENIED')
     noSecretIn(err, wrongKey)
+  })
+
+  test('Azure: AZURE_STORAGE_CONNECTION_STRING stands in for cloudOptions.connectionString; its key is never shown', () => {
+    // A child process: Jest's sandboxed process.env never reaches the real environment.
+    const { execFileSync } = require('node:child_process')
+    const az = servers().azure
+    const key = /AccountKey=([^;]+)/.exec(az.connectionString)[1]
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      try {
+        const storage = new StorageManager({ local: process.argv[1], mode: 'cloud', cloud: process.argv[2],
+          cloudOptions: { maxRetries: 0 } })
+        storage.put('from-env/a.txt', 'from the environment')
+          .then(() => storage.head('from-env/a.txt'))
+          .then((info) => console.log(info.location, info.size))
+          .catch((e) => console.log(e.code, e.message))
+      } catch (e) { console.log(e.code, e.message) }`
+    const run = (cs) =>
+      execFileSync(process.execPath, ['-e', script, tmpDir('az-env'), `az://${az.container}`], {
+        encoding: 'utf8',
+        env: { ...process.env, AZURE_STORAGE_CONNECTION_STRING: cs },
+      }).trim()
+    expect(run(az.connectionString)).toBe('cloud 20')
+    const typo = run(az.connectionString.replace('AccountKey=', 'AcountKey='))
+    expect(typo).toMatch(/^INVALID_CONFIG .*AZURE_STORAGE_CONNECTION_STRING.*unknown setting AcountKey/)
+    expect(typo).not.toContain(key)
+    const wrongKey = Buffer.from('not the azurite key at all, 32+ bytes long').toString('base64')
+    const denied = run(az.connectionString.replace(key, wrongKey))
+    expect(denied).toMatch(/^ACCESS_DENIED /)
+    expect(denied).not.toContain(wrongKey)
   })
 
   test('Azure: a mistyped connection string is INVALID_CONFIG, without the key in the message', () => {

@@ -303,6 +303,25 @@ test('one bucket, another storage class: S3 and Azure Cool rewrite in place', as
   await expectBytes(azure, azFiles)
 })
 
+test('an Azure Archive object cannot be read until rehydrated: ACCESS_DENIED saying so, not ALREADY_EXISTS', async () => {
+  const az = azureOptions()
+  const storage = new StorageManager({
+    local: tmpDir('tier-archive'),
+    mode: 'cloud',
+    ...az,
+    tiers: { cold: `${az.cloud}/${runPrefix('archive')}?storageClass=Archive`, coldOptions: az.cloudOptions },
+  })
+  const [key] = Object.keys(await putAll(storage, runPrefix('archived'), 1))
+  await storage.setTier(key, 'cold')
+  expect(await storage.head(key)).toMatchObject({ tier: 'cold', size: 1000 })
+  for (const read of [() => storage.get(key), () => storage.getRange(key, 0, 10)]) {
+    const err = await read().catch((e) => e)
+    expect(err.code).toBe('ACCESS_DENIED')
+    expect(err.message).toContain('archived')
+  }
+  await storage.close()
+})
+
 test('tiers are told apart by where their objects are, not by how their URLs are spelled', async () => {
   const s3 = servers().s3
   const prefix = runPrefix('spelled')

@@ -50,11 +50,9 @@ const OPTIONS = {
 /** Store options for a cloud URL, from the environment. */
 function cloudOptions(url) {
   const env = process.env
-  if (/^(az|azure|abfs):\/\//.test(url)) {
-    return env.AZURE_STORAGE_CONNECTION_STRING ? { connectionString: env.AZURE_STORAGE_CONNECTION_STRING } : {}
-  }
+  // Azure stores read AZURE_STORAGE_* themselves.
   if (!/^s3a?:\/\//.test(url)) return {}
-  const ssl = env.S3_USE_SSL === undefined ? undefined : !['false', '0', 'no'].includes(env.S3_USE_SSL)
+  const ssl = useSsl(env.S3_USE_SSL)
   let endpoint = env.S3_ENDPOINT
   if (endpoint && !endpoint.includes('://')) endpoint = `${ssl === false ? 'http' : 'https'}://${endpoint}`
   const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
@@ -65,6 +63,18 @@ function cloudOptions(url) {
     secretAccessKey: env.S3_SECRET_KEY ?? env.AWS_SECRET_ACCESS_KEY,
     region: env.S3_REGION ?? env.AWS_REGION,
   })
+}
+
+const SSL_VALUES = { true: true, 1: true, yes: true, on: true, false: false, 0: false, no: false, off: false }
+
+/** S3_USE_SSL as `StorageManager.fromEnv()` reads it: `FALSE` or `off` taken for "yes" would send the first request to an `https://` endpoint that is not there. */
+function useSsl(value) {
+  if (value === undefined) return undefined
+  const ssl = SSL_VALUES[value.toLowerCase()]
+  if (ssl === undefined) {
+    throw new UsageError(`S3_USE_SSL: ${JSON.stringify(value)} is not one of ${Object.keys(SSL_VALUES).join(', ')}`)
+  }
+  return ssl
 }
 
 function manager(local, cloud, opts, extra = {}) {

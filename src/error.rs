@@ -77,7 +77,9 @@ impl Error {
     pub fn from_io(err: std::io::Error, what: &str) -> Self {
         use std::io::ErrorKind;
         match err.kind() {
-            ErrorKind::NotFound => Error::NotFound { key: what.into() },
+            // A path through a file cannot exist either.
+            ErrorKind::NotFound | ErrorKind::NotADirectory => Error::NotFound { key: what.into() },
+            _ if names_no_possible_file(&err) => Error::config("path", format!("{what}: {err}")),
             ErrorKind::PermissionDenied => Error::AccessDenied(format!("{what}: {err}")),
             ErrorKind::AlreadyExists => Error::AlreadyExists { key: what.into() },
             ErrorKind::TimedOut => Error::Timeout(format!("{what}: {err}")),
@@ -89,6 +91,15 @@ impl Error {
     pub fn is_outage(&self) -> bool {
         matches!(self, Error::Timeout(_) | Error::Unavailable(_))
     }
+}
+
+/// A name too long, a symlink loop or a NUL byte: no retry or fallback can help.
+fn names_no_possible_file(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::InvalidFilename | ErrorKind::InvalidInput
+    ) || err.raw_os_error() == Some(libc::ELOOP)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -264,7 +264,8 @@ impl Storage {
 
     /// The read sides, less those a queued write or delete of `key` left stale until
     /// its repair: a queued delete leaves none, a queued write the side that holds its
-    /// bytes (all of them if none does: the write never completed anywhere).
+    /// bytes (all of them, local first, if none does: the write never completed
+    /// anywhere).
     async fn current_sides(&self, key: &Key) -> Result<Vec<(Side, &Store)>> {
         let sides = self.read_sides();
         match self.queued.intent(key.as_str()).await? {
@@ -287,6 +288,11 @@ impl Storage {
                         return Ok(vec![(side, store)]);
                     }
                 }
+                // Neither side holds them: repair will copy the local side's object
+                // over the cloud's (the cloud's if local has none), so reads serve
+                // that one meanwhile, whatever `read` says.
+                let mut sides = sides;
+                sides.sort_by_key(|(side, _)| *side != Side::Local);
                 Ok(sides)
             }
         }

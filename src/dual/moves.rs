@@ -70,6 +70,7 @@ impl Storage {
             .fold(from, to, target, source, sides.zip(results))
             .await?;
         if moving {
+            self.drop_superseded_fallback(to).await;
             self.events
                 .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
             if moves {

@@ -13,6 +13,7 @@ use super::Storage;
 use super::events::{Event, EventKind};
 use super::locks::KeyGuard;
 use super::outcome::{self, Outcome, PutResult, Side};
+use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp};
 use crate::key::Key;
@@ -211,6 +212,7 @@ impl Storage {
             }
         }
         let result = folded?;
+        self.drop_superseded_fallback(key).await;
         // The tier record is bookkeeping: the bytes are safely written either way.
         let _ = self
             .note_write(key, result.written.size, crate::tier::now_ms())
@@ -218,6 +220,27 @@ impl Storage {
         self.events
             .emit(|| Event::new(EventKind::Put, key.as_str()).size(result.written.size));
         Ok(result)
+    }
+
+    /// In cloud mode the local side is only a read fallback: a write of `key`
+    /// supersedes its local copy there, which a cloud outage would otherwise serve in
+    /// place of the newer bytes. The write itself succeeded, so a failure here is
+    /// reported, not thrown.
+    pub(super) async fn drop_superseded_fallback(&self, key: &Key) {
+        if self.mode != Mode::Cloud {
+            return;
+        }
+        let Some(local) = self.store(Side::Local) else {
+            return;
+        };
+        // Most keys have no local copy: a stat, not a journal write, tells.
+        let removed = match local.exists(key).await {
+            Ok(false) => Ok(()),
+            _ => local.delete(key).await,
+        };
+        if let Err(e) = removed {
+            self.failed(key, Side::Local, &e);
+        }
     }
 
     /// `ifNotExists` means what `exists()` says: a key that a read finds on a side this
@@ -260,30 +283,39 @@ impl Storage {
 
     /// Deletes from every configured side, so a fallback read cannot resurrect it. With
     /// two sides the delete is journalled like a dual write; a side that fails is
-    /// retried by `repair()` and the call still succeeds.
+    /// retried by `repair()`, and the call succeeds when a side that takes writes did
+    /// (in cloud mode the local fallback alone is not enough: the cloud still serves
+    /// the object to every other reader).
     pub async fn delete(&self, key: &Key) -> Result<()> {
         let sides = self.read_sides();
         let journalled = sides
             .iter()
             .filter(|(s, _)| matches!(s, Side::Local | Side::Cloud))
             .count();
+        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
         let (_lock, guard) = self.begin(key, RepairOp::Delete, journalled).await?;
         let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
-        let mut first_error = None;
+        let (mut first_error, mut taken) = (None, false);
         for ((side, _), result) in sides.iter().zip(results) {
             match result {
-                Ok(()) => self.stats.deleted(*side),
+                Ok(()) => {
+                    self.stats.deleted(*side);
+                    taken |= written.contains(side);
+                }
                 Err(e) => {
                     self.failed(key, *side, &e);
                     first_error.get_or_insert(e);
                 }
             }
         }
-        match (first_error, guard) {
+        let journalled = guard.is_some();
+        match (&first_error, guard) {
             (None, Some(intent)) => self.settle(intent).await?,
-            (Some(e), Some(intent)) => self.queue(intent, &e).await,
-            (Some(e), None) => return Err(e),
-            (None, None) => {}
+            (Some(e), Some(intent)) => self.queue(intent, e).await,
+            _ => {}
+        }
+        if let Some(e) = first_error.filter(|_| !taken || !journalled) {
+            return Err(e);
         }
         let _ = self.note_delete(key).await;
         self.events

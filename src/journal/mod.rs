@@ -73,7 +73,7 @@ impl Journal {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::from_io(e, &path.display().to_string()))?;
         }
-        let conn = Connection::open(path).map_err(|e| sqlite_error(path, e))?;
+        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         // NORMAL is durable against process crashes in WAL mode; only a power loss can
         // drop the last commits, and those are re-derivable from the files themselves.
         conn.execute_batch(
@@ -87,7 +87,7 @@ impl Journal {
         .and_then(|_| add_column(&conn, "migrated", "etag", "TEXT"))
         .and_then(|_| add_column(&conn, "migrated", "racy", "INTEGER NOT NULL DEFAULT 0"))
         .and_then(|_| conn.execute_batch(tiers::TIERS_SCHEMA))
-        .map_err(|e| sqlite_error(path, e))?;
+        .map_err(|e| open_error(path, e))?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
@@ -119,6 +119,18 @@ impl Journal {
         })
         .await
         .map_err(|e| Error::task_failed("journal", e))?
+    }
+}
+
+/// A path SQLite cannot open or that holds something else (a folder, `/etc/passwd`) is
+/// a setting to fix; a locked journal is not.
+fn open_error(path: &Path, err: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match err.sqlite_error_code() {
+        Some(C::CannotOpen | C::NotADatabase | C::ReadOnly | C::PermissionDenied) => {
+            Error::config("journal", format!("{}: {err}", path.display()))
+        }
+        _ => sqlite_error(path, err),
     }
 }
 

@@ -195,8 +195,8 @@ struct AzureAccount {
 
 impl AzureAccount {
     fn from_options(opts: &StoreOptions) -> Result<AzureAccount> {
-        let mut account = match &opts.connection_string {
-            Some(cs) => Self::parse(cs)?,
+        let mut account = match opts.azure_connection_string() {
+            Some((cs, field)) => Self::parse(&cs, field)?,
             None => AzureAccount::default(),
         };
         if let Some(endpoint) = &opts.endpoint {
@@ -207,8 +207,8 @@ impl AzureAccount {
         Ok(account)
     }
 
-    fn parse(cs: &str) -> Result<AzureAccount> {
-        let field = "cloudOptions.connectionString";
+    /// `field` names the setting `cs` came from.
+    fn parse(cs: &str, field: &str) -> Result<AzureAccount> {
         let mut account = AzureAccount::default();
         let (mut protocol, mut suffix) = ("https", None);
         for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -328,19 +328,22 @@ fn with_prefix(store: Arc<dyn ObjectStore>, url: &Url) -> Arc<dyn ObjectStore> {
 mod tests {
     use super::*;
 
+    fn parse(cs: &str) -> Result<AzureAccount> {
+        AzureAccount::parse(cs, "cloudOptions.connectionString")
+    }
+
     #[test]
     fn connection_strings_name_the_account_and_endpoint_as_azure_does() {
-        let portal = AzureAccount::parse(
+        let portal = parse(
             "BlobEndpoint=https://acct.blob.core.windows.net/;QueueEndpoint=https://acct.queue.core.windows.net/;SharedAccessSignature=sv=2022&sig=x",
         )
         .unwrap();
         assert_eq!(portal.name.as_deref(), Some("acct"));
-        let emulator = AzureAccount::parse(
-            "BlobEndpoint=http://127.0.0.1:10000/devacct;SharedAccessSignature=sv=1",
-        )
-        .unwrap();
+        let emulator =
+            parse("BlobEndpoint=http://127.0.0.1:10000/devacct;SharedAccessSignature=sv=1")
+                .unwrap();
         assert_eq!(emulator.name.as_deref(), Some("devacct"));
-        let sovereign = AzureAccount::parse(
+        let sovereign = parse(
             "DefaultEndpointsProtocol=HTTP;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn",
         )
         .unwrap();
@@ -352,14 +355,12 @@ mod tests {
 
     #[test]
     fn a_mistyped_setting_is_refused_without_echoing_a_key() {
-        let typo = AzureAccount::parse("AccountName=acct;AcountKey=a2V5")
-            .err()
-            .unwrap();
+        let typo = parse("AccountName=acct;AcountKey=a2V5").err().unwrap();
         assert!(
             typo.to_string().contains("unknown setting AcountKey"),
             "{typo}"
         );
-        let pasted = AzureAccount::parse("AccountName=acct;AccountKeyc2VjcmV0a2V5==")
+        let pasted = parse("AccountName=acct;AccountKeyc2VjcmV0a2V5==")
             .err()
             .unwrap();
         assert!(!pasted.to_string().contains("c2VjcmV0a2V5"), "{pasted}");

@@ -30,6 +30,11 @@ pub fn map_store_error(err: object_store::Error, key: Option<&Key>, secrets: &Se
     match err {
         E::NotFound { .. } if mentions_missing_bucket(&text) => Error::NoSuchBucket(text),
         E::NotFound { .. } => Error::NotFound { key: what },
+        // Azure answers a read of an archived blob with 409, which object_store takes
+        // for a taken key; S3 answers a Glacier read with 403.
+        E::AlreadyExists { .. } if text.contains("BlobArchived") => Error::AccessDenied(format!(
+            "{what} is archived: it cannot be read until it is rehydrated ({text})"
+        )),
         E::AlreadyExists { .. } => Error::AlreadyExists { key: what },
         E::Precondition { .. } | E::NotModified { .. } => Error::PreconditionFailed(text),
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => Error::AccessDenied(text),

@@ -9,6 +9,17 @@ use super::errors::Secrets;
 use super::http::{Connector, USER_AGENT};
 use crate::error::{Error, Result};
 
+const AZURE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
+
+/// Credentials the store builders read from the environment when the options have none.
+const SECRET_VARIABLES: &[&str] = &[
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    AZURE_CONNECTION_STRING,
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
     pub endpoint: Option<String>,
@@ -33,13 +44,22 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
+    /// What messages must not show: the options' secrets and those the store builders
+    /// take from the environment.
     pub fn secrets(&self) -> Secrets {
         let mut s = Secrets::default();
-        s.add(self.secret_access_key.as_deref());
-        s.add(self.session_token.as_deref());
-        s.add(self.connection_string.as_deref());
-        if let Some(cs) = &self.connection_string {
-            for part in cs.split(';') {
+        let given = [
+            &self.secret_access_key,
+            &self.session_token,
+            &self.connection_string,
+        ];
+        let from_env = SECRET_VARIABLES
+            .iter()
+            .filter_map(|v| std::env::var(v).ok());
+        for secret in given.into_iter().flatten().cloned().chain(from_env) {
+            s.add(Some(&secret));
+            // A connection string's key or SAS can surface alone.
+            for part in secret.split(';') {
                 if let Some((name, value)) = part.split_once('=')
                     && matches!(name.trim(), "AccountKey" | "SharedAccessSignature")
                 {
@@ -48,6 +68,19 @@ impl StoreOptions {
             }
         }
         s
+    }
+
+    /// The Azure connection string: the option, else `AZURE_STORAGE_CONNECTION_STRING`
+    /// (the builder reads the other `AZURE_STORAGE_*` variables itself, not that one),
+    /// with the name of the setting it came from.
+    pub fn azure_connection_string(&self) -> Option<(String, &'static str)> {
+        match &self.connection_string {
+            Some(cs) => Some((cs.clone(), "cloudOptions.connectionString")),
+            None => std::env::var(AZURE_CONNECTION_STRING)
+                .ok()
+                .filter(|cs| !cs.is_empty())
+                .map(|cs| (cs, AZURE_CONNECTION_STRING)),
+        }
     }
 
     /// An endpoint must not carry credentials (they would be sent and shown where the
