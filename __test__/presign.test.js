@@ -133,7 +133,13 @@ describe('local signed URLs and the CDN', () => {
     expect(() => s.presignGet('a.txt')).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('presign.localBaseUrl') }))
   })
 
-  test('a short secret is refused at construction', () => {
+  test('a short secret or a base URL that is not http(s) is refused at construction', () => {
+    // Signed URLs end up in pages, where a javascript: base would run.
+    for (const presign of [{ cdnBaseUrl: 'javascript:alert(1)' }, { localBaseUrl: 'data:text/html,x', localSecret: 'a-local-secret-of-at-least-32-bytes!!' }]) {
+      expect(() => new StorageManager({ local: tmpDir('scheme'), presign })).toThrow(
+        expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('must be an http:// or https:// URL') }),
+      )
+    }
     expect(() => new StorageManager({ local: tmpDir('short'), presign: { localBaseUrl: 'https://x', localSecret: 'short' } })).toThrow(
       expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('presign.localSecret') }),
     )

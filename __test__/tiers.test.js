@@ -396,6 +396,10 @@ test('tiers need a warm or cold store; bad policies name their field', async () 
       expect.objectContaining({ code: 'INVALID_CONFIG', message: `invalid ${field}: expected an object` }),
     )
   }
+  // A misspelt storage class was dropped, and the tier took the hot tier's class.
+  expect(() => new StorageManager({ local: tmpDir('tier-query'), tiers: { warm: 'memory://?storageclass=Cool' } })).toThrow(
+    expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('unknown setting ?storageclass=') }),
+  )
   // An invalid Date ran a cycle dated 1970; so did, in its report, the last ones JS has.
   for (const now of [new Date('garbage'), new Date(8.64e15)]) {
     await expect(tiered().runTierCycle({ now })).rejects.toMatchObject({

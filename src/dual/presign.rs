@@ -28,8 +28,12 @@ impl PresignSettings {
             ("presign.localBaseUrl", &self.local_base_url),
         ] {
             if let Some(url) = url {
-                url::Url::parse(url)
+                let parsed = url::Url::parse(url)
                     .map_err(|e| Error::config(field, format!("not a URL: {e}")))?;
+                // Signed URLs end up in pages: a `javascript:` base would run there.
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(Error::config(field, "must be an http:// or https:// URL"));
+                }
             }
         }
         if let Some(secret) = &self.local_secret

@@ -170,10 +170,17 @@ fn open_tier_store(
     journal: &JournalSource,
 ) -> Result<Store> {
     let mut parsed = parse_store_url(url, field)?;
-    let class = parsed
-        .query_pairs()
-        .find(|(k, _)| k == "storageClass")
-        .map(|(_, v)| v.into_owned());
+    let mut class = None;
+    for (name, value) in parsed.query_pairs() {
+        // A misspelt `storageclass` would leave the tier in the hot tier's class.
+        if name != "storageClass" {
+            return Err(Error::config(
+                field,
+                format!("unknown setting ?{name}= (the one a tier URL takes is ?storageClass=)"),
+            ));
+        }
+        class = Some(value.into_owned());
+    }
     parsed.set_query(None);
     let options = StoreOptions {
         storage_class: class.or_else(|| options.storage_class.clone()),
