@@ -26,6 +26,8 @@ export declare class MigrationJob {
 
 /** The native half of a read stream; not constructed from JavaScript. */
 export declare class ObjectReader {
+  /** Opens the object; resolves with the description of the version it streams. */
+  open(): Promise<ObjectInfo>
   /** The next chunk, or `null` at the end. The object is opened on the first call. */
   next(): Promise<Buffer | null>
   /**
@@ -106,6 +108,12 @@ export declare class StorageManager {
    * recorded SHA-256; a range is passed through unchecked.
    */
   createReadStream(key: string, opts?: RangeOpts | undefined | null): import('node:stream').Readable
+  /**
+   * `createReadStream`, opened first: resolves with the stream and the description
+   * of the very version it streams (`size`, `etag`, `sha256`, headers), which a
+   * separate `head()` cannot promise while the object is being rewritten.
+   */
+  openReadStream(key: string, opts?: RangeOpts | undefined | null): Promise<{ info: ObjectInfo, stream: import('node:stream').Readable }>
   head(key: string): Promise<ObjectInfo>
   exists(key: string): Promise<boolean>
   /** Deletes from every side; deleting a missing key succeeds. */

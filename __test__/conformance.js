@@ -275,6 +275,29 @@ function conformance(kind) {
       expect(() => storage.createReadStream('../etc/passwd')).toThrow(expect.objectContaining({ code: 'INVALID_KEY' }))
     })
 
+    test('openReadStream: the info of the very version it streams, whole or ranged, however often the key is rewritten', async () => {
+      const key = `${p}/versions.bin`
+      const versions = [bytes(300_000, 51), bytes(200_000, 52), bytes(250_000, 53)]
+      await storage.put(key, versions[0])
+      for (const version of versions.slice(1)) {
+        const { info, stream } = await storage.openReadStream(key)
+        // Rewritten between the opening and the reading: the stream and its info still agree.
+        await storage.put(key, version)
+        const got = await collect(stream)
+        expect(`${got.length} ${sha256(got)}`).toBe(`${info.size} ${info.sha256}`)
+        expect(versions.map(sha256)).toContain(info.sha256)
+      }
+      const { info, stream } = await storage.openReadStream(key, { start: 10, end: 19 })
+      expect(info).toMatchObject({ key, size: versions[2].length, sha256: sha256(versions[2]) })
+      expect(Buffer.compare(await collect(stream), versions[2].subarray(10, 20))).toBe(0)
+      const past = await storage.openReadStream(key, { start: 1e6 })
+      expect(past.info.size).toBe(versions[2].length)
+      expect((await collect(past.stream)).length).toBe(0)
+      // A promise: bad arguments and a missing key reject rather than throw.
+      await expect(storage.openReadStream('../etc/passwd')).rejects.toMatchObject({ code: 'INVALID_KEY' })
+      await expect(storage.openReadStream(`${p}/missing.bin`)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    })
+
     test('list paginates 2,500 keys in order, with prefix and startAfter', async () => {
       const lp = `${p}/list`
       const keys = Array.from({ length: 2500 }, (_, i) => `${lp}/k${String(i).padStart(5, '0')}`)

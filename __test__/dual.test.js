@@ -167,6 +167,7 @@ describe('dual mode', () => {
     await tick()
     expect(seen.every((x) => x.total === data.length && x.bytes <= data.length)).toBe(true)
     expect(seen.at(-1)).toEqual({ bytes: data.length, total: data.length })
+
   })
 
   test('background repairer drains the journal', async () => {

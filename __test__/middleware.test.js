@@ -312,6 +312,46 @@ describe.each([
     expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(old.subarray(100, 200)))
   })
 
+  test('an object rewritten between its head and its read is served as one version, headers and bytes', async () => {
+    // The headers came from head() and the bytes from a second read: 200s with one
+    // version's length and ETag and another's bytes.
+    const port = await freePort()
+    const signer = new StorageManager({ local, mode: 'local', presign: { localBaseUrl: `http://127.0.0.1:${port}/files`, localSecret: SECRET } })
+    const version = (n) => bytes(50_000 + n * 1000, 70 + n)
+    let rewrites = 0
+    const racing = new Proxy(signer, {
+      get(target, prop) {
+        if (prop === 'head') {
+          return async (key) => {
+            const info = await target.head(key)
+            if (rewrites > 0) await target.put(key, version(--rewrites))
+            return info
+          }
+        }
+        const value = target[prop]
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const stopRacing = await start(racing, port)
+    try {
+      await signer.put('race/doc.bin', version(9))
+      rewrites = 1
+      const res = await fetch(signer.presignGet('race/doc.bin'))
+      const body = Buffer.from(await res.arrayBuffer())
+      expect(res.status).toBe(200)
+      expect(`${res.headers.get('etag')} ${res.headers.get('content-length')}`).toBe(`"${sha256(body)}" ${body.length}`)
+      expect(sha256(body)).toBe(sha256(version(0)))
+      // Rewritten before every read: an honest 503, not a torn 200.
+      rewrites = 3
+      const busy = await fetch(signer.presignGet('race/doc.bin'))
+      expect(busy.status).toBe(503)
+      expect(busy.headers.get('retry-after')).toBe('1')
+    } finally {
+      await stopRacing()
+      await signer.close()
+    }
+  })
+
   test('refusals: tampered, wrong method, expired, missing object, unsigned', async () => {
     const url = storage.presignGet('scans/ct 1.dcm')
     let res = await fetch(url.replace('ct%201', 'ct%202'))

@@ -111,6 +111,42 @@ test('objects a dual write already put in the cloud are verified in place, not c
   expect(await migrating.migrate({ prefix: `${prefix}/` }).done).toMatchObject({ copied: 0, skipped: 13 })
 })
 
+test('a key whose dual rename waits for a repair is left to the repair, not copied over from its stale side', async () => {
+  // a.txt moved to the cloud; renamed onto b.txt, a file from before stowage. The rename
+  // reached only the cloud, and the migration copied the old local b.txt over it.
+  const { local, files } = await movedToCloud('rename-then-migrate', (p) => ({ [`${p}/a.txt`]: bytes(4000, 41) }))
+  const [a] = Object.keys(files)
+  const b = a.replace('a.txt', 'b.txt')
+  writeTree(local, { [b]: bytes(3000, 42) })
+  const dual = manager(local, { mode: 'dual' })
+  await dual.rename(a, b)
+  expect(await dual.pendingRepairs()).toBe(2)
+  const report = await dual.migrate({ prefix: path.dirname(b) + '/' }).done
+  expect(report).toMatchObject({ copied: 0, skipped: 1, failedCount: 0 })
+  expect(sha256(await dual.get(b))).toBe(sha256(files[a]))
+  expect(await dual.repair()).toMatchObject({ remaining: 0 })
+  expect(sha256(fs.readFileSync(path.join(local, b)))).toBe(sha256(files[a]))
+  await expectInCloud({ [b]: files[a] })
+  await expect(dual.exists(a)).resolves.toBe(false)
+})
+
+test('a file the app writes under a renamed key\'s old name is kept: the rename never deletes it', async () => {
+  // x.txt only on local disk, renamed in dual mode: the cloud never had it, yet the
+  // rename queued its deletion, which hid the app's new x.txt and then deleted it.
+  const local = tmpDir('mig-rename-old-name')
+  const p = runPrefix('rename-old-name')
+  writeTree(local, { [`${p}/x.txt`]: bytes(2000, 43) })
+  const dual = manager(local, { mode: 'dual' })
+  await dual.rename(`${p}/x.txt`, `${p}/y.txt`)
+  fs.writeFileSync(path.join(local, p, 'x.txt'), 'written by the app since')
+  expect((await dual.get(`${p}/x.txt`)).toString()).toBe('written by the app since')
+  await dual.migrate({ prefix: `${p}/` }).done
+  expect(await dual.repair()).toMatchObject({ remaining: 0 })
+  expect((await dual.get(`${p}/x.txt`)).toString()).toBe('written by the app since')
+  expect(fs.readFileSync(path.join(local, p, 'x.txt'), 'utf8')).toBe('written by the app since')
+  await expectInCloud({ [`${p}/y.txt`]: bytes(2000, 43) })
+})
+
 test('dryRun counts what would be copied and writes nothing', async () => {
   const local = tmpDir('mig-dry')
   const prefix = runPrefix('dry')

@@ -84,8 +84,27 @@ function ifRangeHolds(header, etag, lastModified) {
   return /^(W\/)?"/.test(value) ? value === etag : Date.parse(value) === lastModified
 }
 
+/** Reads of an object rewritten between its `head()` and its opening, in a row,
+ * before the request is answered 503: each would have sent one version's headers
+ * with another's bytes. */
+const VERSION_ATTEMPTS = 3
+
 async function serveGet(storage, key, method, headers) {
-  const info = await storage.head(key)
+  for (let attempt = 1; attempt <= VERSION_ATTEMPTS; attempt++) {
+    const info = await storage.head(key)
+    const { range, ...answer } = respond(info, method, headers)
+    if (answer.body === null) return answer
+    // The response's headers describe `info`: the bytes must be that version's.
+    const { info: opened, stream } = await storage.openReadStream(key, range)
+    if (etagOf(opened) === etagOf(info) && opened.size === info.size) return { ...answer, body: stream }
+    stream.destroy()
+  }
+  return { status: 503, headers: { 'retry-after': '1', 'content-length': '0' }, body: null }
+}
+
+/** The answer to a GET or HEAD of the object `info` describes: with `body: null`, or
+ * with the `range` of it to stream (`undefined`: all of it). */
+function respond(info, method, headers) {
   const etag = etagOf(info)
   const common = {
     etag,
@@ -120,7 +139,7 @@ async function serveGet(storage, key, method, headers) {
   if (range) out['content-range'] = `bytes ${range.start}-${range.end}/${info.size}`
   const status = range ? 206 : 200
   if (method === 'HEAD' || length === 0) return { status, headers: out, body: null }
-  return { status, headers: out, body: storage.createReadStream(key, range) }
+  return { status, headers: out, range }
 }
 
 /** Streams the upload to a temporary file, then `putFile`: memory stays flat. */

@@ -365,25 +365,27 @@ impl Storage {
         Ok((side, info))
     }
 
+    /// The object's chunks, with the side they come from and the version they are.
     pub async fn stream(
         &self,
         key: &Key,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let (side, chunks) = self.read(key, |s| s.stream(key, range.clone())).await?;
+    ) -> Result<(Side, ObjectInfo, BoxStream<'static, Result<Bytes>>)> {
+        let (side, (info, chunks)) = self.read(key, |s| s.stream(key, range.clone())).await?;
         let stats = self.stats.clone();
         stats.read(side, 0);
         // A whole object's stream learns that its bytes are damaged only at its end,
         // after handing them on: too late for the other side, not too late to report.
         let (events, key) = (self.events.clone(), key.clone());
-        Ok(chunks
+        let chunks = chunks
             .inspect_ok(move |chunk| stats.read_bytes(side, chunk.len() as u64))
             .inspect_err(move |e| {
                 if matches!(e, Error::Integrity(_)) {
                     events.emit(|| integrity_failed(&key, side, e));
                 }
             })
-            .boxed())
+            .boxed();
+        Ok((side, info, chunks))
     }
 
     /// Counts and bytes per side since the manager was created.

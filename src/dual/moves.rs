@@ -213,8 +213,14 @@ impl Storage {
                 self.queue(target, first).await;
                 if let Some(source) = source {
                     self.queue(source, first).await;
-                    let delete = self.record(from, RepairOp::Delete).await?;
-                    self.queue(delete, first).await;
+                    // A side that failed may still hold the old name, which reads must
+                    // miss at once. One that never had it (`NOT_FOUND`) holds nothing
+                    // to delete: a queued delete would hide, and its repair delete, a
+                    // file the app writes under the old name later.
+                    if let Some(failure) = missed.iter().find(|e| !is_not_found(e)) {
+                        let delete = self.record(from, RepairOp::Delete).await?;
+                        self.queue(delete, failure).await;
+                    }
                 }
             }
             // Nothing moved, but older queued intents of either key may still need
@@ -241,9 +247,7 @@ fn outcome(
     done: Option<(Side, ObjectInfo)>,
     missed: Vec<Error>,
 ) -> Result<(Side, ObjectInfo)> {
-    let failure = missed
-        .into_iter()
-        .find(|e| !matches!(e, Error::NotFound { .. }));
+    let failure = missed.into_iter().find(|e| !is_not_found(e));
     match (failure, done) {
         (Some(e), _) => Err(e),
         (None, Some(done)) => Ok(done),
@@ -251,4 +255,8 @@ fn outcome(
             key: from.to_string(),
         }),
     }
+}
+
+fn is_not_found(err: &Error) -> bool {
+    matches!(err, Error::NotFound { .. })
 }

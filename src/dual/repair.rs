@@ -150,7 +150,9 @@ impl Storage {
 
     /// Ends a rename of `key` to `to` that a crash interrupted: `to` holding the moved
     /// bytes on a side means the move took place there, so the old name goes from
-    /// both; otherwise it never did, and `key` is levelled as a write of its bytes.
+    /// every side where it still holds them (other bytes there were written since,
+    /// by the app behind stowage's back); otherwise it never did, and `key` is
+    /// levelled as a write of its bytes.
     async fn finish_rename(
         &self,
         key: &Key,
@@ -164,8 +166,12 @@ impl Storage {
         if ![l, c].iter().flatten().any(|held| held == sha256) {
             return self.converge(key, sha256, local, cloud).await;
         }
-        local.delete(key).await?;
-        cloud.delete(key).await
+        for store in [local, cloud] {
+            if digest(store, key).await?.as_deref() == Some(sha256) {
+                store.delete(key).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes both sides hold the same object: the side holding the intended bytes wins;
@@ -217,7 +223,7 @@ pub async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
         Ok(info) if info.sha256.is_some() => Ok(info.sha256),
         Ok(_) => {
             let mut hasher = StreamHasher::default();
-            let mut stream = store.stream(key, None).await?;
+            let (_, mut stream) = store.stream(key, None).await?;
             while let Some(chunk) = stream.next().await {
                 hasher.update(&chunk?);
             }

@@ -4,7 +4,6 @@
 //! for `repair()`, and a crash anywhere leaves it there too.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -20,7 +19,7 @@ use crate::key::Key;
 use crate::store::Store;
 use crate::store::headers::{check_header_value, validate_metadata};
 use crate::store::object::{PutOptions, Written};
-use crate::store::progress::{Progress, ProgressFn};
+use crate::store::progress::{Progress, ProgressFn, SharedProgress};
 
 impl Storage {
     async fn put_options(&self, key: &Key, mut opts: PutOptions) -> Result<PutOptions> {
@@ -128,22 +127,16 @@ impl Storage {
         let cfg = self.transfer;
         let sides = self.write_sides().len();
         // Each side reports its own bytes; the caller sees the file's bytes that have
-        // reached every side, as a share of the file's size (not of twice it).
-        let done = Arc::new(Mutex::new(vec![0u64; sides]));
+        // reached every side, as a share of the file's size (not of twice it), at the
+        // pace of one side's reports, not of each side's.
+        let shared = progress.map(|report| SharedProgress::new(report, size, sides));
         let intent = RepairOp::Put {
             sha256: sha256.clone(),
         };
         self.write_each(key, intent, opts.if_not_exists, |i, store| {
             let opts = opts.clone();
             let expected = (size, sha256.clone());
-            let progress = progress.clone().map(|report| -> ProgressFn {
-                let done = done.clone();
-                Arc::new(move |bytes, total| {
-                    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
-                    done[i] = bytes;
-                    report(done.iter().sum::<u64>() / sides as u64, total);
-                })
-            });
+            let progress = shared.as_ref().map(|shared| shared.part(i));
             async move {
                 store
                     .put_file(key, file, &expected, &opts, &cfg, progress)

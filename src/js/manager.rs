@@ -13,6 +13,7 @@ use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::numbers::{range_end, safe_integer, whole};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
+use super::read_stream::Wrap;
 use super::values::{JsBytes, JsObjectInfo, JsPutResult, ListResult};
 use crate::config::Config;
 use crate::dual::Storage;
@@ -236,13 +237,37 @@ impl StorageManager {
         #[napi(ts_arg_type = "string")] key: Arg<String>,
         #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
     ) -> napi::Result<Unknown<'env>> {
-        let opened = self.storage().and_then(|storage| {
+        self.read_stream(env, key, opts, Wrap::Create)
+    }
+
+    /// `createReadStream`, opened first: resolves with the stream and the description
+    /// of the very version it streams (`size`, `etag`, `sha256`, headers), which a
+    /// separate `head()` cannot promise while the object is being rewritten.
+    #[napi(
+        ts_return_type = "Promise<{ info: ObjectInfo, stream: import('node:stream').Readable }>"
+    )]
+    pub fn open_read_stream<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
+    ) -> napi::Result<Unknown<'env>> {
+        self.read_stream(env, key, opts, Wrap::Open)
+    }
+
+    fn read_stream<'env>(
+        &self,
+        env: &'env Env,
+        key: Arg<String>,
+        opts: Option<Arg<RangeOpts>>,
+        how: Wrap,
+    ) -> napi::Result<Unknown<'env>> {
+        let args = self.storage().and_then(|storage| {
             let key = key.key("key")?;
             let range = args::options(opts).and_then(|o| inclusive_range(o.start, o.end))?;
             Ok((storage, key, range))
         });
-        let (storage, key, range) = opened.map_err(|e| to_js(env, e))?;
-        super::read_stream::create(env, storage, key, range)
+        super::read_stream::wrap(env, args, how)
     }
 
     #[napi(ts_return_type = "Promise<ObjectInfo>")]

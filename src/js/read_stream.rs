@@ -7,20 +7,23 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use napi::Env;
-use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Function, JsObjectValue, Object, PromiseRaw, Unknown};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
 use super::error::promise;
-use super::values::JsBytes;
-use crate::dual::Storage;
+use super::values::{JsBytes, JsObjectInfo};
+use crate::dual::{Side, Storage};
 use crate::error::Result;
 use crate::key::Key;
+use crate::store::object::ObjectInfo;
 
-/// Wraps a reader in a `Readable`; `process.getBuiltinModule` needs Node ≥ 20.16.
-const FACTORY: &str = r#"(function (reader) {
+/// Wraps a reader in a `Readable` (`create`), or opens it first and resolves with the
+/// opened version's description and the `Readable` (`open`); `process.getBuiltinModule`
+/// needs Node ≥ 20.16.
+const FACTORY: &str = r#"(function () {
   const { Readable } = process.getBuiltinModule('node:stream');
-  return new Readable({
+  const create = (reader) => new Readable({
     read() {
       reader.next().then((chunk) => this.push(chunk), (err) => this.destroy(err));
     },
@@ -29,7 +32,12 @@ const FACTORY: &str = r#"(function (reader) {
       callback(err);
     },
   });
-})"#;
+  const open = (reader) => reader.open().then(
+    (info) => ({ info, stream: create(reader) }),
+    (err) => { reader.close(); throw err; },
+  );
+  return { create, open };
+})()"#;
 
 /// Each state but `Done` holds the storage, so `close()` waits for a stream that has
 /// not ended (its file or connection is still open) as for any other call in flight.
@@ -40,6 +48,8 @@ enum State {
         stream: BoxStream<'static, Result<Bytes>>,
     },
     Done,
+    /// Bad arguments to `openReadStream`, whose promise rejects with them.
+    Refused(crate::error::Error),
 }
 
 /// The native half of a read stream; not constructed from JavaScript.
@@ -50,6 +60,22 @@ pub struct ObjectReader {
 
 #[napi]
 impl ObjectReader {
+    /// Opens the object; resolves with the description of the version it streams.
+    #[napi(ts_return_type = "Promise<ObjectInfo>")]
+    pub fn open<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
+        let state = self.state.clone();
+        promise(
+            env,
+            async move {
+                let mut state = state.lock().await;
+                open(&mut state).await?.ok_or_else(|| {
+                    crate::error::Error::config("stream", "the stream is already open")
+                })
+            },
+            |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
+        )
+    }
+
     /// The next chunk, or `null` at the end. The object is opened on the first call.
     #[napi(ts_return_type = "Promise<Buffer | null>")]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<JsBytes>>> {
@@ -58,13 +84,7 @@ impl ObjectReader {
             env,
             async move {
                 let mut state = state.lock().await;
-                if let State::Pending(storage, key, range) = &*state {
-                    let stream = storage.stream(key, range.clone()).await?;
-                    *state = State::Open {
-                        _storage: storage.clone(),
-                        stream,
-                    };
-                }
+                open(&mut state).await?;
                 let State::Open { stream, .. } = &mut *state else {
                     return Ok(None);
                 };
@@ -92,15 +112,53 @@ impl ObjectReader {
     }
 }
 
-pub fn create<'env>(
-    env: &'env Env,
-    storage: Arc<Storage>,
-    key: Key,
-    range: Option<std::ops::Range<u64>>,
-) -> napi::Result<Unknown<'env>> {
-    let reader = ObjectReader {
-        state: Arc::new(Mutex::new(State::Pending(storage, key, range))),
+/// Opens a pending reader; returns the side and version opened, or `None` when it
+/// was open already (or done).
+async fn open(state: &mut State) -> Result<Option<(Side, ObjectInfo)>> {
+    if let State::Refused(_) = state {
+        let State::Refused(e) = std::mem::replace(state, State::Done) else {
+            unreachable!("matched above")
+        };
+        return Err(e);
+    }
+    let State::Pending(storage, key, range) = &*state else {
+        return Ok(None);
     };
-    let factory: Function<ObjectReader, Unknown> = env.run_script(FACTORY)?;
+    let (side, info, stream) = storage.stream(key, range.clone()).await?;
+    *state = State::Open {
+        _storage: storage.clone(),
+        stream,
+    };
+    Ok(Some((side, info)))
+}
+
+/// How a reader reaches JavaScript: `Create` as a `Readable`, `Open` as a promise of
+/// `{ info, stream }`.
+pub enum Wrap {
+    Create,
+    Open,
+}
+
+/// The reader of `key` (or of `range`), or the arguments' error: `Create` throws it,
+/// as `fs.createReadStream` does, `Open` rejects with it.
+pub fn wrap<'env>(
+    env: &'env Env,
+    args: Result<(Arc<Storage>, Key, Option<std::ops::Range<u64>>)>,
+    how: Wrap,
+) -> napi::Result<Unknown<'env>> {
+    let state = match (args, &how) {
+        (Ok((storage, key, range)), _) => State::Pending(storage, key, range),
+        (Err(e), Wrap::Create) => return Err(super::error::to_js(env, e)),
+        (Err(e), Wrap::Open) => State::Refused(e),
+    };
+    let reader = ObjectReader {
+        state: Arc::new(Mutex::new(state)),
+    };
+    let factories: Object = env.run_script(FACTORY)?;
+    let name = match how {
+        Wrap::Create => "create",
+        Wrap::Open => "open",
+    };
+    let factory: Function<ObjectReader, Unknown> = factories.get_named_property(name)?;
     factory.call(reader)
 }

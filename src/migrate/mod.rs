@@ -515,6 +515,9 @@ impl Job {
     /// the source is still that object.
     async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
         let _lock = self.storage.lock_key(info.key.as_str()).await?;
+        if awaits_repair(sides, info).await? {
+            return Ok(false);
+        }
         let started = SystemTime::now();
         let racy = info.racy_at(started);
         let row = |size, sha256| MigratedRow {
@@ -583,6 +586,9 @@ impl Job {
         row: &MigratedRow,
     ) -> Result<()> {
         let _lock = self.storage.lock_key(info.key.as_str()).await?;
+        if awaits_repair(sides, info).await? {
+            return Ok(());
+        }
         match verify(sides.to, &info.key, row, self.opts.verify).await {
             Ok(()) => {
                 self.delete_source(sides, info, SystemTime::now(), &row.sha256)
@@ -633,6 +639,15 @@ impl Job {
     }
 }
 
+/// A key whose dual write, delete or rename waits for a repair is the repair's to
+/// settle: the source may be its stale side (a rename that reached only the cloud
+/// left the old local file under the new name), and copying it over the other side
+/// would destroy the newer bytes. A later run copies it once repaired.
+async fn awaits_repair(sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
+    let pending = sides.journal.newest_intent(info.key.as_str()).await?;
+    Ok(pending.is_some())
+}
+
 /// Whether the source is still the object an earlier run copied. A racy row cannot
 /// vouch for that, so its key is copied (or verified in place) again.
 fn unchanged(info: &ObjectInfo, row: &MigratedRow) -> bool {
@@ -650,7 +665,7 @@ async fn verify(to: &Store, key: &Key, row: &MigratedRow, mode: Verify) -> Resul
         Verify::Sha256 => stored.sha256,
         Verify::Full => {
             let mut hasher = StreamHasher::default();
-            let mut stream = to.stream(key, None).await?;
+            let (_, mut stream) = to.stream(key, None).await?;
             while let Some(chunk) = stream.next().await {
                 hasher.update(&chunk?);
             }

@@ -87,9 +87,9 @@ enum Place {
 enum Ranged {
     /// The range's bytes, its end clamped to the object's size.
     Open(GetResult),
-    /// No byte to read: the range is empty or starts at or past the end of the object,
-    /// which is `size` bytes long.
-    Nothing { size: u64 },
+    /// No byte to read: the range is empty or starts at or past the end of the object
+    /// `info` describes.
+    Nothing(ObjectInfo),
 }
 
 /// Whether a file store's journal row is about the file `meta` describes.
@@ -514,11 +514,11 @@ impl Store {
         }
         match self.open_range(key, start..end).await? {
             Ranged::Open(result) => result.bytes().await.map_err(|e| self.map(e, key)),
-            Ranged::Nothing { size } if start > size => Err(Error::config(
+            Ranged::Nothing(info) if start > info.size => Err(Error::config(
                 "range",
-                format!("start {start} is past the end ({size} bytes)"),
+                format!("start {start} is past the end ({} bytes)", info.size),
             )),
-            Ranged::Nothing { .. } => Ok(Bytes::new()),
+            Ranged::Nothing(_) => Ok(Bytes::new()),
         }
     }
 
@@ -537,43 +537,41 @@ impl Store {
                 Err(e) => Some(e),
             }
         };
-        let size = self.head(key).await?.size;
+        let info = self.head(key).await?;
         match refused {
-            Some(e) if range.start < size => Err(e),
-            _ => Ok(Ranged::Nothing { size }),
+            Some(e) if range.start < info.size => Err(e),
+            _ => Ok(Ranged::Nothing(info)),
         }
     }
 
-    /// The object as a stream of chunks, for `createReadStream`. A whole object is
-    /// checked against its SHA-256 as it streams; a range cannot be.
+    /// The object as a stream of chunks, for `createReadStream`, with the description
+    /// of the version it streams (the same response's, so the two agree however often
+    /// the object is rewritten). A whole object is checked against its SHA-256 as it
+    /// streams; a range cannot be.
     pub async fn stream(
         &self,
         key: &Key,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+    ) -> Result<(ObjectInfo, BoxStream<'static, Result<Bytes>>)> {
         let whole = range.is_none();
         let result = match range {
             Some(range) => match self.open_range(key, range).await? {
                 Ranged::Open(result) => result,
-                Ranged::Nothing { .. } => return Ok(futures::stream::empty().boxed()),
+                Ranged::Nothing(info) => return Ok((info, futures::stream::empty().boxed())),
             },
             None => self.open_read(key, None).await?,
         };
-        let expected = if whole {
-            let info = self.info(key, &result.meta, &result.attributes).await?;
-            info.sha256
-        } else {
-            None
-        };
+        let info = self.info(key, &result.meta, &result.attributes).await?;
         let (owned_key, secrets) = (key.clone(), self.secrets.clone());
         let chunks = result
             .into_stream()
             .map_err(move |e| map_store_error(e, Some(&owned_key), &secrets))
             .boxed();
-        Ok(match expected {
+        let chunks = match info.sha256.clone().filter(|_| whole) {
             Some(sha256) => check_while_streaming(chunks, key.clone(), sha256),
             None => chunks,
-        })
+        };
+        Ok((info, chunks))
     }
 
     /// Whether listings describe objects with their stored headers: file stores keep

@@ -139,7 +139,7 @@ async fn a_range_inside_the_object_is_one_request() {
 
 /// The bytes of a ranged stream.
 async fn collected_range(store: &Store, key: &Key, range: Range<u64>) -> Vec<u8> {
-    let stream = store.stream(key, Some(range)).await.unwrap();
+    let (_, stream) = store.stream(key, Some(range)).await.unwrap();
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     chunks.concat()
 }
