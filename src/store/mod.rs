@@ -547,14 +547,14 @@ impl Store {
     /// The object as a stream of chunks, for `createReadStream`, with the description
     /// of the version it streams (the same response's, so the two agree however often
     /// the object is rewritten). A whole object is checked against its SHA-256 as it
-    /// streams; a range cannot be.
+    /// streams, and so is a range that covers all of it; a shorter range cannot be.
     pub async fn stream(
         &self,
         key: &Key,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<(ObjectInfo, BoxStream<'static, Result<Bytes>>)> {
-        let whole = range.is_none();
-        let result = match range {
+        let from_start = range.as_ref().is_none_or(|r| r.start == 0);
+        let result = match range.clone() {
             Some(range) => match self.open_range(key, range).await? {
                 Ranged::Open(result) => result,
                 Ranged::Nothing(info) => return Ok((info, futures::stream::empty().boxed())),
@@ -567,6 +567,9 @@ impl Store {
             .into_stream()
             .map_err(move |e| map_store_error(e, Some(&owned_key), &secrets))
             .boxed();
+        // A range over the whole object (`Range: bytes=0-`, as video players send)
+        // is checked as the whole object is.
+        let whole = from_start && range.is_none_or(|r| r.end >= info.size);
         let chunks = match info.sha256.clone().filter(|_| whole) {
             Some(sha256) => check_while_streaming(chunks, key.clone(), sha256),
             None => chunks,
