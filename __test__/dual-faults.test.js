@@ -168,6 +168,39 @@ test('a queued write whose bytes neither side holds (the app rewrote the file) i
     expect(await storage.head('rw/doc.txt')).toMatchObject({ location: 'cloud', size: 20 })
   }))
 
+test('a rename during an outage, then a file the app writes under the old name: reads find it, and repair keeps it', () =>
+  withDual('rename-outage', async ({ server, local, manager, restart }) => {
+    const storage = manager()
+    await storage.put('ro/old.txt', 'original')
+    await server.stop()
+    await storage.rename('ro/old.txt', 'ro/new.txt')
+    await expect(storage.exists('ro/old.txt')).resolves.toBe(false)
+    fs.writeFileSync(path.join(local, 'ro', 'old.txt'), 'the app wrote this since')
+    await restart()
+    // The cloud came back with the old name's original bytes: those are not served.
+    expect((await storage.get('ro/old.txt')).toString()).toBe('the app wrote this since')
+    expect(await storage.repair()).toMatchObject({ remaining: 0 })
+    // Before, the repair deleted the app's file with the moved original.
+    expect(fs.readFileSync(path.join(local, 'ro', 'old.txt'), 'utf8')).toBe('the app wrote this since')
+    expect((await storage.get('ro/new.txt')).toString()).toBe('original')
+    const cloudView = manager({ local: tmpDir('ro-view'), mode: 'cloud' })
+    await expect(cloudView.exists('ro/old.txt')).resolves.toBe(false)
+    expect((await cloudView.get('ro/new.txt')).toString()).toBe('original')
+  }))
+
+test('a key whose queued write only the cloud holds is UNAVAILABLE while the cloud is down, not NOT_FOUND', () =>
+  withDual('cloud-holds', async ({ server, manager }) => {
+    const storage = manager()
+    const cloudOnly = manager({ local: tmpDir('ch-view'), mode: 'cloud' })
+    await cloudOnly.put('ch/a.txt', 'only in the cloud')
+    // The rename lands in the cloud only; the local side is queued for the target.
+    expect(await storage.rename('ch/a.txt', 'ch/b.txt')).toMatchObject({ location: 'cloud' })
+    await server.stop()
+    for (const read of [() => storage.get('ch/b.txt'), () => storage.head('ch/b.txt'), () => storage.exists('ch/b.txt')]) {
+      await expect(read()).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    }
+  }))
+
 test('cloud mode: the cloud must take a delete, and a write removes the local copy an outage would serve', () =>
   withDual('cloud-mode', async ({ server, local, manager, restart }) => {
     fs.mkdirSync(path.join(local, 'cm'))

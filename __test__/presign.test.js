@@ -135,7 +135,8 @@ describe('local signed URLs and the CDN', () => {
 
   test('a short secret or a base URL that is not http(s) is refused at construction', () => {
     // Signed URLs end up in pages, where a javascript: base would run.
-    for (const presign of [{ cdnBaseUrl: 'javascript:alert(1)' }, { localBaseUrl: 'data:text/html,x', localSecret: 'a-local-secret-of-at-least-32-bytes!!' }]) {
+    const bases = [{ cdnBaseUrl: 'javascript:alert(1)' }, { cdnBaseUrl: ' https://cdn.example.com' }, { cdnBaseUrl: 'http:/cdn.example.com' }, { localBaseUrl: 'data:text/html,x', localSecret: 'a-local-secret-of-at-least-32-bytes!!' }]
+    for (const presign of bases) {
       expect(() => new StorageManager({ local: tmpDir('scheme'), presign })).toThrow(
         expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('must be an http:// or https:// URL') }),
       )

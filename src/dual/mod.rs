@@ -265,28 +265,42 @@ impl Storage {
     /// The read sides, less those a queued write or delete of `key` left stale until
     /// its repair: a queued delete leaves none, a queued write the side that holds its
     /// bytes (all of them, local first, if none does: the write never completed
-    /// anywhere).
+    /// anywhere), a rename that took place only what was written under the old name
+    /// since.
     async fn current_sides(&self, key: &Key) -> Result<Vec<(Side, &Store)>> {
         let sides = self.read_sides();
+        let missing = || Error::NotFound {
+            key: key.to_string(),
+        };
         match self.queued.intent(key.as_str()).await? {
             None => Ok(sides),
-            Some(RepairOp::Delete) => Err(Error::NotFound {
-                key: key.to_string(),
-            }),
-            // The source of a rename left unfinished reads as it stood, from a side
-            // that still holds its bytes.
-            Some(RepairOp::Put { sha256 } | RepairOp::Renamed { sha256, .. }) => {
-                // Local first: its head costs no request, and a cloud outage leaves it
-                // the current side. An object with no recorded SHA-256 (a copy of a
-                // file from before stowage) is hashed: the intent's bytes may be it.
+            Some(RepairOp::Delete) => Err(missing()),
+            Some(RepairOp::Renamed { to, sha256 })
+                if self.holder(&Key::parse(&to)?, &sha256).await.is_some() =>
+            {
+                // The repair deletes the old name where it still holds the moved
+                // bytes, and keeps other bytes (the app's, written behind stowage's
+                // back), so reads serve only those.
+                let mut since = Vec::new();
                 for side in [Side::Local, Side::Cloud] {
                     if let Some(store) = self.store(side)
                         && digest(store, key)
                             .await
-                            .is_ok_and(|d| d.as_ref() == Some(&sha256))
+                            .is_ok_and(|d| d.is_some_and(|d| d != sha256))
                     {
-                        return Ok(vec![(side, store)]);
+                        since.push((side, store));
                     }
+                }
+                match since.is_empty() {
+                    true => Err(missing()),
+                    false => Ok(since),
+                }
+            }
+            // A write, or a rename that may not have taken place (a crash mid-way):
+            // the key reads as it stands where its bytes are.
+            Some(RepairOp::Put { sha256 } | RepairOp::Renamed { sha256, .. }) => {
+                if let Some(holder) = self.holder(key, &sha256).await {
+                    return Ok(vec![holder]);
                 }
                 // Neither side holds them: repair will copy the local side's object
                 // over the cloud's (the cloud's if local has none), so reads serve
@@ -298,9 +312,26 @@ impl Storage {
         }
     }
 
+    /// The side whose `key` holds the bytes of `sha256`, local first: its head costs no
+    /// request, and a cloud outage leaves it the current side. An object with no
+    /// recorded SHA-256 (a copy of a file from before stowage) is hashed.
+    async fn holder(&self, key: &Key, sha256: &str) -> Option<(Side, &Store)> {
+        for side in [Side::Local, Side::Cloud] {
+            if let Some(store) = self.store(side)
+                && digest(store, key)
+                    .await
+                    .is_ok_and(|d| d.as_deref() == Some(sha256))
+            {
+                return Some((side, store));
+            }
+        }
+        None
+    }
+
     /// Tries each of `sides` in order; moves on only when the object is missing there,
     /// that side is down, or its bytes failed their SHA-256 (after `on_damaged`), so real
-    /// errors (bad credentials) are not masked.
+    /// errors (bad credentials) are not masked. With no side left, a missing object
+    /// on one side and an outage on another is the outage.
     async fn first_side<'a, T, F, Fut>(
         &'a self,
         sides: Vec<(Side, &'a Store)>,
@@ -315,6 +346,11 @@ impl Storage {
         for (side, store) in sides {
             match read(store).await {
                 Ok(v) => return Ok((side, v)),
+                // A side that is down may hold the object: `NOT_FOUND` from another
+                // would be a guess, so the outage is the answer.
+                Err(e) if e.is_outage() && matches!(first_error, Some(Error::NotFound { .. })) => {
+                    first_error = Some(e);
+                }
                 Err(e) if moves_past(&e) => {
                     first_error.get_or_insert(e);
                 }

@@ -2,10 +2,10 @@
 //! intent is journalled before either side is touched, a side that fails is queued
 //! for `repair()` and the call succeeds when one side did it, as a dual `put` does.
 //! A rename also journals its source as `Renamed` before the sides run: replayed after
-//! a crash mid-move, it deletes the old name from both sides once the new name holds
-//! the bytes on one, and keeps it where no side moved. A rename that landed on one
-//! side only journals the deletion of its source outright, so reads miss the old name
-//! at once and the repair finishes the move on the other side.
+//! a crash mid-move, or after a rename that landed on one side only, it deletes the old
+//! name where it still holds the moved bytes once the new name holds them on a side,
+//! and keeps it where no side moved. Until then reads miss the old name wherever the
+//! new one holds its bytes.
 
 use futures::future::join_all;
 
@@ -173,8 +173,7 @@ impl Storage {
     }
 
     /// The call's outcome from each side's, with the journalled intents (`target`, and
-    /// `source` for a rename) settled or queued, and a rename's source deletion
-    /// queued too where a side missed the move.
+    /// `source` for a rename) settled, or queued where a side missed the move.
     async fn fold(
         &self,
         from: &Key,
@@ -209,18 +208,13 @@ impl Storage {
                     self.settle(source).await?;
                 }
             }
+            // The source's queued rename makes reads miss the old name at once (the
+            // new name holds its bytes) and its repair delete it where it still holds
+            // them, keeping a file the app writes there since.
             (Some(_), Some(first)) => {
                 self.queue(target, first).await;
                 if let Some(source) = source {
                     self.queue(source, first).await;
-                    // A side that failed may still hold the old name, which reads must
-                    // miss at once. One that never had it (`NOT_FOUND`) holds nothing
-                    // to delete: a queued delete would hide, and its repair delete, a
-                    // file the app writes under the old name later.
-                    if let Some(failure) = missed.iter().find(|e| !is_not_found(e)) {
-                        let delete = self.record(from, RepairOp::Delete).await?;
-                        self.queue(delete, failure).await;
-                    }
                 }
             }
             // Nothing moved, but older queued intents of either key may still need
@@ -247,7 +241,9 @@ fn outcome(
     done: Option<(Side, ObjectInfo)>,
     missed: Vec<Error>,
 ) -> Result<(Side, ObjectInfo)> {
-    let failure = missed.into_iter().find(|e| !is_not_found(e));
+    let failure = missed
+        .into_iter()
+        .find(|e| !matches!(e, Error::NotFound { .. }));
     match (failure, done) {
         (Some(e), _) => Err(e),
         (None, Some(done)) => Ok(done),
@@ -255,8 +251,4 @@ fn outcome(
             key: from.to_string(),
         }),
     }
-}
-
-fn is_not_found(err: &Error) -> bool {
-    matches!(err, Error::NotFound { .. })
 }

@@ -28,10 +28,13 @@ impl PresignSettings {
             ("presign.localBaseUrl", &self.local_base_url),
         ] {
             if let Some(url) = url {
-                let parsed = url::Url::parse(url)
+                url::Url::parse(url)
                     .map_err(|e| Error::config(field, format!("not a URL: {e}")))?;
-                // Signed URLs end up in pages: a `javascript:` base would run there.
-                if !matches!(parsed.scheme(), "http" | "https") {
+                // Signed URLs end up in pages: a `javascript:` base would run there. The
+                // base is used as written, so `http:/host` or ` https://host` (which
+                // the parser would mend) are refused too.
+                let web = url.starts_with("http://") || url.starts_with("https://");
+                if !web || url.contains(char::is_whitespace) {
                     return Err(Error::config(field, "must be an http:// or https:// URL"));
                 }
             }
