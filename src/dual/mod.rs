@@ -215,10 +215,14 @@ impl Storage {
             .collect()
     }
 
+    fn written_sides(&self) -> Vec<Side> {
+        self.write_sides().iter().map(|(s, _)| *s).collect()
+    }
+
     /// The sides reads look at that writes do not touch: the other side in local or
     /// cloud mode (its fallback), and the colder tiers.
     fn unwritten_sides(&self) -> Vec<(Side, &Store)> {
-        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
+        let written = self.written_sides();
         self.read_sides()
             .into_iter()
             .filter(|(side, _)| !written.contains(side))

@@ -285,7 +285,7 @@ impl Storage {
             .iter()
             .filter(|(s, _)| matches!(s, Side::Local | Side::Cloud))
             .count();
-        let written: Vec<Side> = self.write_sides().iter().map(|(s, _)| *s).collect();
+        let written = self.written_sides();
         let (_lock, guard) = self.begin(key, RepairOp::Delete, journalled).await?;
         let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
         let (mut first_error, mut taken) = (None, false);
