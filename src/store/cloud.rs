@@ -9,7 +9,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
-use super::options::StoreOptions;
+use super::options::{AZURE_CONNECTION_STRING, StoreOptions};
 use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
 use crate::error::{Error, Result};
 
@@ -195,9 +195,12 @@ struct AzureAccount {
 
 impl AzureAccount {
     fn from_options(opts: &StoreOptions) -> Result<AzureAccount> {
-        let mut account = match opts.azure_connection_string() {
-            Some((cs, field)) => Self::parse(&cs, field)?,
-            None => AzureAccount::default(),
+        // The option, else the variable: object_store reads the other AZURE_STORAGE_*
+        // variables itself, but not the connection string.
+        let mut account = match (&opts.connection_string, env(AZURE_CONNECTION_STRING)) {
+            (Some(cs), _) => Self::parse(cs, "cloudOptions.connectionString")?,
+            (None, Some(cs)) => Self::parse(&cs, AZURE_CONNECTION_STRING)?,
+            (None, None) => AzureAccount::default(),
         };
         if let Some(endpoint) = &opts.endpoint {
             account.endpoint = Some(endpoint.trim_end_matches('/').to_owned());

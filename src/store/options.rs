@@ -9,7 +9,7 @@ use super::errors::Secrets;
 use super::http::{Connector, USER_AGENT};
 use crate::error::{Error, Result};
 
-const AZURE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
+pub(super) const AZURE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
 
 /// Credentials the store builders read from the environment when the options have none.
 const SECRET_VARIABLES: &[&str] = &[
@@ -68,19 +68,6 @@ impl StoreOptions {
             }
         }
         s
-    }
-
-    /// The Azure connection string: the option, else `AZURE_STORAGE_CONNECTION_STRING`
-    /// (the builder reads the other `AZURE_STORAGE_*` variables itself, not that one),
-    /// with the name of the setting it came from.
-    pub fn azure_connection_string(&self) -> Option<(String, &'static str)> {
-        match &self.connection_string {
-            Some(cs) => Some((cs.clone(), "cloudOptions.connectionString")),
-            None => std::env::var(AZURE_CONNECTION_STRING)
-                .ok()
-                .filter(|cs| !cs.is_empty())
-                .map(|cs| (cs, AZURE_CONNECTION_STRING)),
-        }
     }
 
     /// An endpoint must not carry credentials (they would be sent and shown where the
