@@ -279,6 +279,28 @@ export interface DicomWindow {
   width: number
 }
 
+/**
+ * The stable codes an `Error` from stowage carries as `err.code`:
+ * `err.code === ErrorCode.NotFound` is `err.code === 'NOT_FOUND'`.
+ */
+export declare enum ErrorCode {
+  NotFound = 'NOT_FOUND',
+  AlreadyExists = 'ALREADY_EXISTS',
+  InvalidKey = 'INVALID_KEY',
+  InvalidConfig = 'INVALID_CONFIG',
+  AccessDenied = 'ACCESS_DENIED',
+  NoSuchBucket = 'NO_SUCH_BUCKET',
+  Timeout = 'TIMEOUT',
+  Unavailable = 'UNAVAILABLE',
+  PreconditionFailed = 'PRECONDITION_FAILED',
+  Integrity = 'INTEGRITY',
+  Aborted = 'ABORTED',
+  SignatureInvalid = 'SIGNATURE_INVALID',
+  SignatureExpired = 'SIGNATURE_EXPIRED',
+  DicomInvalid = 'DICOM_INVALID',
+  DicomUnsupported = 'DICOM_UNSUPPORTED',
+}
+
 export interface FailedObject {
   key: string
   code: string

@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.MigrationJob = nativeBinding.MigrationJob
 module.exports.ObjectReader = nativeBinding.ObjectReader
 module.exports.StorageManager = nativeBinding.StorageManager
+module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.dicom = nativeBinding.dicom

@@ -3,7 +3,7 @@
 // Each has a stable code, and no message carries a secret.
 const fs = require('node:fs')
 const path = require('node:path')
-const { StorageManager } = require('..')
+const { StorageManager, ErrorCode } = require('..')
 const { tmpDir, s3Options, azureOptions, servers, runPrefix, sha256, bytes } = require('./helpers')
 const { expectCode } = require('./conformance')
 
@@ -36,6 +36,17 @@ describe('configuration', () => {
     // A line break in a header made object_store panic at the first write.
     [{ local: tmpDir('c'), ...s3Options({ storageClass: 'STANDARD\nx-amz-acl: public-read' }), mode: 'dual' }, 'storage class'],
     [{ local: tmpDir('c'), cacheControl: { png: 'private\r\n' } }, 'cacheControl.png'],
+    // Credentials go out in headers: a line break made object_store's signer panic on
+    // every request, and a dual store could then neither read nor write either side.
+    [{ local: tmpDir('c'), ...s3Options({ sessionToken: 'part-1\npart-2' }), mode: 'dual' }, 'cloudOptions.sessionToken'],
+    [{ local: tmpDir('c'), ...s3Options({ region: 'us-east-1\r\n' }), mode: 'dual' }, 'cloudOptions.region'],
+    // An empty journal path was a throw-away journal: queued repairs vanished on reopen.
+    [{ local: tmpDir('c'), journal: '' }, 'journal'],
+    // Folders that cannot be made were NOT_FOUND or ALREADY_EXISTS, naming no option.
+    [{ local: tmpDir('c'), journal: `${__filename}/journal.db` }, 'journal'],
+    [{ local: tmpDir('c'), journal: '/proc/stowage-none/journal.db' }, 'journal'],
+    [{ local: '/proc/stowage-none/uploads' }, 'local'],
+    [{ local: tmpDir('c'), cloud: 'file:///proc/stowage-none/cloud', mode: 'dual' }, 'cloud'],
     [{ local: tmpDir('c'), cacheControl: 'private' }, 'cacheControl: expected an object'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
@@ -169,7 +180,10 @@ describe('configuration', () => {
       [() => storage.presignGet({}), 'INVALID_KEY', 'not an object'],
       [() => storage.presignPut('a.txt', { expiresIn: '60' }), 'INVALID_CONFIG', 'expiresIn: expected a number'],
       [() => storage.presignMany('a.txt'), 'INVALID_CONFIG', 'keys: must be an array of strings, not a string'],
-      [() => storage.presignMany([1]), 'INVALID_CONFIG', 'keys: must be an array of strings'],
+      // README: "a key that is not a string is INVALID_KEY", in an array too.
+      [() => storage.presignMany([1]), 'INVALID_KEY', '`keys[0]` must be a string, not a number'],
+      [() => storage.presignMany(['a.txt', null]), 'INVALID_KEY', '`keys[1]` must be a string, not null'],
+      [() => storage.presignMany([, 'a.txt']), 'INVALID_KEY', '`keys[0]` must be a string, not undefined'],
       [() => storage.verifySignedUrl(1, 'GET'), 'INVALID_CONFIG', 'url: must be a string, not a number'],
       [() => storage.verifySignedUrl('/files/a.txt', undefined), 'INVALID_CONFIG', 'method: must be a string, not undefined'],
       [() => storage.migrate('all'), 'INVALID_CONFIG', 'options: must be an object, not a string'],
@@ -377,6 +391,22 @@ describe('credentials and buckets', () => {
     const denied = run(az.connectionString.replace(key, wrongKey))
     expect(denied).toMatch(/^ACCESS_DENIED /)
     expect(denied).not.toContain(wrongKey)
+  })
+
+  test('S3: a session token from the environment is checked as the option is', () => {
+    const { execFileSync } = require('node:child_process')
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      try {
+        new StorageManager(JSON.parse(process.argv[1]))
+        console.log('constructed')
+      } catch (e) { console.log(e.code, e.message) }`
+    const options = { local: tmpDir('token-env'), mode: 'dual', ...s3Options() }
+    const out = execFileSync(process.execPath, ['-e', script, JSON.stringify(options)], {
+      encoding: 'utf8',
+      env: { ...process.env, AWS_SESSION_TOKEN: 'secret-token\nsecond-line' },
+    }).trim()
+    expect(out).toMatch(/^INVALID_CONFIG invalid AWS_SESSION_TOKEN: must be printable ASCII$/)
   })
 
   test('Azure: a mistyped connection string is INVALID_CONFIG, without the key in the message', () => {
@@ -588,6 +618,21 @@ describe('names a local folder cannot hold', () => {
     expect((await storage.get(`${p}/report`)).toString()).toBe('a file')
   })
 
+  test('a rename onto a name the folder cannot hold is INVALID_KEY, and the source stays', async () => {
+    // Local and cloud-mode renames answered NOT_FOUND (of the source) or UNAVAILABLE.
+    for (const options of [{ local: tmpDir('rename-clash') }, { local: tmpDir('rename-clash-cloud'), mode: 'cloud', cloud: `file://${tmpDir('rename-clash-folder')}` }]) {
+      const storage = new StorageManager(options)
+      await storage.put('f', 'a file')
+      await storage.put('h/i', 'source bytes')
+      await storage.put('j', 'other source')
+      await expectCode(storage.rename('h/i', 'f/y'), 'INVALID_KEY')
+      await expectCode(storage.rename('j', 'h'), 'INVALID_KEY')
+      expect((await storage.get('h/i')).toString()).toBe('source bytes')
+      expect((await storage.get('j')).toString()).toBe('other source')
+      expect((await storage.get('f')).toString()).toBe('a file')
+    }
+  })
+
   test('getToFile into a folder that does not exist: the path is wrong, not the object', async () => {
     const local = tmpDir('no-folder')
     const storage = new StorageManager({ local, mode: 'dual', ...s3Options() })
@@ -597,4 +642,87 @@ describe('names a local folder cannot hold', () => {
     await expect(storage.getToFile(`${p}/a.txt`, dest)).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('its folder does not exist') })
     expect(fs.existsSync(path.dirname(dest))).toBe(false)
   })
+})
+
+describe('arguments the file system or UTF-8 would misread', () => {
+  test("an empty path is INVALID_CONFIG naming it, not NOT_FOUND of an object that exists", async () => {
+    const storage = new StorageManager({ local: tmpDir('empty-path') })
+    await storage.put('a.txt', 'kept')
+    for (const call of [() => storage.getToFile('a.txt', ''), () => storage.putFile('a.txt', '')]) {
+      await expect(call()).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: 'invalid path: is empty' })
+    }
+    expect((await storage.get('a.txt')).toString()).toBe('kept')
+  })
+
+  test('a key with a lone UTF-16 surrogate is INVALID_KEY: UTF-8 would have made two keys one', async () => {
+    const local = tmpDir('surrogate')
+    const storage = new StorageManager({ local })
+    await storage.put('ok.txt', 'kept')
+    for (const key of ['scans/\ud800.dcm', 'scans/\udc00.dcm', 'x\udbff']) {
+      await expect(storage.put(key, 'patient')).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('lone UTF-16 surrogate') })
+      await expectCode(storage.get(key), 'INVALID_KEY')
+      await expectCode(storage.copy('ok.txt', key), 'INVALID_KEY')
+      await expectCode(storage.rename('ok.txt', key), 'INVALID_KEY')
+      expect(() => storage.presignMany(['ok.txt', key])).toThrow(expect.objectContaining({ code: 'INVALID_KEY', message: expect.stringContaining('keys[1]') }))
+    }
+    expect(fs.readdirSync(local).filter((n) => n !== '.stowage')).toEqual(['ok.txt'])
+    // U+FFFD itself, and a well-formed pair, are keys like any other.
+    for (const key of ['\ufffd.txt', 'pair-\ud83d\ude00.txt']) {
+      await storage.put(key, key)
+      expect((await storage.get(key)).toString()).toBe(key)
+    }
+  })
+
+  test("keys in '.stowage', the folder of the journal, are INVALID_KEY on every store", async () => {
+    const local = tmpDir('state-dir')
+    const storage = new StorageManager({ local, mode: 'dual', ...s3Options() })
+    await storage.put('keep.txt', 'kept', { metadata: { patient_id: 'P-1' } })
+    const journal = fs.readFileSync(path.join(local, '.stowage', 'journal.db'))
+    for (const key of ['.stowage', '.stowage/journal.db', '.stowage/tmp/x']) {
+      await expectCode(storage.put(key, 'not a database'), 'INVALID_KEY')
+      await expectCode(storage.delete(key), 'INVALID_KEY')
+      await expectCode(storage.copy('keep.txt', key), 'INVALID_KEY')
+    }
+    expect(fs.readFileSync(path.join(local, '.stowage', 'journal.db')).equals(journal)).toBe(true)
+    await storage.close()
+    const reopened = new StorageManager({ local, mode: 'dual', ...s3Options() })
+    await expect(reopened.head('keep.txt')).resolves.toMatchObject({ metadata: { patient_id: 'P-1' }, sha256: sha256(Buffer.from('kept')) })
+  })
+})
+
+describe('keys and a bucket prefix', () => {
+  test('a key too long once the cloud URL prefix is added is INVALID_KEY before either side is written', async () => {
+    // Azurite: s3s-fs names a file after the whole key and cannot hold keys this long.
+    const local = tmpDir('prefix-long')
+    const prefix = runPrefix('tenant')
+    const cloud = `${azureOptions().cloud}/${prefix}`
+    const storage = new StorageManager({ local, mode: 'dual', ...azureOptions(), cloud })
+    const room = 1024 - prefix.length - 1
+    let fits = ''
+    while (fits.length + 200 < room) fits += `${'k'.repeat(199)}/`
+    fits += 'x'.repeat(room - fits.length)
+    const over = `${fits}y`
+    expect([Buffer.byteLength(fits), Buffer.byteLength(over)]).toEqual([room, room + 1])
+    await expect(storage.put(fits, 'fits')).resolves.toMatchObject({ local: 'written', cloud: 'written' })
+    await expect(storage.put(over, 'over')).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining("store's prefix") })
+    expect(fs.existsSync(path.join(local, over))).toBe(false)
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    const cloudOnly = new StorageManager({ mode: 'cloud', ...azureOptions(), cloud })
+    await expectCode(cloudOnly.put(over, 'over'), 'INVALID_KEY')
+    expect((await cloudOnly.get(fits)).toString()).toBe('fits')
+  })
+})
+
+test("ErrorCode lists API.md's codes, the core's codes, and index.d.ts declares it", () => {
+  const api = fs.readFileSync(path.join(__dirname, '..', '..', 'shared', 'API.md'), 'utf8')
+  const section = api.slice(api.indexOf('## Errors'), api.indexOf('index.d.ts` declares'))
+  const documented = [...section.matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]).sort()
+  const core = fs.readFileSync(path.join(__dirname, '..', 'src', 'error.rs'), 'utf8')
+  const returned = [...new Set([...core.matchAll(/=> "([A-Z_]+)"/g)].map((m) => m[1]))].sort()
+  expect(documented).toHaveLength(15)
+  expect(Object.values(ErrorCode).sort()).toEqual(documented)
+  expect(returned).toEqual(documented)
+  expect(ErrorCode.NotFound).toBe('NOT_FOUND')
+  const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
+  for (const code of documented) expect(dts).toContain(`'${code}'`)
 })

@@ -127,6 +127,13 @@ impl Config {
         if mode != Mode::Local && self.cloud.is_none() {
             return Err(Error::config("cloud", "required unless mode is 'local'"));
         }
+        if self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.as_os_str().is_empty())
+        {
+            return Err(Error::config("journal", "is empty"));
+        }
         let tiered = self.tiers.warm.is_some() || self.tiers.cold.is_some();
         if tiered && self.journal.is_none() && self.local.is_none() {
             return Err(Error::config(

@@ -11,6 +11,11 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 /// as `name#n` first (object_store), which needs two bytes more.
 pub const MAX_LOCAL_WRITE_SEGMENT_BYTES: usize = MAX_SEGMENT_BYTES - 2;
 
+/// The folder at a local root that holds stowage's journal and staged files; no key
+/// may name anything in it, on any store, so that no write reaches the journal and
+/// every store lists the same keys.
+pub const STATE_DIR: &str = ".stowage";
+
 /// A key that passed [`Key::parse`]: a relative `/`-separated path that cannot name
 /// anything outside the store's root.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +52,9 @@ impl Key {
         }
         if is_drive_prefix(key) {
             return reject("key is an absolute path");
+        }
+        if key.split('/').next() == Some(STATE_DIR) {
+            return reject("key is inside '.stowage', the folder of stowage's own files");
         }
         for segment in key.split('/') {
             match segment {
@@ -189,6 +197,11 @@ mod tests {
         assert_eq!(reason(".."), "key has a '.' or '..' segment");
         assert!(reason("a/b#12").contains("'#' and digits"));
         assert!(Key::parse("a/b#x1").is_ok());
+        for state in [".stowage", ".stowage/journal.db"] {
+            assert!(reason(state).contains("'.stowage'"), "{state}");
+        }
+        assert!(Key::parse("a/.stowage/x").is_ok());
+        assert!(Key::parse(".stowage-notes").is_ok());
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl KeyLocks {
 
     /// Locks shared with every process that uses `dir`, which is created.
     pub fn shared(dir: &Path) -> Result<KeyLocks> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::from_io(e, &dir.display().to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|e| crate::journal::cannot_create(dir, &e))?;
         Ok(KeyLocks {
             dir: Some(dir.to_owned()),
             ..KeyLocks::in_process()

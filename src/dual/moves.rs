@@ -46,7 +46,7 @@ impl Storage {
         // The target must be a name the local side can hold: where its source is
         // missing, the repair stages a write of it there.
         if moving {
-            self.check_local_name(to).await?;
+            self.check_names(to).await?;
         }
         // Both keys are written, so both are locked, as `put` locks its key.
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;

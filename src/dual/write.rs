@@ -30,7 +30,7 @@ impl Storage {
         if let Some(cache_control) = &opts.cache_control {
             check_header_value("cacheControl", cache_control)?;
         }
-        self.check_local_name(key).await?;
+        self.check_names(key).await?;
         if opts.cache_control.is_none() {
             opts.cache_control = self.cache_control_override(key);
         }
@@ -43,18 +43,20 @@ impl Storage {
             .and_then(|ext| self.cache_control.get(&ext).cloned())
     }
 
-    /// A name a local folder cannot be written under (staged as `name#n`, or held by
-    /// a folder, or under a file) is refused before either side runs: the cloud would
-    /// take the object and the local side fail, for a repair that could never succeed.
-    /// A single side checks the name itself before it writes.
-    pub(super) async fn check_local_name(&self, key: &Key) -> Result<()> {
+    /// A name one side cannot be written under is refused before either side runs:
+    /// a local folder's (staged as `name#n`, or held by a folder, or under a file), or
+    /// one too long after a bucket's prefix. The other side would take the object and
+    /// this one fail, for a repair that could never succeed. A single side checks the
+    /// name itself before it writes.
+    pub(super) async fn check_names(&self, key: &Key) -> Result<()> {
         let sides = self.write_sides();
         if sides.len() < 2 {
             return Ok(());
         }
         for (_, store) in sides {
-            if store.local_path().is_some() {
-                store.guard_write(key).await?;
+            match store.local_path() {
+                Some(_) => store.guard_write(key).await?,
+                None => store.check_length(key)?,
             }
         }
         Ok(())

@@ -70,8 +70,7 @@ impl std::fmt::Debug for Journal {
 impl Journal {
     pub fn open(path: &Path) -> Result<Journal> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::from_io(e, &path.display().to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| cannot_create(path, &e))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
         // NORMAL is durable against process crashes in WAL mode; only a power loss can
@@ -132,6 +131,15 @@ fn open_error(path: &Path, err: rusqlite::Error) -> Error {
         }
         _ => sqlite_error(path, err),
     }
+}
+
+/// The journal's folder is part of the configuration: one that cannot be made is the
+/// `journal` option's fault, not a missing object or an outage.
+pub fn cannot_create(path: &Path, err: &std::io::Error) -> Error {
+    Error::config(
+        "journal",
+        format!("{}: cannot create its folder: {err}", path.display()),
+    )
 }
 
 fn sqlite_error(path: &Path, err: rusqlite::Error) -> Error {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use napi::bindgen_prelude::{FromNapiValue, Status, TypeName, ValueType};
+use napi::bindgen_prelude::{FromNapiValue, Status, TypeName, Utf16String, ValueType};
 use napi::sys;
 
 use crate::error::{Error, Result};
@@ -81,13 +81,57 @@ impl Arg<f64> {
 }
 
 impl Arg<String> {
+    /// A file's path: `INVALID_CONFIG` when it is not a string or is empty, which the
+    /// file system would answer as a missing file, `NOT_FOUND`, as if the object were.
+    pub fn path(self, name: &str) -> Result<String> {
+        let path = self.config(name, "a string")?;
+        match path.is_empty() {
+            true => Err(Error::config(name, "is empty")),
+            false => Ok(path),
+        }
+    }
+}
+
+/// A string passed as a key. napi reads a JS string as UTF-8 with each lone UTF-16
+/// surrogate replaced by U+FFFD, so `'a\ud800'` and `'a\udc00'` would name one
+/// object; such a string is refused here instead.
+pub struct KeyText(String);
+
+impl FromNapiValue for KeyText {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let text = unsafe { String::from_napi_value(env, value) }?;
+        // Only a replaced surrogate can have put a U+FFFD there.
+        if text.contains(char::REPLACEMENT_CHARACTER) {
+            let units = unsafe { Utf16String::from_napi_value(env, value) }?;
+            if char::decode_utf16(units.iter().copied()).any(|c| c.is_err()) {
+                return Err(napi::Error::new(Status::InvalidArg, LONE_SURROGATE));
+            }
+        }
+        Ok(KeyText(text))
+    }
+}
+
+const LONE_SURROGATE: &str = "holds a lone UTF-16 surrogate, which no store can name";
+
+impl Arg<KeyText> {
     /// A key: `INVALID_KEY` when it is not a string, or breaks a rule of [`Key::parse`].
     pub fn key(self, name: &str) -> Result<Key> {
+        Key::parse(&self.text(name)?)
+    }
+
+    /// The key's text, not yet checked against the key rules: `INVALID_KEY` when it
+    /// is not a string, or not one that UTF-8 can hold.
+    pub fn text(self, name: &str) -> Result<String> {
         let got = self.got;
-        let key = self
-            .value
-            .map_err(|_| Error::KeyType(format!("`{name}` must be a string, not {got}")))?;
-        Key::parse(&key)
+        match self.value {
+            Ok(KeyText(text)) => Ok(text),
+            Err(_) if got == "a string" => {
+                Err(Error::KeyType(format!("`{name}` {LONE_SURROGATE}")))
+            }
+            Err(_) => Err(Error::KeyType(format!(
+                "`{name}` must be a string, not {got}"
+            ))),
+        }
     }
 }
 

@@ -7,14 +7,14 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
-use super::args::{self, Arg};
+use super::args::{self, Arg, KeyText};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::interval_ms;
 use super::options::{PresignGetOpts, PresignPutOpts, RepairOpts, RepairerOpts, VerifyOpts};
 use super::values::{RepairProgress, RepairReport, Stats};
 use crate::dual::{PresignOptions, Side};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::presign::Method;
 
@@ -109,7 +109,7 @@ impl StorageManager {
     pub fn presign_get(
         &self,
         env: Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "PresignGetOpts | undefined | null")] opts: Option<
             Arg<PresignGetOpts>,
         >,
@@ -125,7 +125,7 @@ impl StorageManager {
     pub fn presign_put(
         &self,
         env: Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "PresignPutOpts | undefined | null")] opts: Option<
             Arg<PresignPutOpts>,
         >,
@@ -143,12 +143,16 @@ impl StorageManager {
     pub fn presign_many(
         &self,
         env: Env,
-        #[napi(ts_arg_type = "Array<string>")] keys: Arg<Vec<String>>,
+        #[napi(ts_arg_type = "Array<string>")] keys: Arg<Vec<Arg<KeyText>>>,
         #[napi(ts_arg_type = "PresignGetOpts | undefined | null")] opts: Option<
             Arg<PresignGetOpts>,
         >,
     ) -> napi::Result<Vec<String>> {
-        let keys = keys.config("keys", "an array of strings");
+        let keys = keys.config("keys", "an array of strings").and_then(|keys| {
+            (keys.into_iter().enumerate())
+                .map(|(i, key)| key.text(&format!("keys[{i}]")))
+                .collect::<Result<Vec<_>>>()
+        });
         args::options(opts)
             .and_then(|opts| {
                 self.storage()?

@@ -5,8 +5,32 @@ use std::future::Future;
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{Env, JsError};
+use napi_derive::napi;
 
 use crate::error::Error;
+
+/// The stable codes an `Error` from stowage carries as `err.code`:
+/// `err.code === ErrorCode.NotFound` is `err.code === 'NOT_FOUND'`.
+// The core's `Error::code` gives these strings; __test__/errors.test.js holds the
+// two lists, and API.md's, to each other.
+#[napi(string_enum = "UPPER_SNAKE")]
+pub enum ErrorCode {
+    NotFound,
+    AlreadyExists,
+    InvalidKey,
+    InvalidConfig,
+    AccessDenied,
+    NoSuchBucket,
+    Timeout,
+    Unavailable,
+    PreconditionFailed,
+    Integrity,
+    Aborted,
+    SignatureInvalid,
+    SignatureExpired,
+    DicomInvalid,
+    DicomUnsupported,
+}
 
 pub fn to_js(env: &Env, err: Error) -> napi::Error {
     let js = JsError::from(napi::Error::new(err.code(), err.to_string()));

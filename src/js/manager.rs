@@ -9,7 +9,7 @@ use napi::Env;
 use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
 use napi_derive::napi;
 
-use super::args::{self, Arg};
+use super::args::{self, Arg, KeyText};
 use super::error::{promise, to_js};
 use super::numbers::{range_end, safe_integer, whole};
 use super::options::{ListOpts, PutOpts, RangeOpts, StorageOptions, TransferOpts};
@@ -107,7 +107,7 @@ impl StorageManager {
     pub fn put<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "Buffer | Uint8Array | string")] data: Arg<
             Either3<Buffer, Uint8Array, String>,
         >,
@@ -138,12 +138,12 @@ impl StorageManager {
     pub fn put_file<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "string")] path: Arg<String>,
         #[napi(ts_arg_type = "PutOpts | undefined | null")] opts: Option<Arg<PutOpts>>,
     ) -> napi::Result<PromiseRaw<'env, JsPutResult>> {
         let key = key.key("key");
-        let path = path.config("path", "a string");
+        let path = path.path("path");
         let opts = args::options(opts).map(PutOpts::split);
         let storage = self.storage();
         promise(
@@ -164,7 +164,7 @@ impl StorageManager {
     pub fn get<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
         let key = key.key("key");
         let storage = self.storage();
@@ -180,7 +180,7 @@ impl StorageManager {
     pub fn get_range<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "number")] start: Arg<f64>,
         #[napi(ts_arg_type = "number")] end_exclusive: Arg<f64>,
     ) -> napi::Result<PromiseRaw<'env, JsBytes>> {
@@ -208,12 +208,12 @@ impl StorageManager {
     pub fn get_to_file<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "string")] path: Arg<String>,
         #[napi(ts_arg_type = "TransferOpts | undefined | null")] opts: Option<Arg<TransferOpts>>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let key = key.key("key");
-        let path = path.config("path", "a string");
+        let path = path.path("path");
         let progress = args::options(opts).map(|o| o.on_progress.map(super::options::progress_fn));
         let storage = self.storage();
         promise(
@@ -234,7 +234,7 @@ impl StorageManager {
     pub fn create_read_stream<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
     ) -> napi::Result<Unknown<'env>> {
         self.read_stream(env, key, opts, Wrap::Create)
@@ -249,7 +249,7 @@ impl StorageManager {
     pub fn open_read_stream<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "RangeOpts | undefined | null")] opts: Option<Arg<RangeOpts>>,
     ) -> napi::Result<Unknown<'env>> {
         self.read_stream(env, key, opts, Wrap::Open)
@@ -258,7 +258,7 @@ impl StorageManager {
     fn read_stream<'env>(
         &self,
         env: &'env Env,
-        key: Arg<String>,
+        key: Arg<KeyText>,
         opts: Option<Arg<RangeOpts>>,
         how: Wrap,
     ) -> napi::Result<Unknown<'env>> {
@@ -274,7 +274,7 @@ impl StorageManager {
     pub fn head<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let key = key.key("key");
         let storage = self.storage();
@@ -289,7 +289,7 @@ impl StorageManager {
     pub fn exists<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, bool>> {
         let key = key.key("key");
         let storage = self.storage();
@@ -303,7 +303,7 @@ impl StorageManager {
     pub fn delete<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let key = key.key("key");
         let storage = self.storage();
@@ -316,8 +316,8 @@ impl StorageManager {
     pub fn copy<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] from: Arg<String>,
-        #[napi(ts_arg_type = "string")] to: Arg<String>,
+        #[napi(ts_arg_type = "string")] from: Arg<KeyText>,
+        #[napi(ts_arg_type = "string")] to: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let (from, to) = (from.key("from"), to.key("to"));
         let storage = self.storage();
@@ -332,8 +332,8 @@ impl StorageManager {
     pub fn rename<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] from: Arg<String>,
-        #[napi(ts_arg_type = "string")] to: Arg<String>,
+        #[napi(ts_arg_type = "string")] from: Arg<KeyText>,
+        #[napi(ts_arg_type = "string")] to: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
         let (from, to) = (from.key("from"), to.key("to"));
         let storage = self.storage();

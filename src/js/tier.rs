@@ -6,7 +6,7 @@ use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
-use super::args::{self, Arg, Nested, ValidDate};
+use super::args::{self, Arg, KeyText, Nested, ValidDate};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::migrate::FailedObject;
@@ -171,7 +171,7 @@ impl StorageManager {
     pub fn tier_of<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let key = key.key("key");
         let storage = self.storage();
@@ -185,7 +185,7 @@ impl StorageManager {
     pub fn set_tier<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "string")] key: Arg<String>,
+        #[napi(ts_arg_type = "string")] key: Arg<KeyText>,
         #[napi(ts_arg_type = "'hot' | 'warm' | 'cold'")] tier: Arg<String>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let key = key.key("key");

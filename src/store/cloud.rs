@@ -9,6 +9,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::prefix::PrefixStore;
 use url::Url;
 
+use super::headers::check_printable;
 use super::options::{AZURE_CONNECTION_STRING, StoreOptions};
 use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
 use crate::error::{Error, Result};
@@ -39,6 +40,7 @@ fn container_of<'a>(url: &'a Url, field: &str, what: &str) -> Result<&'a str> {
 pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let bucket = container_of(url, field, "bucket")?;
     opts.check_endpoint(&options_field(field))?;
+    check_s3_headers(opts, &options_field(field))?;
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_retry(opts.retry_config())
@@ -87,6 +89,40 @@ pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
         presigner: s3_presigner(bucket, opts)?,
         prefix: prefix_of(url),
     })
+}
+
+/// Credentials and the region are sent in request headers, given as options or read
+/// from the environment (under each name object_store reads): object_store's signer
+/// panicked on a line break in one at the first request.
+fn check_s3_headers(opts: &StoreOptions, options: &str) -> Result<()> {
+    let sent = [
+        (
+            "accessKeyId",
+            &opts.access_key_id,
+            &["AWS_ACCESS_KEY_ID"][..],
+        ),
+        (
+            "sessionToken",
+            &opts.session_token,
+            &["AWS_SESSION_TOKEN", "AWS_TOKEN"],
+        ),
+        (
+            "region",
+            &opts.region,
+            &["AWS_REGION", "AWS_DEFAULT_REGION"],
+        ),
+    ];
+    for (name, option, variables) in sent {
+        match option {
+            Some(value) => check_printable(&format!("{options}.{name}"), value)?,
+            None => {
+                for variable in variables {
+                    env(variable).map_or(Ok(()), |value| check_printable(variable, &value))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Signs with the same credentials the store uses; without static credentials

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use object_store::local::LocalFileSystem;
 
 use crate::error::{Error, Result};
-use crate::key::Key;
+use crate::key::{Key, STATE_DIR};
 
 /// Folder under the root that holds stowage's own files; never listed as objects.
-pub const STATE_DIR: &str = ".stowage";
 
 #[derive(Debug, Clone)]
 pub struct LocalRoot {
@@ -20,15 +19,16 @@ pub struct LocalRoot {
     canonical: PathBuf,
 }
 
-/// Creates `folder` when missing. A file in its place, or in place of one of its
-/// parents, is a configuration error, not an outage.
+/// Creates `folder` when missing. A folder that cannot be made (a file in its place
+/// or in place of a parent, a parent that cannot hold folders) is a configuration
+/// error naming `field`, not a missing object or an outage.
 pub fn ensure_folder(folder: &Path, field: &str) -> Result<()> {
     let shown = folder.display().to_string();
     fs::create_dir_all(folder).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
             Error::config(field, format!("{shown} is not a folder"))
         }
-        _ => Error::from_io(e, &shown),
+        _ => Error::config(field, format!("{shown}: cannot create the folder: {e}")),
     })
 }
 
@@ -275,8 +275,12 @@ pub enum Access {
     Read,
     /// Writes it through a staging file `name#n` (put, the target of a copy).
     Stage,
-    /// Only names it (delete, rename), which any existing file name allows.
+    /// Only names it (delete, the source of a rename), which any existing file name
+    /// allows.
     Name,
+    /// Moves a file onto it (the target of a rename): no staging file, but a folder in
+    /// its place, or a file in place of a folder it needs, is refused as for `Stage`.
+    Replace,
 }
 
 fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> {
@@ -305,7 +309,7 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
             // can be written until that file goes.
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 return Err(match access {
-                    Access::Stage => Error::InvalidKey {
+                    Access::Stage | Access::Replace => Error::InvalidKey {
                         key: key.to_string(),
                         reason: "a folder the key needs is a file on the local side",
                     },
@@ -321,10 +325,12 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
         Some(t) if access == Access::Read && !(t.is_file() || t.is_dir()) => Err(Error::NotFound {
             key: key.to_string(),
         }),
-        Some(t) if access == Access::Stage && t.is_dir() => Err(Error::InvalidKey {
-            key: key.to_string(),
-            reason: "the key names a folder on the local side",
-        }),
+        Some(t) if matches!(access, Access::Stage | Access::Replace) && t.is_dir() => {
+            Err(Error::InvalidKey {
+                key: key.to_string(),
+                reason: "the key names a folder on the local side",
+            })
+        }
         _ => Ok(()),
     }
 }

@@ -39,12 +39,12 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::journal::{Journal, ObjectRecord};
-use crate::key::Key;
+use crate::key::{Key, MAX_KEY_BYTES, STATE_DIR};
 pub use copy::{Existing, sweep_abandoned};
 use errors::{Secrets, map_store_error};
 use headers::{SHA256_METADATA, check_header_value};
+pub use local::ensure_folder;
 use local::{Access, CopiedFile, LocalRoot};
-pub use local::{STATE_DIR, ensure_folder};
 use object::{ObjectInfo, Page};
 use options::StoreOptions;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
@@ -68,6 +68,8 @@ pub struct Store {
     /// Set once the bucket or container has answered, so a later 404 means "no object".
     container_seen: Arc<AtomicBool>,
     place: Place,
+    /// What the URL's key prefix adds to each key in the bucket, in bytes.
+    prefix_bytes: usize,
 }
 
 /// Where a store's objects are, as far as its URL tells. Stores whose places differ
@@ -208,8 +210,11 @@ impl Store {
             check_header_value(&format!("{field} storage class"), class)?;
         }
         let secrets = opts.secrets();
-        let remote = |c: cloud::Cloud| {
+        let mut prefix_bytes = 0;
+        let mut remote = |c: cloud::Cloud| {
             let place = Place::Bucket(cloud::place_of(&parsed));
+            // The prefix and the `/` after it.
+            prefix_bytes = c.prefix.len() + usize::from(!c.prefix.is_empty());
             (c.store, None, c.presigner.map(|p| (p, c.prefix)), place)
         };
         let (inner, local, presigner, place): (Arc<dyn ObjectStore>, _, _, _) =
@@ -253,6 +258,7 @@ impl Store {
             presigner: presigner.map(Arc::new),
             container_seen: Arc::new(AtomicBool::new(false)),
             place,
+            prefix_bytes,
         })
     }
 
@@ -346,9 +352,22 @@ impl Store {
     }
 
     async fn guard_for(&self, key: &Key, access: Access) -> Result<()> {
+        self.check_length(key)?;
         match &self.local {
             Some(root) => root.check_inside(key, access).await,
             None => Ok(()),
+        }
+    }
+
+    /// A key whose name in the bucket, after the URL's prefix, is over the limit
+    /// every store shares, which S3 and Azure enforce on the whole name.
+    pub fn check_length(&self, key: &Key) -> Result<()> {
+        match self.prefix_bytes + key.as_str().len() > MAX_KEY_BYTES {
+            true => Err(Error::InvalidKey {
+                key: key.to_string(),
+                reason: "key is longer than 1024 bytes with the store's prefix",
+            }),
+            false => Ok(()),
         }
     }
 
@@ -637,7 +656,7 @@ impl Store {
 
     pub async fn rename(&self, from: &Key, to: &Key) -> Result<ObjectInfo> {
         self.guard(from).await?;
-        self.guard(to).await?;
+        self.guard_for(to, Access::Replace).await?;
         if from == to {
             return self.head(to).await;
         }
@@ -753,14 +772,8 @@ impl Store {
             .rfind('/')
             .map(|i| &prefix[..i])
             .filter(|d| !d.is_empty());
-        let dir = dir
-            .map(StorePath::parse)
-            .transpose()
-            .map_err(|e| Error::config("prefix", e.to_string()))?;
-        let offset = start_after
-            .map(StorePath::parse)
-            .transpose()
-            .map_err(|e| Error::config("startAfter", e.to_string()))?;
+        let dir = dir.and_then(leading_path);
+        let offset = start_after.and_then(leading_path);
         let stream = match &offset {
             Some(o) => self.inner.list_with_offset(dir.as_ref(), o),
             None => self.inner.list(dir.as_ref()),
@@ -788,6 +801,19 @@ impl Store {
             .into_iter()
             .filter_map(|m| Key::parse(m.location.as_ref()).ok().map(|k| (k, m)))
             .collect())
+    }
+}
+
+/// `text` as a path, or the longest run of its leading segments that object_store
+/// can parse (`a` for `a//b` or `a/../b`): a prefix or offset that lists at least the
+/// keys it names. Any string is a prefix or `startAfter` on every store; what the
+/// shorter path adds is filtered out after the listing.
+fn leading_path(mut text: &str) -> Option<StorePath> {
+    loop {
+        if let Ok(path) = StorePath::parse(text) {
+            return Some(path);
+        }
+        text = &text[..text.rfind('/')?];
     }
 }
 
