@@ -18,6 +18,15 @@ function corpus(prefix, n, large = 0) {
   return files
 }
 
+/** A new local folder holding `corpus(prefix, n, large)` under a fresh prefix. */
+function legacyTree(label, n, large = 0) {
+  const local = tmpDir(`mig-${label}`)
+  const prefix = runPrefix(label)
+  const files = corpus(prefix, n, large)
+  writeTree(local, files)
+  return { local, prefix, files }
+}
+
 function manager(local, extra = {}) {
   return new StorageManager({ local, mode: 'local', ...s3Options(), ...extra })
 }
@@ -148,25 +157,19 @@ test('a file the app writes under a renamed key\'s old name is kept: the rename 
 })
 
 test('dryRun counts what would be copied and writes nothing', async () => {
-  const local = tmpDir('mig-dry')
-  const prefix = runPrefix('dry')
-  const files = corpus(prefix, 30)
-  writeTree(local, files)
+  const { local, prefix, files } = legacyTree('dry', 30)
   const report = await manager(local).migrate({ prefix: `${prefix}/`, dryRun: true }).done
   const total = Object.values(files).reduce((n, b) => n + b.length, 0)
   expect(report).toMatchObject({ dryRun: true, copied: 30, bytes: total, failedCount: 0 })
   expect((await cloudView().list({ prefix: `${prefix}/` })).objects).toEqual([])
 })
 
-test('shards split the keys: three cooperating migrations copy each key exactly once', async () => {
-  const local = tmpDir('mig-shard')
-  const prefix = runPrefix('shard')
-  const files = corpus(prefix, 90)
-  writeTree(local, files)
+test('shards split the keys: three cooperating migrations copy each key exactly once, as one migration', async () => {
+  const { local, prefix, files } = legacyTree('shard', 90)
   const events = []
   const reports = await Promise.all(
     [0, 1, 2].map((index) =>
-      manager(local, { onEvent: (e) => events.push(e) }).migrate({ prefix: `${prefix}/`, shard: { index, count: 3 } }).done,
+      manager(local, { onEvent: (e) => events.push(e) }).migrate({ prefix: `${prefix}/`, shard: { index, count: 3 }, deleteSource: true }).done,
     ),
   )
   expect(reports.map((r) => r.copied).reduce((a, b) => a + b)).toBe(90)
@@ -174,6 +177,14 @@ test('shards split the keys: three cooperating migrations copy each key exactly 
   const keys = events.filter((e) => e.type === 'migrated').map((e) => e.key)
   expect(new Set(keys).size).toBe(90)
   await expectInCloud(files)
+  // README: the shards "share one migration": one id, whose rollback restores every
+  // shard's files (each shard had its own id, and a rollback restored a third).
+  expect(new Set(reports.map((r) => r.id)).size).toBe(1)
+  for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
+  await expect(manager(local).rollback(reports[0].id)).resolves.toEqual({ restored: 90, failed: [] })
+  for (const [key, data] of Object.entries(files)) {
+    expect(`${key} ${sha256(fs.readFileSync(path.join(local, key)))}`).toBe(`${key} ${sha256(data)}`)
+  }
   expect(() => manager(local).migrate({ shard: { index: 3, count: 3 } })).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }))
 })
 
@@ -318,6 +329,22 @@ test('deleteSource removes each file only after its verified copy; rollback rest
   // Rolling back twice restores nothing more; an unknown id is NOT_FOUND.
   expect(await storage.rollback(report.id)).toMatchObject({ restored: 0, failed: [{ key: rewritten }] })
   await expect(storage.rollback(999999)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+})
+
+test('a deleteSource re-run that copies again a copy gone from the cloud counts it as copied', async () => {
+  const { local, prefix, files } = legacyTree('recount', 4)
+  const events = []
+  const storage = manager(local, { onEvent: (e) => events.push(e) })
+  await expect(storage.migrate({ prefix: `${prefix}/` }).done).resolves.toMatchObject({ copied: 4 })
+  const [gone] = Object.keys(files).filter((k) => files[k].length > 0)
+  await cloudView().delete(gone)
+  events.length = 0
+  const report = await storage.migrate({ prefix: `${prefix}/`, deleteSource: true }).done
+  // It was reported skipped, with no bytes and no event, though it was uploaded again.
+  expect(report).toMatchObject({ copied: 1, skipped: 3, bytes: files[gone].length, failedCount: 0 })
+  expect(events.filter((e) => e.type === 'migrated').map((e) => e.key)).toEqual([gone])
+  await expectInCloud(files)
+  for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
 })
 
 test('a rollback cut short finishes when run again: files it already put back are not newer writes', async () => {

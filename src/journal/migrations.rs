@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::Journal;
 use super::tiers::{TierRow, add_tier_row};
@@ -63,7 +63,10 @@ impl Journal {
     /// The id of the unfinished migration of `scope`, or of a new one.
     pub async fn begin_migration(&self, scope: MigrationScope) -> Result<i64> {
         self.run(move |c| {
-            let tx = c.unchecked_transaction()?;
+            // Immediate: shards starting together each read, then insert; a deferred
+            // transaction would fail the second one's insert (its snapshot is stale)
+            // rather than wait for the first to commit and then find its id.
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
             let open: Option<i64> = tx
                 .query_row(
                     "SELECT id FROM migrations WHERE source = ?1 AND target = ?2 AND scope = ?3

@@ -246,10 +246,7 @@ impl Job {
             .begin_migration(MigrationScope {
                 source: sides.from.name().to_owned(),
                 target: sides.to.name().to_owned(),
-                scope: format!(
-                    "{} {}/{}",
-                    self.opts.prefix, self.opts.shard.index, self.opts.shard.count
-                ),
+                scope: format!("{} {}", self.opts.prefix, self.opts.shard.scope()),
             })
             .await?;
         let sides = Sides { id, ..sides };
@@ -451,7 +448,7 @@ impl Job {
             Work::Done(info, row) => match self.finish_earlier_copy(sides, &info, &row).await {
                 // Rewritten since the listing: copied again like any changed source.
                 Err(Error::Integrity(_)) => self.copy_latest(sides, info).await,
-                outcome => (info, outcome.map(|()| false)),
+                outcome => (info, outcome),
             },
             Work::Copy(info) if self.opts.dry_run => (info, Ok(true)),
             Work::Copy(info) => self.copy_latest(sides, info).await,
@@ -578,25 +575,27 @@ impl Job {
     }
 
     /// A copy verified by an earlier run whose source is still there (a crash came
-    /// before the delete): checks the copy again, then deletes the source.
+    /// before the delete): checks the copy again, then deletes the source. A copy
+    /// that is gone or damaged is made again; returns whether it was, as
+    /// [`Self::copy`] does.
     async fn finish_earlier_copy(
         &self,
         sides: &Sides<'_>,
         info: &ObjectInfo,
         row: &MigratedRow,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let _lock = self.storage.lock_key(info.key.as_str()).await?;
         if awaits_repair(sides, info).await? {
-            return Ok(());
+            return Ok(false);
         }
         match verify(sides.to, &info.key, row, self.opts.verify).await {
-            Ok(()) => {
-                self.delete_source(sides, info, SystemTime::now(), &row.sha256)
-                    .await
-            }
+            Ok(()) => self
+                .delete_source(sides, info, SystemTime::now(), &row.sha256)
+                .await
+                .map(|()| false),
             Err(_) => {
                 drop(_lock);
-                self.copy(sides, info).await.map(drop)
+                self.copy(sides, info).await
             }
         }
     }

@@ -30,6 +30,17 @@ impl Shard {
     pub fn owns(&self, key: &str) -> bool {
         self.count == 1 || stable_hash(key) % u64::from(self.count) == u64::from(self.index)
     }
+
+    /// How a migration's journal scope names its keys. Every shard of a split names
+    /// them alike, so shards that share a journal and run together share one
+    /// migration id, and `rollback(id)` restores what any of them removed. A whole
+    /// migration keeps the name earlier versions gave it, so it resumes as before.
+    pub fn scope(&self) -> String {
+        match self.count {
+            1 => "0/1".into(),
+            count => format!("shards/{count}"),
+        }
+    }
 }
 
 #[cfg(test)]
