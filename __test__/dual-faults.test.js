@@ -144,8 +144,24 @@ test('until its repair, reads skip the side a queued write or delete left stale,
       expect((await reader.list({ prefix: 'sr/' })).objects.map((o) => o.key)).toEqual(['sr/replaced.bin'])
     }
 
+    // A presigned cloud URL would serve the old bytes (and the deleted object) too:
+    // the URL is a local one, which the middleware serves as reads go, or none.
+    const presign = { localBaseUrl: 'https://app.example/files', localSecret: 'a-local-secret-of-at-least-32-bytes!!' }
+    const signing = manager({ presign })
+    await signing.exists('sr/replaced.bin') // its first read loads the queued intents
+    for (const key of ['sr/replaced.bin', 'sr/deleted.bin']) {
+      expect(signing.presignGet(key)).toMatch(/^https:\/\/app\.example\/files\//)
+      expect(signing.verifySignedUrl(signing.presignGet(key), 'GET')).toBe(key)
+      expect(() => storage.presignGet(key)).toThrow(expect.objectContaining({ code: 'UNAVAILABLE', message: expect.stringContaining('waits for a repair') }))
+    }
+    const [queuedUrl, settledUrl] = signing.presignMany(['sr/replaced.bin', 'sr/other.bin'])
+    expect(queuedUrl).toMatch(/^https:\/\/app\.example\//)
+    expect(settledUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//)
+
     expect(await storage.repair()).toMatchObject({ repaired: 2, remaining: 0 })
     expect(await storage.head('sr/replaced.bin')).toMatchObject({ location: 'cloud', sha256: sha256(newer) })
+    const served = await fetch(storage.presignGet('sr/replaced.bin'))
+    expect(sha256(Buffer.from(await served.arrayBuffer()))).toBe(sha256(newer))
   }))
 
 test('a queued write whose bytes neither side holds (the app rewrote the file) is read from local, as repair will settle it', () =>

@@ -159,7 +159,13 @@ impl Storage {
         opts: &PresignOptions,
         now: u64,
     ) -> Result<String> {
-        self.url_signer(method, opts, now)?.url(key.as_str())
+        let signer = self.url_signer(method, opts, now)?;
+        match self.waits_for_repair(&signer, method, key.as_str()) {
+            true => self
+                .repair_signer(key.as_str(), opts, now)?
+                .url(key.as_str()),
+            false => signer.url(key.as_str()),
+        }
     }
 
     /// [`Storage::presign`] for many keys that share one method and set of options,
@@ -171,7 +177,60 @@ impl Storage {
         opts: &PresignOptions,
         now: u64,
     ) -> Result<Vec<String>> {
-        self.url_signer(method, opts, now)?.urls(keys)
+        let signer = self.url_signer(method, opts, now)?;
+        let mut urls = signer.urls(keys)?;
+        for (key, url) in keys.iter().zip(&mut urls) {
+            if self.waits_for_repair(&signer, method, key) {
+                *url = self.repair_signer(key, opts, now)?.url(key)?;
+            }
+        }
+        Ok(urls)
+    }
+
+    /// Until its repair, a key whose write or delete did not reach the cloud is read
+    /// from the side that took it; a URL to the cloud (or a CDN in front of it) would
+    /// serve the bytes or the object it replaced. This process's queued intents tell;
+    /// another process's show once this one has read since (as reads see them).
+    fn waits_for_repair(&self, signer: &UrlSigner, method: Method, key: &str) -> bool {
+        method == Method::Get
+            && !matches!(signer, UrlSigner::Local { .. })
+            && self.queued.known(key)
+    }
+
+    /// A local signed URL for a key that waits for a repair: the middleware serving it
+    /// reads as `get` does. Without local signing there is no URL to give yet.
+    fn repair_signer<'a>(
+        &'a self,
+        key: &str,
+        opts: &PresignOptions<'a>,
+        now: u64,
+    ) -> Result<UrlSigner<'a>> {
+        let req = self.request(Method::Get, opts, now);
+        self.local_signer(Method::Get, opts, &req).map_err(|_| {
+            Error::Unavailable(format!(
+                "{key} waits for a repair, and its cloud copy may be stale until then; \
+                 with presign.localBaseUrl and presign.localSecret its URL is a local one"
+            ))
+        })
+    }
+
+    fn request<'a>(
+        &self,
+        method: Method,
+        opts: &PresignOptions<'a>,
+        now: u64,
+    ) -> PresignRequest<'a> {
+        PresignRequest {
+            method,
+            key: "",
+            expires_in: opts
+                .expires_in
+                .or(self.presign.expires_in)
+                .unwrap_or(DEFAULT_EXPIRES_IN),
+            now,
+            content_type: opts.content_type,
+            content_disposition: opts.content_disposition,
+        }
     }
 
     /// The CDN for GETs when one is configured, else the cloud's own signature when it
@@ -185,21 +244,20 @@ impl Storage {
         if let (Method::Get, Some(cdn)) = (method, &self.presign.cdn_base_url) {
             return Ok(UrlSigner::Cdn(cdn.trim_end_matches('/')));
         }
-        let req = PresignRequest {
-            method,
-            key: "",
-            expires_in: opts
-                .expires_in
-                .or(self.presign.expires_in)
-                .unwrap_or(DEFAULT_EXPIRES_IN),
-            now,
-            content_type: opts.content_type,
-            content_disposition: opts.content_disposition,
-        };
+        let req = self.request(method, opts, now);
         let cloud = self.cloud.as_ref().filter(|_| self.mode != Mode::Local);
         if let Some(signer) = cloud.and_then(|c| c.presigner(&req)) {
             return signer.map(UrlSigner::Cloud);
         }
+        self.local_signer(method, opts, &req)
+    }
+
+    fn local_signer<'a>(
+        &'a self,
+        method: Method,
+        opts: &PresignOptions<'a>,
+        req: &PresignRequest,
+    ) -> Result<UrlSigner<'a>> {
         let (base, secret) = self.presign.local()?;
         Ok(UrlSigner::Local {
             base,

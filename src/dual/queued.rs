@@ -57,6 +57,14 @@ impl Queued {
         })
     }
 
+    /// Whether `key` waits for a repair as far as this process knows now, without
+    /// waiting: the intents it has loaded, or none before its first read or write.
+    pub fn known(&self, key: &str) -> bool {
+        self.intents
+            .get()
+            .is_some_and(|intents| lock(intents).contains_key(key))
+    }
+
     /// Leaves out the items whose `key` waits for a repair to delete it, and returns
     /// the keys among the rest whose write waits for one, which a side may list with
     /// its stale bytes: one look at the intents for a whole page of a listing.
