@@ -1,3 +1,4 @@
+use std::ffi::c_int;
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
@@ -5,6 +6,7 @@ use image::codecs::png::PngEncoder;
 use image::{DynamicImage, GrayImage, RgbImage};
 use libwebp_sys as webp;
 
+use super::cancel::Cancel;
 use super::options::ImageFormat;
 use crate::error::{Error, Result};
 
@@ -16,6 +18,7 @@ pub(crate) fn encode(
     format: ImageFormat,
     quality: u8,
     lossless: bool,
+    cancel: &Cancel,
 ) -> Result<Vec<u8>> {
     let failed = |e: image::ImageError| {
         Error::DicomUnsupported(format!("cannot encode the image as {format:?}: {e}"))
@@ -28,7 +31,7 @@ pub(crate) fn encode(
         ImageFormat::Jpeg => image
             .write_with_encoder(JpegEncoder::new_with_quality(&mut out, quality))
             .map_err(failed)?,
-        ImageFormat::Webp => return encode_webp(image, quality, lossless),
+        ImageFormat::Webp => return encode_webp(image, quality, lossless, cancel),
     }
     Ok(out.into_inner())
 }
@@ -36,7 +39,12 @@ pub(crate) fn encode(
 /// Lossless WebP's effort, as libwebp's `WebPEncodeLosslessRGB` sets it.
 const LOSSLESS_EFFORT: f32 = 70.0;
 
-fn encode_webp(image: &DynamicImage, quality: u8, lossless: bool) -> Result<Vec<u8>> {
+fn encode_webp(
+    image: &DynamicImage,
+    quality: u8,
+    lossless: bool,
+    cancel: &Cancel,
+) -> Result<Vec<u8>> {
     let (width, height) = (image.width(), image.height());
     if width > WEBP_MAX_DIMENSION || height > WEBP_MAX_DIMENSION {
         return Err(Error::DicomUnsupported(format!(
@@ -65,7 +73,12 @@ fn encode_webp(image: &DynamicImage, quality: u8, lossless: bool) -> Result<Vec<
     if !imported {
         return Err(failed());
     }
-    picture.encode(&config).ok_or_else(failed)
+    picture
+        .encode(&config, cancel)
+        .ok_or_else(|| match cancel.is_set() {
+            true => Error::Aborted("the render was aborted".into()),
+            false => failed(),
+        })
 }
 
 /// A libwebp picture and the memory writer it encodes into; both freed on drop.
@@ -143,9 +156,13 @@ impl Picture {
         true
     }
 
-    fn encode(mut self, config: &webp::WebPConfig) -> Option<Vec<u8>> {
+    /// Stops early, with `None`, once `cancel` is set.
+    fn encode(mut self, config: &webp::WebPConfig, cancel: &Cancel) -> Option<Vec<u8>> {
+        self.picture.progress_hook = Some(progress);
+        self.picture.user_data = (cancel as *const Cancel).cast_mut().cast();
         // SAFETY: the picture holds imported pixels and writes into `writer`,
-        // whose `size` bytes at `mem` are copied out before drop frees them.
+        // whose `size` bytes at `mem` are copied out before drop frees them;
+        // `user_data` points at `cancel`, which outlives the call.
         unsafe {
             if webp::WebPEncode(config, &mut self.picture) == 0 {
                 return None;
@@ -153,6 +170,14 @@ impl Picture {
             Some(std::slice::from_raw_parts(self.writer.mem, self.writer.size).to_vec())
         }
     }
+}
+
+/// libwebp's progress hook: it calls it as the encode goes on (after each row of
+/// macroblocks), and stops the encode when it returns 0.
+unsafe extern "C" fn progress(_percent: c_int, picture: *const webp::WebPPicture) -> c_int {
+    // SAFETY: `Picture::encode` set `user_data` to a `Cancel` that outlives the encode.
+    let cancel = unsafe { &*(*picture).user_data.cast::<Cancel>() };
+    c_int::from(!cancel.is_set())
 }
 
 impl Drop for Picture {
@@ -192,8 +217,8 @@ mod tests {
             let rgb = DynamicImage::ImageRgb8(gray.to_rgb8());
             for quality in [1, 90, 100] {
                 assert_eq!(
-                    encode_webp(&gray, quality, false).expect("gray"),
-                    encode_webp(&rgb, quality, false).expect("rgb"),
+                    encode_webp(&gray, quality, false, &Cancel::default()).expect("gray"),
+                    encode_webp(&rgb, quality, false, &Cancel::default()).expect("rgb"),
                     "{width}x{height} at quality {quality}"
                 );
             }
@@ -204,8 +229,28 @@ mod tests {
     fn webp_too_large_for_the_format_is_unsupported() {
         let wide = DynamicImage::ImageLuma8(GrayImage::new(WEBP_MAX_DIMENSION + 1, 1));
         assert!(matches!(
-            encode_webp(&wide, 90, false),
+            encode_webp(&wide, 90, false, &Cancel::default()),
             Err(Error::DicomUnsupported(_))
         ));
+    }
+
+    #[test]
+    fn a_cancelled_encode_stops_inside_libwebp() {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cancel = Cancel::new(flag.clone());
+        for lossless in [false, true] {
+            let image = DynamicImage::ImageLuma8(gradient(300, 200));
+            let stopped = encode_webp(&image, 90, lossless, &cancel);
+            assert!(
+                matches!(stopped, Err(Error::Aborted(_))),
+                "lossless {lossless}"
+            );
+            flag.store(false, std::sync::atomic::Ordering::Release);
+            assert_eq!(
+                encode_webp(&image, 90, lossless, &cancel).expect("encodes"),
+                encode_webp(&image, 90, lossless, &Cancel::default()).expect("encodes")
+            );
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 }

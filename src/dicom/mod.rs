@@ -7,6 +7,7 @@
 //! small multiple of one decoded frame of at most [`MAX_FRAME_BYTES`] bytes.
 
 mod attributes;
+mod cancel;
 mod codestream;
 mod colour;
 mod decode;
@@ -26,6 +27,7 @@ mod tests;
 use dicom_object::DefaultDicomObject;
 use image::DynamicImage;
 
+pub use cancel::Cancel;
 pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
 pub use metadata::Metadata;
 pub use open::read_file;
@@ -49,11 +51,24 @@ pub struct Rendition {
 /// Decodes `opts.frame` once and encodes it plus every thumbnail in
 /// `opts.format`.
 pub fn render(bytes: &[u8], opts: &RenderOptions) -> Result<Rendition> {
+    render_cancellable(bytes, opts, &Cancel::default())
+}
+
+/// [`render`], stopped with `ABORTED` soon after `cancel` is set.
+pub fn render_cancellable(
+    bytes: &[u8],
+    opts: &RenderOptions,
+    cancel: &Cancel,
+) -> Result<Rendition> {
     opts.validate()?;
     let obj = open::open(bytes, true)?;
+    cancel.check()?;
     let (image, info) = render_object(&obj, opts.frame, opts.window.as_ref())?;
-    let encode =
-        |image: &DynamicImage| encode::encode(image, opts.format, opts.quality, opts.lossless);
+    cancel.check()?;
+    let encode = |image: &DynamicImage| {
+        cancel.check()?;
+        encode::encode(image, opts.format, opts.quality, opts.lossless, cancel)
+    };
     // The full image and the thumbnails encode on two threads: one render uses two
     // cores even when it is the only one in flight.
     let (full, scaled) = std::thread::scope(|scope| {

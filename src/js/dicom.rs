@@ -10,8 +10,9 @@
 //! `AsyncTask` cancellation is not used: it cannot see a signal that was
 //! aborted before the call, and it rejects a queued task with
 //! `code: 'Cancelled'`. Instead an `abort` listener sets a flag that the task
-//! checks before and after its work, so every cancellation rejects with
-//! `code: 'ABORTED'`; the listener is removed when the task settles.
+//! checks before its work and that the render checks as it goes (between its
+//! stages, and while libwebp encodes), so every cancellation rejects with
+//! `code: 'ABORTED'`, soon; the listener is removed when the task settles.
 
 // napi-derive registers free functions only outside `cfg(test)`.
 #![cfg_attr(test, allow(dead_code))]
@@ -55,6 +56,9 @@ impl Source {
         match input.config("input", "a Buffer, a Uint8Array or a path") {
             Ok(Either3::A(buffer)) => Source::Bytes(Bytes::from_owner(buffer)),
             Ok(Either3::B(array)) => Source::Bytes(Bytes::from_owner(array)),
+            Ok(Either3::C(path)) if path.is_empty() => {
+                Source::Refused(Error::config("input", "is an empty path"))
+            }
             Ok(Either3::C(path)) => Source::Path(PathBuf::from(path)),
             Err(e) => Source::Refused(e),
         }
@@ -358,22 +362,13 @@ impl Abort {
     }
 }
 
-fn aborted(flag: &Option<Arc<AtomicBool>>) -> Result<()> {
-    match flag {
-        Some(flag) if flag.load(Ordering::Acquire) => {
-            Err(Error::Aborted("the render was aborted".into()))
-        }
-        _ => Ok(()),
-    }
-}
-
 pub struct RenderTask {
     source: Source,
     /// Option errors are reported through the promise, like every other
     /// error; taken by `compute`, which runs once.
     opts: Option<Result<RenderOptions>>,
     abort: Option<Abort>,
-    flag: Option<Arc<AtomicBool>>,
+    cancel: dicom::Cancel,
 }
 
 impl Task for RenderTask {
@@ -385,10 +380,10 @@ impl Task for RenderTask {
         let opts = self.opts.take().expect("compute runs once");
         let render = || {
             let opts = opts?;
-            aborted(&self.flag)?;
+            self.cancel.check()?;
             let bytes = self.source.load()?;
-            let rendition = dicom::render(&bytes, &opts)?;
-            aborted(&self.flag)?;
+            let rendition = dicom::render_cancellable(&bytes, &opts, &self.cancel)?;
+            self.cancel.check()?;
             Ok(rendition)
         };
         Ok(render())
@@ -450,7 +445,9 @@ pub fn render(
     Ok(AsyncTask::new(RenderTask {
         source: Source::new(input),
         opts: Some(opts),
-        flag: abort.as_ref().map(|a| a.flag.clone()),
+        cancel: (abort.as_ref()).map_or_else(dicom::Cancel::default, |a| {
+            dicom::Cancel::new(a.flag.clone())
+        }),
         abort,
     }))
 }
