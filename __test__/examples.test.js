@@ -51,10 +51,19 @@ describe.each(['express', 'hono'])('examples/%s', (name) => {
       const res = await fetch(`${app.base}/download/${bad}`, { redirect: 'manual' })
       expect([bad, res.status, (await res.json()).code]).toEqual([bad, 400, 'INVALID_KEY'])
     }
+    // So is a content type stowage cannot store (the one from the extension is used
+    // when there is none), and, on Express, a URL it cannot decode.
+    const typed = await fetch(`${app.base}/upload/reports/typed.png`, { method: 'PUT', body: 'x', headers: { 'content-type': 'image/png\u00e9' } })
+    expect([typed.status, (await typed.json()).code]).toEqual([400, 'INVALID_CONFIG'])
+    const untyped = await fetch(`${app.base}/upload/reports/untyped.png`, { method: 'PUT', body: 'x', headers: { 'content-type': '' } })
+    expect(untyped.status).toBe(201)
+    const served = await fetch(`${app.base}/download/reports/untyped.png`)
+    expect([served.status, served.headers.get('content-type')]).toEqual([200, 'image/png'])
+    if (name === 'express') expect((await fetch(`${app.base}/download/%ZZ`, { redirect: 'manual' })).status).toBe(400)
     const health = await (await fetch(`${app.base}/health`)).json()
     expect(health).toMatchObject({ ok: true, pendingRepairs: 0 })
-    expect(health.stats.local.writes).toBe(1)
-    expect(health.stats.cloud.writes).toBe(1)
+    expect(health.stats.local.writes).toBe(2)
+    expect(health.stats.cloud.writes).toBe(2)
   })
 })
 

@@ -35,6 +35,13 @@ async function withBodyInFile(req, use) {
   }
 }
 
+/** The client's mistakes are 400s (a key, a content type or a DICOM file stowage
+ * refuses), a cloud that is down or a key waiting for its repair 503s. */
+function statusOf(err) {
+  const status = { INVALID_KEY: 400, INVALID_CONFIG: 400, DICOM_INVALID: 400, DICOM_UNSUPPORTED: 400, UNAVAILABLE: 503, TIMEOUT: 503 }
+  return status[err.code] ?? 500
+}
+
 function createApp(storage) {
   const app = express()
   app.use('/files', signedUrls(storage))
@@ -43,7 +50,8 @@ function createApp(storage) {
   app.put('/upload/*key', async (req, res, next) => {
     try {
       const key = req.params.key.join('/')
-      const result = await withBodyInFile(req, (file) => storage.putFile(key, file, { contentType: req.headers['content-type'] }))
+      const contentType = req.headers['content-type'] || undefined
+      const result = await withBodyInFile(req, (file) => storage.putFile(key, file, { contentType }))
       res.status(201).json(result)
     } catch (err) {
       next(err)
@@ -90,8 +98,8 @@ function createApp(storage) {
     res.json({ ok: true, pendingRepairs: await storage.pendingRepairs(), stats: storage.stats() })
   })
 
-  const clientErrors = ['INVALID_KEY', 'DICOM_INVALID', 'DICOM_UNSUPPORTED']
-  app.use((err, req, res, _next) => res.status(clientErrors.includes(err.code) ? 400 : 500).json({ code: err.code, message: err.message }))
+  // Express's own errors (a URL it cannot decode) carry their status.
+  app.use((err, req, res, _next) => res.status(err.status ?? statusOf(err)).json({ code: err.code, message: err.message }))
   return app
 }
 

@@ -14,6 +14,13 @@ const { serve } = require('@hono/node-server')
 const { StorageManager } = require('../..')
 const { signedUrls } = require('../../hono')
 
+/** The client's mistakes are 400s (a key or a content type stowage refuses), a cloud
+ * that is down or a key waiting for its repair 503s. */
+function statusOf(err) {
+  const status = { INVALID_KEY: 400, INVALID_CONFIG: 400, UNAVAILABLE: 503, TIMEOUT: 503 }
+  return status[err.code] ?? 500
+}
+
 function createApp({ dataDir, baseUrl }) {
   const storage = new StorageManager({
     local: path.join(dataDir, 'uploads'),
@@ -28,10 +35,10 @@ function createApp({ dataDir, baseUrl }) {
     const temp = path.join(os.tmpdir(), `upload-${process.pid}-${Date.now()}-${Math.random()}`)
     try {
       await pipeline(Readable.fromWeb(c.req.raw.body), fs.createWriteStream(temp))
-      const result = await storage.putFile(c.req.param('key'), temp, { contentType: c.req.header('content-type') })
+      const result = await storage.putFile(c.req.param('key'), temp, { contentType: c.req.header('content-type') || undefined })
       return c.json(result, 201)
     } catch (err) {
-      return c.json({ code: err.code, message: err.message }, err.code === 'INVALID_KEY' ? 400 : 500)
+      return c.json({ code: err.code, message: err.message }, statusOf(err))
     } finally {
       fs.rm(temp, { force: true }, () => {})
     }
@@ -43,7 +50,7 @@ function createApp({ dataDir, baseUrl }) {
       if (!(await storage.exists(key))) return c.json({ code: 'NOT_FOUND' }, 404)
       return c.redirect(storage.presignGet(key, { expiresIn: 300 }), 302)
     } catch (err) {
-      return c.json({ code: err.code, message: err.message }, err.code === 'INVALID_KEY' ? 400 : 500)
+      return c.json({ code: err.code, message: err.message }, statusOf(err))
     }
   })
 
