@@ -266,6 +266,24 @@ describe('configuration', () => {
     })
     expect(JSON.parse(out)).toMatchObject({ key: 'from-env/hello.txt', size: 2, location: 'cloud' })
   })
+
+  test('an empty S3_BUCKET (a shell\'s `S3_BUCKET=`) is unset: no cloud, rather than s3:// with no bucket', () => {
+    const { execFileSync } = require('node:child_process')
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      const local = process.argv[1]
+      for (const open of [() => new StorageManager({ local }), () => StorageManager.fromEnv()]) {
+        try {
+          const storage = open()
+          storage.put('a.txt', 'local only').then((r) => console.log(r.local, r.cloud))
+        } catch (e) { console.log(e.code, e.message) }
+      }`
+    const out = execFileSync(process.execPath, ['-e', script, tmpDir('env-empty')], {
+      encoding: 'utf8',
+      env: { ...process.env, S3_BUCKET: '', STOWAGE_LOCAL: tmpDir('env-empty-local'), STOWAGE_MODE: '' },
+    })
+    expect(out.trim().split('\n')).toEqual(['written skipped', 'written skipped'])
+  })
 })
 
 describe('credentials and buckets', () => {
@@ -324,7 +342,9 @@ describe('credentials and buckets', () => {
         env: { ...process.env, S3_BUCKET: 'b', S3_ENDPOINT: '127.0.0.1:9', S3_USE_SSL: flag, STOWAGE_LOCAL: tmpDir('env'), STOWAGE_MODE: 'cloud' },
       }).trim()
     for (const flag of ['FALSE', 'off', '0', 'True', 'on', '1']) expect(`${flag}: ${run(flag)}`).toBe(`${flag}: ok`)
-    for (const flag of ['maybe', '']) expect(run(flag)).toMatch(/^INVALID_CONFIG .*S3_USE_SSL/)
+    expect(run('maybe')).toMatch(/^INVALID_CONFIG .*S3_USE_SSL/)
+    // Empty is unset, as for every variable: the endpoint without a scheme is https.
+    expect(run('')).toBe('ok')
   })
 
   test('S3: a request the server can never take is INVALID_CONFIG, not an outage to queue', async () => {

@@ -188,6 +188,12 @@ impl Config {
     }
 }
 
+/// A variable of the process's environment; an empty one is unset, as a shell's
+/// `S3_BUCKET=` or an empty line of a `.env` file means.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 /// S3_USE_SSL's value. Anything else is refused rather than read as "yes": `FALSE`
 /// or `off` taken for true would send the keys to an `https://` endpoint that is
 /// not there, and the app would only learn of it from its first failed request.

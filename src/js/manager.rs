@@ -99,7 +99,7 @@ impl StorageManager {
     pub fn from_env(env: Env) -> napi::Result<Self> {
         Self::wrap(
             &env,
-            Config::from_env(|name| std::env::var(name).ok()).map(|config| (config, None)),
+            Config::from_env(crate::config::env_var).map(|config| (config, None)),
         )
     }
 

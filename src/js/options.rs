@@ -162,7 +162,7 @@ impl StorageOptions {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        config.apply_env_cloud(&|name| std::env::var(name).ok())?;
+        config.apply_env_cloud(&crate::config::env_var)?;
         Ok((config, events))
     }
 }

@@ -12,6 +12,7 @@ use url::Url;
 use super::headers::check_printable;
 use super::options::{AZURE_CONNECTION_STRING, StoreOptions};
 use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
+use crate::config::env_var as env;
 use crate::error::{Error, Result};
 
 /// The Azure storage emulator's well-known development account.
@@ -25,10 +26,6 @@ pub struct Cloud {
     pub presigner: Option<Presigner>,
     /// The `/prefix` of the URL, which presigned keys need too.
     pub prefix: String,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn container_of<'a>(url: &'a Url, field: &str, what: &str) -> Result<&'a str> {
