@@ -53,7 +53,13 @@ impl Key {
         if is_drive_prefix(key) {
             return reject("key is an absolute path");
         }
-        if key.split('/').next() == Some(STATE_DIR) {
+        // In any case: on a case-insensitive file system (macOS, Windows) `.STOWAGE`
+        // is the same folder.
+        if key
+            .split('/')
+            .next()
+            .is_some_and(|first| first.eq_ignore_ascii_case(STATE_DIR))
+        {
             return reject("key is inside '.stowage', the folder of stowage's own files");
         }
         for segment in key.split('/') {
@@ -197,7 +203,7 @@ mod tests {
         assert_eq!(reason(".."), "key has a '.' or '..' segment");
         assert!(reason("a/b#12").contains("'#' and digits"));
         assert!(Key::parse("a/b#x1").is_ok());
-        for state in [".stowage", ".stowage/journal.db"] {
+        for state in [".stowage", ".stowage/journal.db", ".STOWAGE/journal.db"] {
             assert!(reason(state).contains("'.stowage'"), "{state}");
         }
         assert!(Key::parse("a/.stowage/x").is_ok());
