@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager, ErrorCode } = require('..')
-const { tmpDir, s3Options, azureOptions, servers, runPrefix, sha256, bytes } = require('./helpers')
+const { tmpDir, s3Options, azureOptions, servers, runPrefix, sha256, bytes, s3ObjectFile } = require('./helpers')
 const { expectCode } = require('./conformance')
 
 function noSecretIn(err, secret) {
@@ -710,6 +710,25 @@ describe('arguments the file system or UTF-8 would misread', () => {
   })
 })
 
+test('objects another tool put under names that are not keys neither show nor cut a listing short', async () => {
+  const p = runPrefix('not-keys')
+  const storage = new StorageManager({ local: tmpDir('not-keys'), mode: 'cloud', ...s3Options() })
+  for (const k of ['a', 'b', 'c', 'd']) await storage.put(`${p}/${k}`, k)
+  // s3s-fs serves the files in its folder as objects: `a#1` is a staging name, no key.
+  fs.writeFileSync(s3ObjectFile(`${p}/a#1`), 'not a key')
+  fs.mkdirSync(path.dirname(s3ObjectFile(`${p}/b#2/x`)), { recursive: true })
+  fs.writeFileSync(s3ObjectFile(`${p}/b#2/x`), 'a key under a folder that is not one')
+  const pages = []
+  let next
+  do {
+    const page = await storage.list({ prefix: `${p}/`, startAfter: next, limit: 3 })
+    pages.push(page.objects.map((o) => o.key.slice(p.length + 1)))
+    next = page.next
+  } while (next)
+  // The first page was a, b, c with no `next`: the names it left out filled it.
+  expect(pages).toEqual([['a', 'b', 'b#2/x'], ['c', 'd']])
+})
+
 describe('keys and a bucket prefix', () => {
   test('a key too long once the cloud URL prefix is added is INVALID_KEY before either side is written', async () => {
     // Azurite: s3s-fs names a file after the whole key and cannot hold keys this long.
@@ -729,6 +748,11 @@ describe('keys and a bucket prefix', () => {
     await expect(storage.pendingRepairs()).resolves.toBe(0)
     const cloudOnly = new StorageManager({ mode: 'cloud', ...azureOptions(), cloud })
     await expectCode(cloudOnly.put(over, 'over'), 'INVALID_KEY')
+    // Nor may a delete leave an intent in the journal that no repair could carry out.
+    await expectCode(storage.delete(over), 'INVALID_KEY')
+    await expectCode(cloudOnly.delete(over), 'INVALID_KEY')
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    await expect(cloudOnly.pendingRepairs()).resolves.toBe(0)
     expect((await cloudOnly.get(fits)).toString()).toBe('fits')
   })
 })

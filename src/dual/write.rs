@@ -43,19 +43,17 @@ impl Storage {
             .and_then(|ext| self.cache_control.get(&ext).cloned())
     }
 
-    /// A name one side cannot be written under is refused before either side runs:
-    /// a local folder's (staged as `name#n`, or held by a folder, or under a file), or
-    /// one too long after a bucket's prefix. The other side would take the object and
-    /// this one fail, for a repair that could never succeed. A single side checks the
-    /// name itself before it writes.
+    /// A name one side cannot be written under is refused before any side runs or
+    /// the journal takes an intent: a local folder's (staged as `name#n`, or held by
+    /// a folder, or under a file), or one too long after a bucket's prefix. The other
+    /// side would take the object and this one fail, for a repair that could never
+    /// succeed. A single local side checks its name itself as it writes.
     pub(super) async fn check_names(&self, key: &Key) -> Result<()> {
         let sides = self.write_sides();
-        if sides.len() < 2 {
-            return Ok(());
-        }
-        for (_, store) in sides {
+        for (_, store) in &sides {
             match store.local_path() {
-                Some(_) => store.guard_write(key).await?,
+                Some(_) if sides.len() > 1 => store.guard_write(key).await?,
+                Some(_) => {}
                 None => store.check_length(key)?,
             }
         }
@@ -287,6 +285,11 @@ impl Storage {
             .iter()
             .filter(|(s, _)| matches!(s, Side::Local | Side::Cloud))
             .count();
+        // Too long for a bucket's prefix, the key names nothing there, and the journal
+        // would keep an intent that no repair could carry out.
+        for (_, store) in &sides {
+            store.check_length(key)?;
+        }
         let written = self.written_sides();
         let (_lock, guard) = self.begin(key, RepairOp::Delete, journalled).await?;
         let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;

@@ -780,14 +780,16 @@ impl Store {
         };
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
-        let items: Vec<ObjectMeta> = stream
+        let items: Vec<(Key, ObjectMeta)> = stream
             .map_err(|e| map_store_error(e, None, &self.secrets))
-            // Some servers (Azurite) ignore the offset; filtering again is cheap.
-            .try_filter(|m| {
+            // Some servers (Azurite) ignore the offset; filtering again is cheap. Names
+            // that are not keys (another tool's `.stowage/…` or `a//b`) are left out
+            // before the page is counted: a page they filled would end with no `next`.
+            .try_filter_map(|m| {
                 let k = m.location.as_ref();
-                futures::future::ready(
-                    k.starts_with(&prefix) && start_after.as_deref().is_none_or(|s| k > s),
-                )
+                let wanted = k.starts_with(&prefix) && start_after.as_deref().is_none_or(|s| k > s);
+                let key = wanted.then(|| Key::parse(k).ok()).flatten();
+                futures::future::ready(Ok(key.map(|key| (key, m))))
             })
             .take(n)
             .try_collect()
@@ -797,10 +799,7 @@ impl Store {
                 other => other,
             })?;
         self.seen();
-        Ok(items
-            .into_iter()
-            .filter_map(|m| Key::parse(m.location.as_ref()).ok().map(|k| (k, m)))
-            .collect())
+        Ok(items)
     }
 }
 
