@@ -75,10 +75,7 @@ fn encode_webp(
     }
     picture
         .encode(&config, cancel)
-        .ok_or_else(|| match cancel.is_set() {
-            true => Error::Aborted("the render was aborted".into()),
-            false => failed(),
-        })
+        .ok_or_else(|| cancel.check().err().unwrap_or_else(failed))
 }
 
 /// A libwebp picture and the memory writer it encodes into; both freed on drop.

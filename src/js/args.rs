@@ -100,7 +100,8 @@ pub struct KeyText(String);
 impl FromNapiValue for KeyText {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         let text = unsafe { String::from_napi_value(env, value) }?;
-        // Only a replaced surrogate can have put a U+FFFD there.
+        // A replaced surrogate shows as U+FFFD; the string may also hold a real one,
+        // so only then is it read again as UTF-16 to tell which.
         if text.contains(char::REPLACEMENT_CHARACTER) {
             let units = unsafe { Utf16String::from_napi_value(env, value) }?;
             if char::decode_utf16(units.iter().copied()).any(|c| c.is_err()) {
