@@ -3,6 +3,7 @@
 // Each has a stable code, and no message carries a secret.
 const fs = require('node:fs')
 const path = require('node:path')
+const { execFileSync } = require('node:child_process')
 const { StorageManager, ErrorCode } = require('..')
 const { tmpDir, s3Options, azureOptions, servers, runPrefix, sha256, bytes, s3ObjectFile } = require('./helpers')
 const { expectCode } = require('./conformance')
@@ -42,6 +43,8 @@ describe('configuration', () => {
     [{ local: tmpDir('c'), ...s3Options({ region: 'us-east-1\r\n' }), mode: 'dual' }, 'cloudOptions.region'],
     // An empty journal path was a throw-away journal: queued repairs vanished on reopen.
     [{ local: tmpDir('c'), journal: '' }, 'journal'],
+    // SQLite keeps `:memory:` in memory: queued repairs would vanish with the process.
+    [{ local: tmpDir('c'), journal: ':memory:' }, 'journal'],
     // Folders that cannot be made were NOT_FOUND or ALREADY_EXISTS, naming no option.
     [{ local: tmpDir('c'), journal: `${__filename}/journal.db` }, 'journal'],
     [{ local: tmpDir('c'), journal: '/proc/stowage-none/journal.db' }, 'journal'],
@@ -59,6 +62,17 @@ describe('configuration', () => {
     expect(Object.prototype.toString.call(thrown)).toBe('[object Error]')
     expect(thrown.code).toBe('INVALID_CONFIG')
     expect(thrown.message).toContain(field)
+  })
+
+  test('a relative journal path starting with file: is a file of that name, not an SQLite URI', () => {
+    // As a URI, `file:j.db?mode=memory` was a journal in memory, gone with the process.
+    const cwd = tmpDir('uri-journal')
+    const addon = JSON.stringify(path.resolve(__dirname, '..'))
+    const script = `const { StorageManager } = require(${addon})
+      const s = new StorageManager({ local: 'files', journal: 'file:j.db?mode=memory' })
+      s.put('a.txt', 'x').then(() => s.close())`
+    execFileSync(process.execPath, ['-e', script], { cwd })
+    expect(fs.statSync(path.join(cwd, 'file:j.db?mode=memory')).size).toBeGreaterThan(0)
   })
 
   // napi's integer conversions would wrap or truncate these without a word: -1 retries
@@ -241,7 +255,6 @@ describe('configuration', () => {
 
   test('fromEnv reads the S3_* variables', () => {
     // A child process: Jest's sandboxed process.env never reaches the real environment.
-    const { execFileSync } = require('node:child_process')
     const s3 = servers().s3
     const script = `
       const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
@@ -268,7 +281,6 @@ describe('configuration', () => {
   })
 
   test('an empty S3_BUCKET (a shell\'s `S3_BUCKET=`) is unset: no cloud, rather than s3:// with no bucket', () => {
-    const { execFileSync } = require('node:child_process')
     const script = `
       const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
       const local = process.argv[1]
@@ -332,7 +344,6 @@ describe('credentials and buckets', () => {
   })
 
   test('S3_USE_SSL takes true/false, 1/0, yes/no, on/off in any case, and refuses the rest', () => {
-    const { execFileSync } = require('node:child_process')
     const script = `
       const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
       try { StorageManager.fromEnv(); console.log('ok') } catch (e) { console.log(e.code, e.message) }`
@@ -385,7 +396,6 @@ describe('credentials and buckets', () => {
 
   test('Azure: AZURE_STORAGE_CONNECTION_STRING stands in for cloudOptions.connectionString; its key is never shown', () => {
     // A child process: Jest's sandboxed process.env never reaches the real environment.
-    const { execFileSync } = require('node:child_process')
     const az = servers().azure
     const key = /AccountKey=([^;]+)/.exec(az.connectionString)[1]
     const script = `
@@ -414,7 +424,6 @@ describe('credentials and buckets', () => {
   })
 
   test('S3: a session token from the environment is checked as the option is', () => {
-    const { execFileSync } = require('node:child_process')
     const script = `
       const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
       try {
@@ -510,7 +519,6 @@ describe('local root', () => {
     const fs = require('node:fs')
     const net = require('node:net')
     const path = require('node:path')
-    const { execFileSync } = require('node:child_process')
     const root = tmpDir('special')
     fs.mkdirSync(path.join(root, 'uploads'))
     fs.writeFileSync(path.join(root, 'uploads', 'scan.dcm'), 'regular bytes')

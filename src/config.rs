@@ -127,12 +127,16 @@ impl Config {
         if mode != Mode::Local && self.cloud.is_none() {
             return Err(Error::config("cloud", "required unless mode is 'local'"));
         }
-        if self
-            .journal
-            .as_ref()
-            .is_some_and(|j| j.as_os_str().is_empty())
-        {
-            return Err(Error::config("journal", "is empty"));
+        match self.journal.as_ref().map(|j| j.as_os_str()) {
+            Some(j) if j.is_empty() => return Err(Error::config("journal", "is empty")),
+            // SQLite keeps `:memory:` in memory: the journal would not survive a crash.
+            Some(j) if j == ":memory:" => {
+                return Err(Error::config(
+                    "journal",
+                    "must be a file: an in-memory journal would not survive a crash",
+                ));
+            }
+            _ => {}
         }
         let tiered = self.tiers.warm.is_some() || self.tiers.cold.is_some();
         if tiered && self.journal.is_none() && self.local.is_none() {

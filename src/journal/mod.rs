@@ -72,7 +72,10 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| cannot_create(path, &e))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        // The bundled SQLite reads a name starting `file:` as a URI (`file:x?mode=memory`
+        // would be kept in memory); an absolute path is always a file of that name.
+        let file = std::path::absolute(path).map_err(|e| cannot_create(path, &e))?;
+        let conn = Connection::open(&file).map_err(|e| open_error(path, e))?;
         // NORMAL is durable against process crashes in WAL mode; only a power loss can
         // drop the last commits, and those are re-derivable from the files themselves.
         conn.execute_batch(
