@@ -13,6 +13,9 @@ function noSecretIn(err, secret) {
   expect(JSON.stringify(err)).not.toContain(secret)
 }
 
+/** A folder whose subfolders are the stores of the nesting cases below. */
+const NESTING = tmpDir('nesting')
+
 describe('configuration', () => {
   test.each([
     [{ local: tmpDir('c'), mode: 'sideways' }, 'mode'],
@@ -51,6 +54,10 @@ describe('configuration', () => {
     [{ local: '/proc/stowage-none/uploads' }, 'local'],
     [{ local: tmpDir('c'), cloud: 'file:///proc/stowage-none/cloud', mode: 'dual' }, 'cloud'],
     [{ local: tmpDir('c'), cacheControl: 'private' }, 'cacheControl: expected an object'],
+    // A store inside another: its objects were listed, migrated and deleted as keys.
+    [{ local: tmpDir('c'), ...s3Options(), mode: 'cloud', tiers: { warm: `${s3Options().cloud}/archive` } }, 'tiers.warm: is inside cloud'],
+    [{ local: NESTING, cloud: `file://${NESTING}/cloud`, mode: 'dual' }, 'cloud: is inside local'],
+    [{ local: `${NESTING}/uploads`, tiers: { cold: `file://${NESTING}` } }, 'local: is inside tiers.cold'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {

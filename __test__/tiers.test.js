@@ -2,10 +2,11 @@
 // Hierarchical storage against real stores: hot = S3, warm = a folder, cold = Azure
 // (Azurite). Cycles run with a clock override; every move is checked by bytes.
 const fs = require('node:fs')
+const http = require('node:http')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree } = require('./helpers')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
 
 const DAY = 86_400_000
 
@@ -309,6 +310,7 @@ test('an Azure Archive object cannot be read until rehydrated: ACCESS_DENIED say
     local: tmpDir('tier-archive'),
     mode: 'cloud',
     ...az,
+    cloud: `${az.cloud}/${runPrefix('unarchived')}`,
     tiers: { cold: `${az.cloud}/${runPrefix('archive')}?storageClass=Archive`, coldOptions: az.cloudOptions },
   })
   const [key] = Object.keys(await putAll(storage, runPrefix('archived'), 1))
@@ -377,6 +379,146 @@ test('a rewrite deletes the copies colder tiers kept (deleteAfterMove: false), w
   await storage.put(key, 'version 2')
   expect(fs.existsSync(path.join(warm, key))).toBe(false)
   expect((await storage.get(key)).toString()).toBe('version 2')
+})
+
+test('bytes written past the tier record (a manager without tiers, a presigned upload) are the object; its colder copy never comes back over them', async () => {
+  const [warm, cold] = [tmpDir('rewrite-warm'), tmpDir('rewrite-cold')]
+  const storage = new StorageManager({
+    local: tmpDir('rewrite'),
+    mode: 'cloud',
+    ...s3Options(),
+    tiers: { warm: `file://${warm}`, cold: `file://${cold}`, policy: { hotToWarmDays: 30, warmToColdDays: 365 } },
+  })
+  const prefix = runPrefix('rewrite')
+  const [a, b, c] = ['a', 'b', 'c'].map((name) => `${prefix}/${name}.bin`)
+  for (const key of [a, b, c]) {
+    await storage.put(key, 'old bytes')
+    await storage.setTier(key, 'warm')
+  }
+  await hotView().put(a, 'new bytes from a worker')
+  await hotView().put(c, 'new bytes from a worker')
+  const upload = await fetch(storage.presignPut(b), { method: 'PUT', body: 'new bytes from a browser' })
+  expect(upload.status).toBe(200)
+
+  // Reads serve the new bytes; tierOf says so, and setTier, copy and a cycle keep them.
+  expect(await storage.tierOf(a)).toBe('hot')
+  await storage.setTier(a, 'hot')
+  await storage.copy(b, `${prefix}/b-copy.bin`)
+  const cycle = await storage.runTierCycle({ now: new Date(Date.now() + 400 * DAY) })
+  expect(cycle).toMatchObject({ toCold: 0, failed: [] })
+  await expectBytes(storage, {
+    [b]: 'new bytes from a browser',
+    [`${prefix}/b-copy.bin`]: 'new bytes from a browser',
+    [c]: 'new bytes from a worker',
+  })
+  expect((await storage.get(a)).toString()).toBe('new bytes from a worker')
+  // The cycle took c's new bytes on to the warm tier; no stale copy is left to serve.
+  expect(fs.readFileSync(path.join(warm, c), 'utf8')).toBe('new bytes from a worker')
+  for (const key of [a, b, c]) expect(fs.existsSync(path.join(cold, key))).toBe(false)
+})
+
+test('a move whose old copy cannot be deleted is undone: the object stays where it was, no copy goes stale', async () => {
+  const s3 = servers().s3
+  let refuseDeletes = false
+  // In front of the warm tier: DELETEs are refused (a bucket policy without delete rights).
+  const proxy = http.createServer((req, res) => {
+    if (refuseDeletes && (req.method === 'DELETE' || req.url.includes('delete'))) {
+      res.writeHead(403, { 'content-type': 'application/xml' })
+      return res.end('<Error><Code>AccessDenied</Code><Message>no deletes here</Message></Error>')
+    }
+    const { port } = new URL(s3.endpoint)
+    const forward = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers)
+      up.pipe(res)
+    })
+    forward.on('error', () => res.destroy())
+    req.pipe(forward)
+  })
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  try {
+    const cold = tmpDir('undo-cold')
+    const warmPrefix = runPrefix('undo-warm')
+    const events = []
+    const storage = new StorageManager({
+      local: tmpDir('undo'),
+      mode: 'cloud',
+      ...s3Options(),
+      cloud: `s3://${s3.bucket}/${runPrefix('undo-hot')}`,
+      tiers: {
+        warm: `s3://${s3.bucket}/${warmPrefix}`,
+        warmOptions: { ...s3Options().cloudOptions, endpoint: `http://127.0.0.1:${proxy.address().port}`, maxRetries: 0 },
+        cold: `file://${cold}`,
+        policy: { hotToWarmDays: 30, warmToColdDays: 365 },
+      },
+      onEvent: (e) => events.push(e),
+    })
+    const key = 'scans/1.dcm'
+    await storage.put(key, 'version 1')
+    await storage.setTier(key, 'warm')
+    refuseDeletes = true
+    const report = await storage.runTierCycle({ now: new Date(Date.now() + 400 * DAY) })
+    expect(report.toCold).toBe(0)
+    expect(report.failed.map((f) => `${f.key} ${f.code}`)).toEqual([`${key} ACCESS_DENIED`])
+    expect(events.filter((e) => e.type === 'tier-move-failed').map((e) => e.side)).toEqual(['cold'])
+    expect(await storage.tierOf(key)).toBe('warm')
+    expect(fs.existsSync(path.join(cold, key))).toBe(false)
+    expect(await storage.head(key)).toMatchObject({ location: 'warm', tier: 'warm' })
+
+    // Written again, the key's warm copy is the one a write deletes: nothing stale anywhere.
+    refuseDeletes = false
+    await storage.put(key, 'version 2')
+    await expect(storage.runTierCycle({ now: new Date(Date.now() + 20 * DAY) })).resolves.toMatchObject({ failed: [] })
+    expect((await storage.get(key)).toString()).toBe('version 2')
+    expect(await storage.tierOf(key)).toBe('hot')
+    expect(fs.existsSync(s3ObjectFile(`${warmPrefix}/${key}`))).toBe(false)
+    await storage.close()
+  } finally {
+    proxy.closeAllConnections()
+    await new Promise((resolve) => proxy.close(resolve))
+  }
+})
+
+test('tier moves and writes of one key at once keep it tracked: later cycles still age it', async () => {
+  const storage = tiered()
+  const prefix = runPrefix('overlap')
+  const [a, c] = [`${prefix}/a.bin`, `${prefix}/c.bin`]
+  await storage.put(a, 'a')
+  await storage.put(c, 'c')
+  await storage.setTier(c, 'warm')
+  // Each read its tier before taking the key's lock: the second move found no object
+  // where the first had left it, and dropped the key from the journal.
+  await Promise.all([storage.setTier(a, 'warm'), storage.setTier(a, 'warm'), storage.put(c, 'c2'), storage.setTier(c, 'cold')])
+  expect((await storage.tierStats()).totals.objects).toBe(2)
+  expect((await storage.get(c)).toString()).toBe('c2')
+  await storage.runTierCycle({ now: new Date(Date.now() + 3650 * DAY) })
+  await storage.runTierCycle({ now: new Date(Date.now() + 3650 * DAY) })
+  expect([await storage.tierOf(a), await storage.tierOf(c)]).toEqual(['cold', 'cold'])
+  expect((await storage.get(c)).toString()).toBe('c2')
+})
+
+test('a damaged copy in a colder tier is INTEGRITY, not NOT_FOUND', async () => {
+  const warm = tmpDir('rot-warm')
+  const storage = new StorageManager({ local: tmpDir('rot'), mode: 'cloud', ...s3Options(), tiers: { warm: `file://${warm}` } })
+  const key = `${runPrefix('rot')}/scan.bin`
+  await storage.put(key, bytes(5000, 9))
+  await storage.setTier(key, 'warm')
+  flipByteKeepingMtime(path.join(warm, key), 100)
+  await expect(storage.get(key)).rejects.toMatchObject({ code: 'INTEGRITY' })
+  await expect(storage.getToFile(key, path.join(tmpDir('rot-out'), 'scan.bin'))).rejects.toMatchObject({ code: 'INTEGRITY' })
+})
+
+test('the tier service counts as running from start, through a restart', async () => {
+  const storage = tiered()
+  for (let i = 0; i < 20; i++) {
+    storage.startTierService({ intervalMs: 60_000 })
+    storage.stopTierService()
+    storage.startTierService({ intervalMs: 60_000 })
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(await storage.tierStats()).toMatchObject({ running: true, nextCycleInMs: expect.any(Number) })
+  }
+  storage.stopTierService()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  expect((await storage.tierStats()).running).toBe(false)
 })
 
 test('tiers need a warm or cold store; bad policies name their field', async () => {

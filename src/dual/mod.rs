@@ -132,8 +132,32 @@ impl Storage {
             journal,
             closing: tokio::sync::watch::Sender::new(false),
         };
+        storage.refuse_nested_stores()?;
         crate::store::sweep_abandoned(&storage.temp_dir());
         Ok(storage)
+    }
+
+    /// A store inside another would have its objects listed, migrated and deleted as
+    /// the outer one's keys.
+    fn refuse_nested_stores(&self) -> Result<()> {
+        let stores: Vec<_> = [
+            (Side::Local, "local"),
+            (Side::Cloud, "cloud"),
+            (Side::Warm, "tiers.warm"),
+            (Side::Cold, "tiers.cold"),
+        ]
+        .into_iter()
+        .filter_map(|(side, field)| self.store(side).map(|s| (field, s)))
+        .collect();
+        for (outer_field, outer) in &stores {
+            if let Some((field, _)) = stores.iter().find(|(_, inner)| outer.holds(inner)) {
+                return Err(Error::config(
+                    *field,
+                    format!("is inside {outer_field}: its objects would be {outer_field}'s keys"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `close()` was called: no new calls come, and what runs should end.
@@ -348,21 +372,24 @@ impl Storage {
     {
         let mut first_error = None;
         for (side, store) in sides {
-            match read(store).await {
+            let e = match read(store).await {
                 Ok(v) => return Ok((side, v)),
-                // A side that is down may hold the object: `NOT_FOUND` from another
-                // would be a guess, so the outage is the answer.
-                Err(e) if e.is_outage() && matches!(first_error, Some(Error::NotFound { .. })) => {
-                    first_error = Some(e);
-                }
-                Err(e) if moves_past(&e) => {
-                    first_error.get_or_insert(e);
-                }
                 Err(e @ Error::Integrity(_)) => {
                     on_damaged(side, &e);
-                    first_error.get_or_insert(e);
+                    e
                 }
+                Err(e) if moves_past(&e) => e,
                 Err(e) => return Err(e),
+            };
+            // A side that is down may hold the object, and a damaged copy is one:
+            // `NOT_FOUND` from another side would be a guess, or wrong.
+            let replaces = match &first_error {
+                None => true,
+                Some(Error::NotFound { .. }) => !matches!(e, Error::NotFound { .. }),
+                Some(_) => false,
+            };
+            if replaces {
+                first_error = Some(e);
             }
         }
         Err(first_error.unwrap_or_else(no_side))

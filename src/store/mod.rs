@@ -288,6 +288,21 @@ impl Store {
         self.place == other.place
     }
 
+    /// Whether `other`'s objects are among this store's keys: its folder, or bucket
+    /// and prefix, inside this one's (`s3://b/archive` in `s3://b`). Buckets are told
+    /// by name, as [`Store::may_share_objects`] tells them.
+    pub fn holds(&self, other: &Store) -> bool {
+        match (&self.place, &other.place) {
+            (Place::Folder(outer), Place::Folder(inner)) => {
+                inner != outer && inner.starts_with(outer)
+            }
+            (Place::Bucket(outer), Place::Bucket(inner)) => inner
+                .strip_prefix(outer.trim_end_matches('/'))
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/')),
+            _ => false,
+        }
+    }
+
     /// Whether a key here and that key of `other` are one object. A wrong "no" would
     /// let a move delete what it has just copied onto itself; a wrong "yes" would keep
     /// a copy a move should have freed. Buckets of one name may be on two servers or

@@ -115,6 +115,10 @@ impl Storage {
                         // A write since this cycle picked the row made the object recent again.
                         match journal.tier_row(&row.key).await? {
                             Some(now) if now == row => {
+                                let key = Key::parse(&row.key)?;
+                                if self.settle_rewrite(tiers, &key, from).await? {
+                                    return Ok(None);
+                                }
                                 self.move_locked(tiers, &row, from, to).await
                             }
                             _ => Ok(None),
@@ -197,8 +201,21 @@ impl Storage {
             // The same bucket in another storage class is a rewrite in place.
             if tiers.policy.delete_after_move
                 && !tiers.is_same_place((from, source), (to, target)).await?
+                && let Err(e) = source.delete(&key).await
             {
-                source.delete(&key).await?;
+                // A copy left in `from` would go stale at the key's next write, which
+                // deletes the recorded tier's copy only: the move is undone instead.
+                // Should that delete fail too, a copy stays in `to`: the object's bytes
+                // until the key is written again, removed by a delete of the key.
+                journal
+                    .set_tier_row(TierRow {
+                        tier: from.as_str().into(),
+                        size: written.size,
+                        ..row.clone()
+                    })
+                    .await?;
+                let _ = target.delete(&key).await;
+                return Err(e);
             }
             Ok(Some(written.size))
         }

@@ -292,11 +292,61 @@ impl Storage {
         };
         match Tier::parse(&row.tier)? {
             Tier::Hot => Ok(()),
+            colder if self.settle_rewrite(tiers, key, colder).await? => Ok(()),
             colder => self
                 .move_locked(tiers, &row, colder, Tier::Hot)
                 .await
                 .map(drop),
         }
+    }
+
+    /// The hot store's copy of `key`, when the journal has the key in the colder tier
+    /// `recorded` but the hot store holds other bytes under it: written there past
+    /// stowage's tier record (a presigned upload, a manager without tiers). Reads
+    /// serve that copy, so the colder one is stale. A copy with the colder one's bytes
+    /// is what a move with `deleteAfterMove: false` left behind, not a rewrite.
+    async fn rewritten_hot(
+        &self,
+        tiers: &Tiers,
+        key: &Key,
+        recorded: Tier,
+    ) -> Result<Option<ObjectInfo>> {
+        let (Some((_, hot)), Some(colder)) = (self.hot(), self.tier_store(recorded)) else {
+            return Ok(None);
+        };
+        if recorded == Tier::Hot
+            || tiers
+                .is_same_place((Tier::Hot, hot), (recorded, colder))
+                .await?
+        {
+            return Ok(None);
+        }
+        let hot_copy = match hot.head(key).await {
+            Ok(info) => info,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let same_bytes = match colder.head(key).await {
+            Ok(c) => c.size == hot_copy.size && c.sha256.is_some() && c.sha256 == hot_copy.sha256,
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok((!same_bytes).then_some(hot_copy))
+    }
+
+    /// Records a rewrite [`Storage::rewritten_hot`] finds as the write it was (the key
+    /// hot again, its colder copies deleted), so that no move carries the stale copy
+    /// back over it. Whether there was one; the caller holds the key's lock.
+    async fn settle_rewrite(&self, tiers: &Tiers, key: &Key, recorded: Tier) -> Result<bool> {
+        let Some(info) = self.rewritten_hot(tiers, key, recorded).await? else {
+            return Ok(false);
+        };
+        let written_ms = info
+            .last_modified
+            .duration_since(UNIX_EPOCH)
+            .map_or_else(|_| now_ms(), |d| d.as_millis() as i64);
+        self.note_write(key, info.size, written_ms).await?;
+        Ok(true)
     }
 
     /// Records a read; flushed to the journal in batches.
@@ -340,14 +390,19 @@ impl Storage {
         })
     }
 
-    /// The tier holding `key`: the journal's record, else the first store holding it.
+    /// The tier holding `key`: the journal's record (hot when the hot store holds a
+    /// rewrite, as reads find), else the first store holding it.
     pub async fn tier_of(&self, key: &Key) -> Result<Tier> {
         let journal = self
             .journal()
             .ok_or_else(|| Error::config("journal", "missing"))?;
-        self.tiers_or_fail()?;
+        let tiers = self.tiers_or_fail()?;
         if let Some(row) = journal.tier_row(key.as_str()).await? {
-            return Tier::parse(&row.tier);
+            let recorded = Tier::parse(&row.tier)?;
+            return match self.rewritten_hot(tiers, key, recorded).await? {
+                Some(_) => Ok(Tier::Hot),
+                None => Ok(recorded),
+            };
         }
         for tier in Tier::ALL {
             if let Some(store) = self.tier_store(tier)
@@ -371,7 +426,15 @@ impl Storage {
                 format!("no {} tier is configured", tier.as_str()),
             ));
         }
-        let current = self.tier_of(key).await?;
+        // Locked before the tier is read: a write or move meanwhile would make the
+        // move start from where the object no longer is.
+        let _lock = self.lock_key(key.as_str()).await?;
+        let recorded = journal.tier_row(key.as_str()).await?;
+        let current = match recorded.map(|r| Tier::parse(&r.tier)).transpose()? {
+            Some(t) if self.settle_rewrite(tiers, key, t).await? => Tier::Hot,
+            Some(t) => t,
+            None => self.tier_of(key).await?,
+        };
         if current == tier {
             return Ok(());
         }
@@ -384,7 +447,6 @@ impl Storage {
                 last_access_ms: now_ms(),
             },
         };
-        let _lock = self.lock_key(key.as_str()).await?;
         self.move_locked(tiers, &row, current, tier).await.map(drop)
     }
 }

@@ -9,7 +9,9 @@ use crate::error::Result;
 
 #[derive(Debug, Default)]
 pub(super) struct ServiceState {
-    running: bool,
+    /// Services started and not yet ended: a restart overlaps the stopped service
+    /// until the runtime drops its task.
+    services: u32,
     cycles: u64,
     last: Option<CycleReport>,
     next_at_ms: Option<i64>,
@@ -39,24 +41,44 @@ impl Tiers {
     }
 }
 
-/// Marks the service stopped however its task ends (stopped, or the manager dropped).
-struct Running<'a>(&'a Tiers);
+/// Counts a service as running from its start until its task ends, however it ends
+/// (stopped, restarted, or the manager dropped).
+struct Running(Arc<Storage>);
 
-impl Drop for Running<'_> {
+impl Running {
+    fn start(storage: &Arc<Storage>) -> Option<Running> {
+        storage.tiers()?.state().services += 1;
+        Some(Running(storage.clone()))
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        state.running = false;
-        state.next_at_ms = None;
+        let mut state = self.0.tiers().expect("started with tiers").state();
+        state.services -= 1;
+        if state.services == 0 {
+            state.next_at_ms = None;
+        }
     }
 }
 
 impl Storage {
     /// Runs a cycle every `interval` until the task is dropped. A failed cycle is an
-    /// event, never a crash of the service.
-    pub async fn tier_service(self: Arc<Self>, interval: Duration) {
-        let Some(tiers) = self.tiers() else { return };
-        tiers.state().running = true;
-        let _running = Running(tiers);
+    /// event, never a crash of the service. Counted as running from this call on, not
+    /// from the task's first poll.
+    pub fn tier_service(
+        self: Arc<Self>,
+        interval: Duration,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let running = Running::start(&self);
+        async move {
+            let Some(_running) = running else { return };
+            self.cycle_every(interval).await
+        }
+    }
+
+    async fn cycle_every(&self, interval: Duration) {
+        let tiers = self.tiers().expect("the service runs with tiers");
         loop {
             tiers.state().next_at_ms = Some(now_ms() + interval.as_millis() as i64);
             tokio::time::sleep(interval).await;
@@ -78,7 +100,7 @@ impl Storage {
         });
         let state = tiers.state();
         Ok(TierStats {
-            running: state.running,
+            running: state.services > 0,
             cycles_completed: state.cycles,
             last_cycle: state.last.clone(),
             next_cycle_in_ms: state
