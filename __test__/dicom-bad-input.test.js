@@ -73,6 +73,13 @@ describe('broken files', () => {
     // dicom-rs's decoder indexed past a short segment and panicked.
     'an RLE segment that decodes short': () => [rleShortSegment(), 'DICOM_INVALID', /RLE segment 1 decodes to \d+ bytes, the frame has 4096 pixels/],
     'a JPEG frame of 48 MiB from 1.5 KiB': () => [jpegBomb(), 'DICOM_UNSUPPORTED', /decompression bomb/],
+    // Said "no decoder for transfer syntax Explicit VR Little Endian", a supported one.
+    'compressed fragments under an uncompressed transfer syntax': () => {
+      const copy = Buffer.from(read('SC_rgb_jpeg_dcmtk.dcm'))
+      const at = copy.indexOf('1.2.840.10008.1.2.4.50')
+      copy.write('1.2.840.10008.1.2.1\0\0\0', at, 'latin1')
+      return [copy, 'DICOM_INVALID', /encapsulated \(compressed fragments\), but its transfer syntax Explicit VR Little Endian/]
+    },
   }
   /** A 100x100 RGB JPEG whose data set and SOF0 header both claim 4096x4096 (48 MiB). */
   function jpegBomb() {

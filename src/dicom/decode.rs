@@ -378,11 +378,22 @@ fn registry_decode(
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or_else(|| Error::DicomUnsupported(format!("unknown transfer syntax {ts_uid}")))?;
-    let Codec::EncapsulatedPixelData(Some(decoder), _) = ts.codec() else {
-        return Err(Error::DicomUnsupported(format!(
-            "no decoder for transfer syntax {} ({ts_uid})",
-            ts.name()
-        )));
+    let decoder = match ts.codec() {
+        Codec::EncapsulatedPixelData(Some(decoder), _) => decoder,
+        Codec::EncapsulatedPixelData(None, _) => {
+            return Err(Error::DicomUnsupported(format!(
+                "no decoder for transfer syntax {} ({ts_uid})",
+                ts.name()
+            )));
+        }
+        // A native syntax over compressed fragments: the file contradicts itself.
+        _ => {
+            return Err(Error::DicomInvalid(format!(
+                "the pixel data is encapsulated (compressed fragments), but its transfer \
+                 syntax {} ({ts_uid}) is not an encapsulated one",
+                ts.name()
+            )));
+        }
     };
     if let Some((width, height, components)) = codestream::dimensions(data)
         && (width != info.cols || height != info.rows || components != info.samples_per_pixel)
