@@ -229,7 +229,7 @@ async function verify(args, opts) {
 
 async function repair(args, opts) {
   const [local, cloud] = positionals(args, 2, '<local> <cloud>')
-  const report = await manager(local, cloud, opts).repair({ onProgress: keyPrinter('repaired') })
+  const report = await manager(local, cloud, opts).repair({ onProgress: keyPrinter('replayed') })
   if (process.stderr.isTTY) process.stderr.write('\n')
   console.log(`repaired ${report.repaired}, failed ${report.failed}, still pending ${report.remaining}`)
   return report.failed || report.remaining ? 1 : 0
