@@ -47,12 +47,33 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
             "{shown} is {kind}, not a DICOM file"
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
-        .and_then(|file| file.take(meta.len()).read_to_end(&mut bytes))
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    // The magic first, so that a large file that is not DICOM (a video, a disk
+    // image) is refused without reading it into memory.
+    let mut bytes = Vec::with_capacity(MAGIC_END);
+    (&mut file)
+        .take(MAGIC_END as u64)
+        .read_to_end(&mut bytes)
         .map_err(io_error)?;
+    strip_preamble(&bytes)?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::DicomUnsupported(format!(
+            "{shown} is {} bytes: files over 4 GiB are too large to read into memory",
+            meta.len()
+        )));
+    }
+    let rest = meta.len().saturating_sub(bytes.len() as u64);
+    bytes.reserve_exact(rest as usize);
+    file.take(rest).read_to_end(&mut bytes).map_err(io_error)?;
     Ok(bytes)
 }
+
+/// Where the "DICM" magic ends, after the 128-byte preamble.
+const MAGIC_END: usize = 132;
+
+/// Native Pixel Data's length is a 32-bit field, so only encapsulated
+/// multi-frame files come near this; a sparse file can claim terabytes.
+const MAX_FILE_BYTES: u64 = 4 << 30;
 
 /// Opens a Part 10 file from memory. `with_pixel_data: false` stops before
 /// Pixel Data, which is all that metadata needs.
@@ -69,7 +90,7 @@ pub(crate) fn open(bytes: &[u8], with_pixel_data: bool) -> Result<DefaultDicomOb
 
 /// The body starts at the "DICM" magic, which the meta group reader expects.
 fn strip_preamble(bytes: &[u8]) -> Result<&[u8]> {
-    if bytes.get(128..132) == Some(b"DICM") {
+    if bytes.get(MAGIC_END - 4..MAGIC_END) == Some(b"DICM") {
         Ok(&bytes[128..])
     } else if bytes.starts_with(b"DICM") {
         Ok(bytes)

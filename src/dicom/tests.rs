@@ -506,6 +506,36 @@ fn only_regular_files_are_read() {
     }
 }
 
+/// A sparse file claims a terabyte without using the disk: reserving its size
+/// up front aborted the process.
+#[test]
+fn a_huge_file_is_refused_without_reading_it() {
+    let dir = std::env::temp_dir().join(format!("stowage-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (not_dicom, dicom) = (dir.join("disk.img"), dir.join("huge.dcm"));
+    let terabyte = 1 << 40;
+    std::fs::File::create(&not_dicom)
+        .and_then(|file| file.set_len(terabyte))
+        .expect("sparse file");
+    std::fs::write(&dicom, read("CT_small.dcm")).expect("copy");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&dicom)
+        .and_then(|file| file.set_len(terabyte))
+        .expect("sparse tail");
+    let not_dicom = read_file(&not_dicom);
+    let dicom = read_file(&dicom);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    match not_dicom {
+        Err(Error::DicomInvalid(m)) => assert!(m.contains("no 'DICM' marker"), "{m}"),
+        other => panic!("not DICOM: {:?}", other.map(|b| b.len())),
+    }
+    match dicom {
+        Err(Error::DicomUnsupported(m)) => assert!(m.contains("too large"), "{m}"),
+        other => panic!("huge DICOM: {:?}", other.map(|b| b.len())),
+    }
+}
+
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
 
