@@ -2,6 +2,8 @@
 // Hostile and broken input: every failure is DICOM_INVALID or DICOM_UNSUPPORTED with a
 // message that says what is wrong, never a crash or a hang.
 const { execFile } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { types } = require('node:util')
 const { dicom } = require('..')
@@ -150,4 +152,30 @@ test('seeded mutation fuzz: no crash, no hang, bounded memory, only DICOM error 
   expect(report.tally.DICOM_INVALID + report.tally.DICOM_UNSUPPORTED).toBeGreaterThan(0)
   expect(report.slowest.ms).toBeLessThan(5000)
   expect(report.peakRssMiB).toBeLessThan(512)
+})
+
+test('a path to a huge sparse file is refused without reading it', async () => {
+  // In a child limited to 2 GiB of address space: reading the file whole, as render
+  // once did, fails there at once instead of growing until the OOM killer comes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stowage-huge-'))
+  const notDicom = path.join(dir, 'disk.img')
+  const hugeDicom = path.join(dir, 'huge.dcm')
+  fs.writeFileSync(notDicom, '')
+  fs.writeFileSync(hugeDicom, read('CT_small.dcm'))
+  for (const file of [notDicom, hugeDicom]) fs.truncateSync(file, 2 ** 40)
+  const script = `require(${JSON.stringify(path.join(__dirname, '..'))}).dicom.render(process.argv[1])
+    .then(() => console.log('resolved'), (e) => console.log(e.code + ': ' + e.message))`
+  const render = (file) =>
+    new Promise((resolve) => {
+      execFile('sh', ['-c', 'ulimit -v 2097152; exec "$0" -e "$1" "$2"', process.execPath, script, file], (err, stdout, stderr) =>
+        resolve({ signal: err && err.signal, stdout: stdout.trim(), stderr }),
+      )
+    })
+  try {
+    const [plain, dicomTail] = [await render(notDicom), await render(hugeDicom)]
+    expect(plain).toEqual({ signal: null, stdout: expect.stringMatching(/^DICOM_INVALID: .*no 'DICM' marker/), stderr: '' })
+    expect(dicomTail).toEqual({ signal: null, stdout: expect.stringMatching(/^DICOM_UNSUPPORTED: .*over 4 GiB/), stderr: '' })
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })

@@ -37,6 +37,10 @@ describe('configuration', () => {
     // stowage's own HTTP client took plain http:// whatever allowHttp said.
     [{ local: tmpDir('c'), cloud: 's3://b', mode: 'dual', cloudOptions: { endpoint: 'http://127.0.0.1:9000' } }, 'cloudOptions.allowHttp'],
     [{ local: tmpDir('c'), cloud: 'az://c', mode: 'dual', cloudOptions: { endpoint: 'http://127.0.0.1:10000/acct', allowHttp: false } }, 'cloudOptions.allowHttp'],
+    // object_store's signer parsed each request's URL again and panicked on these:
+    // every call was "Panic in async function", and a dual put wrote neither side.
+    [{ local: tmpDir('c'), ...s3Options({ endpoint: 'http://127.0.0.1:99999' }), mode: 'dual' }, 'cloudOptions.endpoint'],
+    [{ local: tmpDir('c'), ...s3Options({ endpoint: 'http://[::1:9000' }), mode: 'dual' }, 'cloudOptions.endpoint'],
     // A line break in a header made object_store panic at the first write.
     [{ local: tmpDir('c'), ...s3Options({ storageClass: 'STANDARD\nx-amz-acl: public-read' }), mode: 'dual' }, 'storage class'],
     [{ local: tmpDir('c'), cacheControl: { png: 'private\r\n' } }, 'cacheControl.png'],
@@ -428,6 +432,63 @@ describe('credentials and buckets', () => {
     const denied = run(az.connectionString.replace(key, wrongKey))
     expect(denied).toMatch(/^ACCESS_DENIED /)
     expect(denied).not.toContain(wrongKey)
+  })
+
+  describe('endpoints from the environment', () => {
+    // The store builders read these themselves: they were used unchecked (user info shown
+    // in messages, plain http without AWS_ALLOW_HTTP) while URLs were signed for AWS.
+    // A child process: Jest's sandboxed process.env never reaches the real environment.
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      const main = async () => {
+        const storage = new StorageManager(JSON.parse(process.argv[1]))
+        await storage.put('env-endpoint/a.txt', 'signed for the server in use')
+        const url = await storage.presignGet('env-endpoint/a.txt')
+        const res = await fetch(url)
+        return [new URL(url).host, res.status, await res.text()].join(' ')
+      }
+      main().then(console.log, (e) => console.log(e.code, e.message))`
+    const run = (options, env) =>
+      execFileSync(process.execPath, ['-e', script, JSON.stringify({ local: tmpDir('env-endpoint'), mode: 'cloud', ...options })], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      }).trim()
+    const password = 'EnvPassw0rdNotShown'
+    const withUser = (endpoint) => endpoint.replace('://', `://admin:${password}@`)
+
+    test('S3: AWS_ENDPOINT_URL and AWS_ENDPOINT are checked as cloudOptions.endpoint is, and signed for', () => {
+      const s3 = servers().s3
+      const options = s3Options({ endpoint: undefined, allowHttp: undefined, maxRetries: 0 })
+      const served = `${new URL(s3.endpoint).host} 200 signed for the server in use`
+      expect(run(options, { AWS_ENDPOINT_URL: s3.endpoint, AWS_ALLOW_HTTP: 'true' })).toBe(served)
+      expect(run(options, { AWS_ENDPOINT: s3.endpoint })).toMatch(/^INVALID_CONFIG .*AWS_ALLOW_HTTP: AWS_ENDPOINT is plain http/)
+      expect(run(options, { AWS_ENDPOINT_URL: 'http://127.0.0.1:99999', AWS_ALLOW_HTTP: 'true' })).toMatch(
+        /^INVALID_CONFIG .*AWS_ENDPOINT_URL: .*not a valid URL/,
+      )
+      const withPassword = run(options, { AWS_ENDPOINT_URL: withUser(s3.endpoint), AWS_ALLOW_HTTP: 'true' })
+      expect(withPassword).toMatch(/^INVALID_CONFIG .*AWS_ENDPOINT_URL: must not carry user:password@/)
+      expect(withPassword).not.toContain(password)
+      // The option wins over every variable, AWS_ENDPOINT_URL_S3 included.
+      expect(run(s3Options({ maxRetries: 0 }), { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9', AWS_ALLOW_HTTP: 'true' })).toBe(served)
+    })
+
+    test('Azure: AZURE_STORAGE_ENDPOINT and AZURE_STORAGE_USE_EMULATOR are where URLs are signed for too', () => {
+      const az = servers().azure
+      const options = { cloud: `az://${az.container}`, cloudOptions: { maxRetries: 0 } }
+      const account = {
+        AZURE_STORAGE_ACCOUNT_NAME: /AccountName=([^;]+)/.exec(az.connectionString)[1],
+        AZURE_STORAGE_ACCOUNT_KEY: /AccountKey=([^;]+)/.exec(az.connectionString)[1],
+      }
+      const served = `${new URL(az.blobEndpoint).host} 200 signed for the server in use`
+      const endpoint = { ...account, AZURE_STORAGE_ENDPOINT: az.blobEndpoint }
+      expect(run(options, { ...endpoint, AZURE_ALLOW_HTTP: 'true' })).toBe(served)
+      expect(run(options, endpoint)).toMatch(/^INVALID_CONFIG .*AZURE_ALLOW_HTTP: AZURE_STORAGE_ENDPOINT is plain http/)
+      const withPassword = run(options, { ...endpoint, AZURE_STORAGE_ENDPOINT: withUser(az.blobEndpoint), AZURE_ALLOW_HTTP: 'true' })
+      expect(withPassword).toMatch(/^INVALID_CONFIG .*AZURE_STORAGE_ENDPOINT: must not carry user:password@/)
+      expect(withPassword).not.toContain(password)
+      const emulator = { AZURE_STORAGE_USE_EMULATOR: 'true', AZURITE_BLOB_STORAGE_URL: new URL(az.blobEndpoint).origin }
+      expect(run(options, emulator)).toBe(served)
+    })
   })
 
   test('S3: a session token from the environment is checked as the option is', () => {

@@ -172,7 +172,7 @@ impl Config {
         };
         self.cloud = Some(format!("s3://{bucket}"));
         let o = &mut self.cloud_options;
-        let use_ssl = var("S3_USE_SSL").map(|v| env_flag(&v)).transpose()?;
+        let use_ssl = env_flag("S3_USE_SSL", var("S3_USE_SSL"))?;
         o.endpoint = o.endpoint.take().or_else(|| {
             var("S3_ENDPOINT").map(|e| match (e.contains("://"), use_ssl) {
                 (true, _) => e,
@@ -198,15 +198,19 @@ pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// S3_USE_SSL's value. Anything else is refused rather than read as "yes": `FALSE`
-/// or `off` taken for true would send the keys to an `https://` endpoint that is
-/// not there, and the app would only learn of it from its first failed request.
-fn env_flag(value: &str) -> Result<bool> {
+/// A yes/no variable (S3_USE_SSL, AWS_ALLOW_HTTP…). Anything else is refused rather
+/// than read as "yes": `FALSE` or `off` taken for true would send the keys to an
+/// `https://` endpoint that is not there, and the app would only learn of it from
+/// its first failed request.
+pub fn env_flag(name: &str, value: Option<String>) -> Result<Option<bool>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
     match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
+        "true" | "1" | "yes" | "on" => Ok(Some(true)),
+        "false" | "0" | "no" | "off" => Ok(Some(false)),
         _ => Err(Error::config(
-            "S3_USE_SSL",
+            name,
             format!("{value:?} is not one of true, false, 1, 0, yes, no, on, off"),
         )),
     }

@@ -10,13 +10,16 @@ use object_store::prefix::PrefixStore;
 use url::Url;
 
 use super::headers::check_printable;
-use super::options::{AZURE_CONNECTION_STRING, StoreOptions};
+use super::options::{
+    AZURE_CONNECTION_STRING, AZURE_ENDPOINT_VARIABLES, S3_ENDPOINT_VARIABLES, StoreOptions,
+};
 use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
-use crate::config::env_var as env;
+use crate::config::{env_flag, env_var as env};
 use crate::error::{Error, Result};
 
 /// The Azure storage emulator's well-known development account.
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const EMULATOR_VARIABLE: &str = "AZURE_STORAGE_USE_EMULATOR";
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
@@ -36,7 +39,7 @@ fn container_of<'a>(url: &'a Url, field: &str, what: &str) -> Result<&'a str> {
 
 pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let bucket = container_of(url, field, "bucket")?;
-    opts.check_endpoint(&options_field(field))?;
+    let opts = &opts.with_env_endpoint(&options_field(field), &S3_ENDPOINT_VARIABLES)?;
     check_s3_headers(opts, &options_field(field))?;
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
@@ -44,7 +47,10 @@ pub fn s3(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
         .with_client_options(opts.client_options())
         .with_http_connector(opts.http_connector());
     if let Some(v) = &opts.endpoint {
-        b = b.with_endpoint(v);
+        // AWS_ENDPOINT_URL_S3 would otherwise win over the endpoint given.
+        b = b
+            .with_endpoint(v)
+            .with_config("aws_endpoint_url_s3".parse().expect("known key"), v);
     }
     if let Some(v) = &opts.region {
         b = b.with_region(v);
@@ -142,11 +148,10 @@ fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> 
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".into());
-    let aws = opts.endpoint.is_none() && env("AWS_ENDPOINT").is_none();
+    let aws = opts.endpoint.is_none();
     let endpoint = opts
         .endpoint
         .clone()
-        .or_else(|| env("AWS_ENDPOINT"))
         .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
     let config = S3PresignConfig {
         endpoint,
@@ -166,9 +171,10 @@ fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> 
 
 pub fn azure(url: &Url, field: &str, opts: &StoreOptions) -> Result<Cloud> {
     let container = container_of(url, field, "container")?;
-    opts.check_endpoint(&options_field(field))?;
-    let account = AzureAccount::from_options(opts)?;
+    let account = AzureAccount::from_options(opts, &options_field(field))?;
     let mut b = MicrosoftAzureBuilder::from_env()
+        // The emulator's address is in `account`: the builder's own would ignore the endpoint.
+        .with_use_emulator(false)
         .with_container_name(container)
         .with_retry(opts.retry_config())
         .with_client_options(opts.client_options())
@@ -227,20 +233,43 @@ struct AzureAccount {
 }
 
 impl AzureAccount {
-    fn from_options(opts: &StoreOptions) -> Result<AzureAccount> {
+    /// `options` names the options (`cloudOptions`, `tiers.warmOptions`).
+    fn from_options(opts: &StoreOptions, options: &str) -> Result<AzureAccount> {
+        opts.check_endpoint(options)?;
         // The option, else the variable: object_store reads the other AZURE_STORAGE_*
         // variables itself, but not the connection string.
         let mut account = match (&opts.connection_string, env(AZURE_CONNECTION_STRING)) {
-            (Some(cs), _) => Self::parse(cs, "cloudOptions.connectionString")?,
+            (Some(cs), _) => Self::parse(cs, &format!("{options}.connectionString"))?,
             (None, Some(cs)) => Self::parse(&cs, AZURE_CONNECTION_STRING)?,
             (None, None) => AzureAccount::default(),
         };
         if let Some(endpoint) = &opts.endpoint {
-            account.endpoint = Some(endpoint.trim_end_matches('/').to_owned());
+            account.endpoint = Some(endpoint.clone());
+        }
+        if account.endpoint.is_none() {
+            account.endpoint = opts
+                .with_env_endpoint(options, &AZURE_ENDPOINT_VARIABLES)?
+                .endpoint;
         }
         account.name = account.name.or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME"));
         account.key = account.key.or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"));
+        let emulator = env_flag(EMULATOR_VARIABLE, env(EMULATOR_VARIABLE))?;
+        if account.endpoint.is_none() && emulator == Some(true) {
+            account.use_emulator();
+        }
+        account.endpoint = account.endpoint.map(|e| e.trim_end_matches('/').to_owned());
         Ok(account)
+    }
+
+    /// What object_store's builder does for `AZURE_STORAGE_USE_EMULATOR`.
+    fn use_emulator(&mut self) {
+        let name = self.name.get_or_insert_with(|| AZURITE_ACCOUNT.into());
+        let base =
+            env("AZURITE_BLOB_STORAGE_URL").unwrap_or_else(|| "http://127.0.0.1:10000".into());
+        self.endpoint = Some(format!("{}/{name}", base.trim_end_matches('/')));
+        if self.sas.is_none() {
+            self.key.get_or_insert_with(|| AZURITE_KEY.into());
+        }
     }
 
     /// `field` names the setting `cs` came from.
@@ -258,7 +287,7 @@ impl AzureAccount {
             match name {
                 "AccountName" => account.name = Some(value.to_owned()),
                 "AccountKey" => account.key = Some(value.to_owned()),
-                "BlobEndpoint" => account.endpoint = Some(value.trim_end_matches('/').to_owned()),
+                "BlobEndpoint" => account.endpoint = Some(value.to_owned()),
                 "SharedAccessSignature" => account.sas = Some(value.to_owned()),
                 "DefaultEndpointsProtocol" if value.eq_ignore_ascii_case("http") => {
                     protocol = "http"

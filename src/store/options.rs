@@ -7,6 +7,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use super::errors::Secrets;
 use super::http::{Connector, USER_AGENT};
+use crate::config::{env_flag, env_var};
 use crate::error::{Error, Result};
 
 pub(super) const AZURE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
@@ -78,28 +79,43 @@ impl StoreOptions {
         let Some(endpoint) = &self.endpoint else {
             return Ok(());
         };
-        let authority = endpoint
-            .split_once("://")
-            .map_or(endpoint.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        if authority.contains('@') {
-            return Err(Error::config(
-                format!("{field}.endpoint"),
-                "must not carry user:password@; give accessKeyId and secretAccessKey",
-            ));
-        }
-        let plain = endpoint
-            .get(..7)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
-        if plain && self.allow_http != Some(true) {
-            return Err(Error::config(
-                format!("{field}.allowHttp"),
-                "the endpoint is plain http://: set allowHttp: true to use it",
-            ));
-        }
-        super::presign::check_endpoint(endpoint, &format!("{field}.endpoint"))
+        check_endpoint(
+            endpoint,
+            self.allow_http,
+            &format!("{field}.endpoint"),
+            &format!("{field}.allowHttp"),
+        )
+    }
+
+    /// These options with the endpoint and allowHttp object_store would otherwise read
+    /// from `variables` itself, checked as options are: the store and its presigner are
+    /// both given the result, so URLs are signed for the server the store talks to.
+    pub(super) fn with_env_endpoint(
+        &self,
+        field: &str,
+        variables: &EndpointVariables,
+    ) -> Result<StoreOptions> {
+        self.check_endpoint(field)?;
+        let found = variables
+            .endpoint
+            .iter()
+            .find_map(|name| env_var(name).map(|value| (*name, value)));
+        let (Some((name, endpoint)), None) = (found, &self.endpoint) else {
+            return Ok(self.clone());
+        };
+        let (allow_http, allow_field) = match self.allow_http {
+            Some(allow) => (Some(allow), format!("{field}.allowHttp")),
+            None => (
+                env_flag(variables.allow_http, env_var(variables.allow_http))?,
+                variables.allow_http.to_owned(),
+            ),
+        };
+        check_endpoint(&endpoint, allow_http, name, &allow_field)?;
+        Ok(StoreOptions {
+            endpoint: Some(endpoint),
+            allow_http,
+            ..self.clone()
+        })
     }
 
     /// Transient failures (5xx, timeouts, refused connections) are retried with
@@ -137,6 +153,55 @@ impl StoreOptions {
             ..defaults
         }
     }
+}
+
+/// Where a store builder's `from_env` finds an endpoint when the options give none.
+pub(super) struct EndpointVariables {
+    /// In order of precedence.
+    pub endpoint: &'static [&'static str],
+    pub allow_http: &'static str,
+}
+
+pub(super) const S3_ENDPOINT_VARIABLES: EndpointVariables = EndpointVariables {
+    endpoint: &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"],
+    allow_http: "AWS_ALLOW_HTTP",
+};
+
+pub(super) const AZURE_ENDPOINT_VARIABLES: EndpointVariables = EndpointVariables {
+    endpoint: &["AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"],
+    allow_http: "AZURE_ALLOW_HTTP",
+};
+
+/// `endpoint_field` and `allow_field` name where the two settings came from, an
+/// option or a variable.
+fn check_endpoint(
+    endpoint: &str,
+    allow_http: Option<bool>,
+    endpoint_field: &str,
+    allow_field: &str,
+) -> Result<()> {
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if authority.contains('@') {
+        return Err(Error::config(
+            endpoint_field,
+            "must not carry user:password@; give accessKeyId and secretAccessKey",
+        ));
+    }
+    let plain = endpoint
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+    if plain && allow_http != Some(true) {
+        return Err(Error::config(
+            allow_field,
+            format!("{endpoint_field} is plain http://: set allowHttp: true to use it"),
+        ));
+    }
+    super::presign::check_endpoint(endpoint, endpoint_field)
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ impl Endpoint {
         if authority.is_empty() || authority.contains('@') {
             return Err(invalid("has no host, or has user info"));
         }
+        // object_store's S3 signer parses each request's URL again, and panicked on one
+        // it could not parse (a port past 65535, an unclosed `[`).
+        url::Url::parse(url).map_err(|e| invalid(&format!("is not a valid URL: {e}")))?;
         let authority = authority.to_ascii_lowercase();
         let host = authority
             .strip_suffix(default_port)
@@ -132,6 +135,9 @@ mod tests {
             "https://ho st",
             "https://user:pw@host/acct?sig=SECRET%3D",
             "https://host/acct?sv=1&sig=SECRET",
+            "http://127.0.0.1:99999",
+            "http://[::1:9000",
+            "http://host:port",
         ] {
             let err = Endpoint::parse(url, "endpoint").unwrap_err();
             assert!(matches!(err, Error::InvalidConfig { ref field, .. } if field == "endpoint"));
