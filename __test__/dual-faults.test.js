@@ -123,6 +123,39 @@ test('copies and renames while the S3 server is down are journalled; repair fini
     expect(after.get(`${prefix}/copy3.bin`)).toBe(sha256(data[3]))
   }))
 
+test('a copy or rename of a key whose write waits for a repair moves that write\'s bytes on both sides', () =>
+  withDual('stale-move', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager()
+    const [older, newer] = [bytes(7000, 61), bytes(9000, 62)]
+    for (const key of ['stale/a.bin', 'stale/b.bin']) await storage.put(key, older)
+    await server.stop()
+    for (const key of ['stale/a.bin', 'stale/b.bin']) expect((await storage.put(key, newer)).cloud).toBe('queued')
+    await restart()
+    // The cloud still held the older bytes under both names, and moved them: the new
+    // names differed between the sides for good, with nothing queued to level them.
+    await expect(storage.rename('stale/a.bin', 'stale/renamed.bin')).resolves.toMatchObject({ sha256: sha256(newer) })
+    await expect(storage.copy('stale/b.bin', 'stale/copied.bin')).resolves.toMatchObject({ sha256: sha256(newer) })
+    await expect(storage.pendingRepairs()).resolves.toBe(0)
+    expect(Object.fromEntries(await expectParity(local, opts, 'stale'))).toEqual({
+      'stale/b.bin': sha256(newer),
+      'stale/copied.bin': sha256(newer),
+      'stale/renamed.bin': sha256(newer),
+    })
+  }))
+
+test('a copy or rename onto itself while the S3 server is down answers as head does, from local', () =>
+  withDual('self-outage', async ({ server, manager }) => {
+    const storage = manager()
+    const data = bytes(3000, 63)
+    await storage.put('self/k.bin', data)
+    await server.stop()
+    const kept = { key: 'self/k.bin', location: 'local', size: data.length, sha256: sha256(data) }
+    await expect(storage.head('self/k.bin')).resolves.toMatchObject(kept)
+    await expect(storage.copy('self/k.bin', 'self/k.bin')).resolves.toMatchObject(kept)
+    await expect(storage.rename('self/k.bin', 'self/k.bin')).resolves.toMatchObject(kept)
+    expect(sha256(await storage.get('self/k.bin'))).toBe(sha256(data))
+  }))
+
 test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', () =>
   withDual('stale-read', async ({ server, local, manager, restart }) => {
     const storage = manager() // reads prefer the cloud

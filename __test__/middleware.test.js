@@ -368,6 +368,11 @@ describe.each([
     res = await fetch(`${base.origin}${base.pathname}`)
     expect(res.status).toBe(404)
     expect(await res.text()).toBe('not ours')
+    // A query parameter of that name signs a request, not the text anywhere in the URL.
+    for (const unsigned of [`${base.pathname}?q=X-Stowage-Signature=`, '/X-Stowage-Signature=1/a.txt']) {
+      res = await fetch(`${base.origin}${unsigned}`)
+      expect(`${res.status} ${await res.text()}`).toBe('404 not ours')
+    }
     const short = storage.presignGet('scans/ct 1.dcm', { expiresIn: 1 })
     await new Promise((r) => setTimeout(r, 2100))
     res = await fetch(short)

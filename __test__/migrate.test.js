@@ -120,6 +120,32 @@ test('objects a dual write already put in the cloud are verified in place, not c
   expect(await migrating.migrate({ prefix: `${prefix}/` }).done).toMatchObject({ copied: 0, skipped: 13 })
 })
 
+test('a key the app keeps rewriting through stowage during the migration is copied, not failed INTEGRITY', async () => {
+  // The retry read the source before taking the key's lock, so a write came in
+  // between every time and the key failed as "changed while it was copied".
+  const local = tmpDir('mig-hot')
+  const prefix = runPrefix('hot')
+  const key = `${prefix}/hot.json`
+  writeTree(local, { [key]: bytes(1000, 70) })
+  const storage = new StorageManager({ local, mode: 'dual', ...s3Options() })
+  let stop = false
+  let last
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; !stop; i++) {
+      const data = bytes(1000 + ((i * 4 + w) % 7) * 100, 71 + w + i * 4)
+      await storage.put(key, data)
+      last = data
+    }
+  })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const report = await storage.migrate({ prefix: `${prefix}/` }).done
+  stop = true
+  await Promise.all(writers)
+  expect(report).toMatchObject({ failed: [], failedCount: 0 })
+  expect(sha256(await cloudView().get(key))).toBe(sha256(last))
+  expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(last))
+})
+
 test('a key whose dual rename waits for a repair is left to the repair, not copied over from its stale side', async () => {
   // a.txt moved to the cloud; renamed onto b.txt, a file from before stowage. The rename
   // reached only the cloud, and the migration copied the old local b.txt over it.

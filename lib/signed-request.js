@@ -9,10 +9,12 @@ const path = require('node:path')
 const crypto = require('node:crypto')
 const { pipeline } = require('node:stream/promises')
 
-const SIGNATURE_PARAM = 'X-Stowage-Signature='
+const SIGNATURE_PARAM = 'X-Stowage-Signature'
 
+/** Whether the query names the signature: the text alone may be in a path or a value. */
 function isSigned(url) {
-  return url.includes(SIGNATURE_PARAM)
+  const query = url.indexOf('?')
+  return query !== -1 && new URLSearchParams(url.slice(query + 1).split('#')[0]).has(SIGNATURE_PARAM)
 }
 
 /** Headers of every JSON answer: a browser must not sniff an error that echoes a key

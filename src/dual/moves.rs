@@ -40,48 +40,53 @@ impl Storage {
         F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<ObjectInfo>>,
     {
-        // Onto itself nothing moves: no name to check, source to bring over, intent,
-        // count, event or old name to forget.
-        let moving = from != to;
+        // Onto itself nothing moves, as with POSIX `rename`: the object as reads find it.
+        if from == to {
+            return self.head(from).await;
+        }
         // The target must be a name the local side can hold: where its source is
         // missing, the repair stages a write of it there.
-        if moving {
-            self.check_names(to).await?;
-        }
+        self.check_names(to).await?;
         // Both keys are written, so both are locked, as `put` locks its key.
         let _locks = self.locks.lock_all([from.as_str(), to.as_str()]).await?;
+        self.level_source(from).await?;
         // Writes land in the hot tier, so a source in a colder one comes back first.
         self.bring_hot(from).await?;
-        if moving {
-            self.bring_to_write_side(from).await?;
-        }
+        self.bring_to_write_side(from).await?;
         let sides = self.write_sides();
-        let journalled = self.journal.is_some() && sides.len() > 1 && moving;
+        let journalled = self.journal.is_some() && sides.len() > 1;
         let (target, source) = match journalled {
             true => self.record_move(from, to, moves).await?,
             false => (None, None),
         };
         let results = join_all(sides.iter().map(|(_, store)| op(store))).await;
-        if moving {
-            self.count_moved(&sides, &results, moves);
-        }
+        self.count_moved(&sides, &results, moves);
         let sides = sides.into_iter().map(|(side, _)| side);
         let moved = self
             .fold(from, to, target, source, sides.zip(results))
             .await?;
-        if moving {
-            self.drop_superseded_fallback(to).await;
+        self.drop_superseded_fallback(to).await;
+        self.events
+            .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
+        if moves {
             self.events
-                .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
-            if moves {
-                self.events
-                    .emit(|| Event::new(EventKind::Delete, from.as_str()));
-                self.forget_other_copies(from).await;
-            }
+                .emit(|| Event::new(EventKind::Delete, from.as_str()));
+            self.forget_other_copies(from).await;
         }
         // The tier record is bookkeeping: the bytes are safely moved either way.
         let _ = self.note_relocated(from, to, moved.1.size, moves).await;
         Ok(moved)
+    }
+
+    /// A source whose write waits for a repair is repaired first: its stale side would
+    /// move the bytes that write replaced, and with both sides reporting the move done
+    /// nothing would be queued to level the new name. A side still down is left to
+    /// the move, which queues it as it queues any side that fails.
+    async fn level_source(&self, from: &Key) -> Result<()> {
+        match self.level_queued(from).await {
+            Err(e) if !e.is_outage() => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// With one write side (local or cloud mode), a source that only the other side
@@ -184,8 +189,19 @@ impl Storage {
     ) -> Result<(Side, ObjectInfo)> {
         let mut done = None;
         let mut missed = Vec::new();
+        let intended = target.as_ref().and_then(Intent::put_sha256);
         for (side, result) in results {
             match result {
+                // A side back from an outage between the source's repair and the move
+                // moved the bytes the source's queued write replaced.
+                Ok(info) if stale(intended, &info) => {
+                    let e = Error::Integrity(format!(
+                        "{to}: the {} side moved bytes an earlier write replaced",
+                        side.as_str()
+                    ));
+                    self.failed(to, side, &e);
+                    missed.push(e);
+                }
                 Ok(info) => {
                     done.get_or_insert((side, info));
                 }
@@ -232,6 +248,10 @@ impl Storage {
             None => outcome(from, None, missed),
         }
     }
+}
+
+fn stale(intended: Option<&str>, moved: &ObjectInfo) -> bool {
+    matches!((intended, &moved.sha256), (Some(intended), Some(held)) if held != intended)
 }
 
 /// Without a journal: the first side's success, else its first real error, else

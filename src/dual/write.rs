@@ -338,6 +338,16 @@ pub(super) struct Intent {
     op: RepairOp,
 }
 
+impl Intent {
+    /// The SHA-256 of the bytes a put intends.
+    pub(super) fn put_sha256(&self) -> Option<&str> {
+        match &self.op {
+            RepairOp::Put { sha256 } if !sha256.is_empty() => Some(sha256),
+            _ => None,
+        }
+    }
+}
+
 impl Storage {
     /// Takes the key's lock, held by the caller until its write is settled or queued
     /// and its tier noted, so no repair, migration or tier move of the key interleaves

@@ -484,7 +484,9 @@ impl Job {
     /// Copies `info`, and copies again what the source holds then when it changed while
     /// it was copied, up to `COPY_ATTEMPTS` times: the change may come from another
     /// process (an app dual-writing while a CLI migrates), whose upload of the newer
-    /// bytes this copy may have overwritten with the older ones.
+    /// bytes this copy may have overwritten with the older ones. A retry reads the
+    /// source again under the key's lock, which the app's writes through stowage take
+    /// too: read before it, a key the app keeps rewriting changed every time.
     async fn copy_latest(
         &self,
         sides: &Sides<'_>,
@@ -492,26 +494,30 @@ impl Job {
     ) -> (ObjectInfo, Result<bool>) {
         let mut attempts = 1;
         loop {
-            match self.copy(sides, &info).await {
-                Err(Error::Integrity(_)) if attempts < COPY_ATTEMPTS => {
-                    attempts += 1;
-                    match sides.from.head(&info.key).await {
-                        Ok(now) => info = now,
-                        Err(e) => return (info, Err(e)),
+            let outcome = match self.storage.lock_key(info.key.as_str()).await {
+                Ok(_lock) if attempts == 1 => self.copy(sides, &info).await,
+                Ok(_lock) => match sides.from.head(&info.key).await {
+                    Ok(now) => {
+                        info = now;
+                        self.copy(sides, &info).await
                     }
-                }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(Error::Integrity(_)) if attempts < COPY_ATTEMPTS => attempts += 1,
                 outcome => return (info, outcome),
             }
         }
     }
 
-    /// Copies, verifies, records, and (with `deleteSource`) deletes the source, under
-    /// the key's lock so an app write to the same key cannot interleave. Returns
-    /// whether bytes were copied: a target that already holds the object with the
-    /// source's recorded SHA-256 (a dual write, say) is verified in place instead, if
-    /// the source is still that object.
+    /// Copies, verifies, records, and (with `deleteSource`) deletes the source; the
+    /// caller holds the key's lock, so an app write to the same key cannot interleave.
+    /// Returns whether bytes were copied: a target that already holds the object with
+    /// the source's recorded SHA-256 (a dual write, say) is verified in place instead,
+    /// if the source is still that object.
     async fn copy(&self, sides: &Sides<'_>, info: &ObjectInfo) -> Result<bool> {
-        let _lock = self.storage.lock_key(info.key.as_str()).await?;
         if awaits_repair(sides, info).await? {
             return Ok(false);
         }
@@ -593,10 +599,7 @@ impl Job {
                 .delete_source(sides, info, SystemTime::now(), &row.sha256)
                 .await
                 .map(|()| false),
-            Err(_) => {
-                drop(_lock);
-                self.copy(sides, info).await
-            }
+            Err(_) => self.copy(sides, info).await,
         }
     }
 

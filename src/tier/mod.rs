@@ -270,7 +270,7 @@ impl Storage {
             return Ok(());
         };
         let mut accessed = None;
-        if moves && from != to {
+        if moves {
             accessed = journal
                 .tier_row(from.as_str())
                 .await?
