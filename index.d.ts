@@ -384,8 +384,11 @@ export interface ObjectInfo {
   sha256?: string
   metadata: Record<string, string>
   tier?: 'hot' | 'warm' | 'cold'
-  /** The side or tier that answered. */
-  location: 'local' | 'cloud' | 'warm' | 'cold'
+  /**
+   * The side or tier that answered; in a listing, `both` when the local side and
+   * the cloud list the object alike.
+   */
+  location: 'local' | 'cloud' | 'both' | 'warm' | 'cold'
 }
 
 export interface PerTier {

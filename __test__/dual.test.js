@@ -330,8 +330,9 @@ describe('dual mode', () => {
     const all = [...legacy, ...cloudOnly, `${p}/f-both`].sort()
 
     const page = await storage.list({ prefix: `${p}/` })
+    // API.md's `location: 'both'`: a dual write put the key on both sides alike.
     expect(page.objects.map((o) => [o.key, o.location])).toEqual(
-      all.map((k) => [k, k.includes('legacy') ? 'local' : 'cloud']),
+      all.map((k) => [k, k.includes('legacy') ? 'local' : k.endsWith('both') ? 'both' : 'cloud']),
     )
     for (const key of all) await expect(storage.exists(key)).resolves.toBe(true)
     const seen = []

@@ -6,15 +6,16 @@
 
 use futures::future::join_all;
 
-use super::{Side, Storage, moves_past, no_side};
+use super::{Location, Side, Storage, moves_past, no_side};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::object::{ObjectInfo, Page};
 
-/// One page of a listing, each object with the side that describes it.
+/// One page of a listing, each object with where it is, described by the side reads
+/// try first.
 #[derive(Debug)]
 pub struct Listing {
-    pub objects: Vec<(Side, ObjectInfo)>,
+    pub objects: Vec<(Location, ObjectInfo)>,
     pub next: Option<String>,
 }
 
@@ -87,7 +88,7 @@ impl Storage {
             .expect("the key was listed");
         let sides = self.current_sides(key).await?;
         match self.first_side(sides, |s| s.head(key), |_, _| {}).await {
-            Ok(found) => listing.objects[at] = found,
+            Ok((side, info)) => listing.objects[at] = (Location::On(side), info),
             Err(Error::NotFound { .. }) => drop(listing.objects.remove(at)),
             Err(e) => return Err(e),
         }
@@ -101,19 +102,45 @@ impl Storage {
 /// page alone had `limit` of them.
 fn merge(pages: Vec<(Side, Page)>, limit: usize) -> Listing {
     let more = pages.iter().any(|(_, page)| page.next.is_some());
-    let mut objects: Vec<(Side, ObjectInfo)> = pages
+    let mut listed: Vec<(Side, ObjectInfo)> = pages
         .into_iter()
         .flat_map(|(side, page)| page.objects.into_iter().map(move |o| (side, o)))
         .collect();
     // A stable sort keeps the preferred side's entry first among equal keys.
-    objects.sort_by(|(_, a), (_, b)| a.key.as_str().cmp(b.key.as_str()));
-    objects.dedup_by(|(_, later), (_, kept)| later.key == kept.key);
+    listed.sort_by(|(_, a), (_, b)| a.key.as_str().cmp(b.key.as_str()));
+    let mut objects: Vec<(Location, ObjectInfo)> = Vec::with_capacity(listed.len());
+    for (side, info) in listed {
+        match objects.last_mut() {
+            Some((location, kept)) if kept.key == info.key => {
+                if let Location::On(first) = *location
+                    && same_object((first, kept), (side, &info))
+                {
+                    *location = Location::Both;
+                }
+            }
+            _ => objects.push((Location::On(side), info)),
+        }
+    }
     let more = more || objects.len() > limit;
     objects.truncate(limit);
     let next = more
         .then(|| objects.last().map(|(_, o)| o.key.to_string()))
         .flatten();
     Listing { objects, next }
+}
+
+/// The local side and the cloud list the key with the same size, and the same
+/// SHA-256 where both listings carry one (cloud listings carry none).
+fn same_object((a, first): (Side, &ObjectInfo), (b, second): (Side, &ObjectInfo)) -> bool {
+    let sides = matches!(
+        (a, b),
+        (Side::Local, Side::Cloud) | (Side::Cloud, Side::Local)
+    );
+    let hashes = match (&first.sha256, &second.sha256) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    };
+    sides && first.size == second.size && hashes
 }
 
 #[cfg(test)]
@@ -146,7 +173,7 @@ mod tests {
         listing
             .objects
             .iter()
-            .map(|(side, o)| format!("{}:{}", side.as_str(), o.key.as_str()))
+            .map(|(location, o)| format!("{}:{}", location.as_str(), o.key.as_str()))
             .collect()
     }
 
@@ -161,9 +188,32 @@ mod tests {
         );
         assert_eq!(
             keys(&listing),
-            ["cloud:a", "local:b", "cloud:c", "cloud:d", "local:e"]
+            ["cloud:a", "local:b", "both:c", "cloud:d", "local:e"]
         );
         assert_eq!(listing.next, None);
+    }
+
+    #[test]
+    fn both_only_for_the_local_side_and_the_cloud_listing_the_same_size() {
+        let mut local = page(&["a", "b"], false);
+        local.objects[1].size = 1;
+        let listing = merge(
+            vec![
+                (Side::Cloud, page(&["a", "b"], false)),
+                (Side::Local, local),
+                (Side::Warm, page(&["a", "b"], false)),
+            ],
+            10,
+        );
+        assert_eq!(keys(&listing), ["both:a", "cloud:b"]);
+        let tiers = merge(
+            vec![
+                (Side::Cloud, page(&["a"], false)),
+                (Side::Warm, page(&["a"], false)),
+            ],
+            10,
+        );
+        assert_eq!(keys(&tiers), ["cloud:a"]);
     }
 
     #[test]
@@ -176,7 +226,7 @@ mod tests {
             ],
             3,
         );
-        assert_eq!(keys(&listing), ["cloud:a", "cloud:b", "local:c"]);
+        assert_eq!(keys(&listing), ["both:a", "cloud:b", "local:c"]);
         assert_eq!(listing.next.as_deref(), Some("c"));
         let last = merge(vec![(Side::Local, page(&["x"], false))], 1);
         assert_eq!(last.next, None);

@@ -33,7 +33,7 @@ use crate::store::{JournalSource, Store, TransferConfig};
 use crate::tier::Tiers;
 pub use events::{Event, EventKind, EventSink};
 pub use listing::Listing;
-pub use outcome::{Outcome, PutResult, Side, SideError};
+pub use outcome::{Location, Outcome, PutResult, Side, SideError};
 pub use presign::{PresignOptions, PresignSettings};
 pub use repair::{RepairProgress, RepairReport, digest};
 pub use stats::SideStats;

@@ -24,6 +24,22 @@ impl Side {
     }
 }
 
+/// Where a listed object is: on one side, or on the local side and the cloud alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    On(Side),
+    Both,
+}
+
+impl Location {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::On(side) => side.as_str(),
+            Location::Both => "both",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Written,

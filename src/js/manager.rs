@@ -371,7 +371,7 @@ impl StorageManager {
                     objects: listing
                         .objects
                         .into_iter()
-                        .map(|(side, o)| JsObjectInfo::new(side, o))
+                        .map(|(location, o)| JsObjectInfo::listed(location, o))
                         .collect(),
                     next: listing.next,
                 })

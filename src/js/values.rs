@@ -8,7 +8,9 @@ use napi::bindgen_prelude::{Buffer, BufferSlice, ToNapiValue};
 use napi::{Env, sys};
 use napi_derive::napi;
 
-use crate::dual::{Event, PutResult, RepairReport as CoreRepairReport, Side, SideError, SideStats};
+use crate::dual::{
+    Event, Location, PutResult, RepairReport as CoreRepairReport, Side, SideError, SideStats,
+};
 use crate::store::object::ObjectInfo;
 
 #[napi(object, js_name = "ObjectInfo")]
@@ -23,8 +25,9 @@ pub struct JsObjectInfo {
     pub metadata: HashMap<String, String>,
     #[napi(ts_type = "'hot' | 'warm' | 'cold'")]
     pub tier: Option<String>,
-    /// The side or tier that answered.
-    #[napi(ts_type = "'local' | 'cloud' | 'warm' | 'cold'")]
+    /// The side or tier that answered; in a listing, `both` when the local side and
+    /// the cloud list the object alike.
+    #[napi(ts_type = "'local' | 'cloud' | 'both' | 'warm' | 'cold'")]
     pub location: String,
 }
 
@@ -41,6 +44,16 @@ impl JsObjectInfo {
             metadata: info.metadata.into_iter().collect(),
             tier: matches!(side, Side::Warm | Side::Cold).then(|| side.as_str().to_owned()),
             location: side.as_str().to_owned(),
+        }
+    }
+
+    pub fn listed(location: Location, info: ObjectInfo) -> Self {
+        match location {
+            Location::On(side) => Self::new(side, info),
+            Location::Both => JsObjectInfo {
+                location: location.as_str().to_owned(),
+                ..Self::new(Side::Local, info)
+            },
         }
     }
 }
