@@ -11,7 +11,8 @@ if (!existsSync(path.join(root, 'Cargo.toml'))) process.exit(0)
 const built = existsSync(path.join(root, `stowage.${process.platform}-${process.arch}-gnu.node`))
 if (built && !process.argv.includes('--force') && !process.env.CI) {
   // cargo would only confirm nothing changed; `npm run build` rebuilds on demand.
-  console.log('stowage: native addon present (npm run build to rebuild)')
+  // On stderr: `npm pack --json` runs this first, and its stdout must stay JSON.
+  console.error('stowage: native addon present (npm run build to rebuild)')
   process.exit(0)
 }
 execFileSync('npx', ['napi', 'build', '--platform', '--release'], { cwd: root, stdio: 'inherit' })
