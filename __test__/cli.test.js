@@ -126,6 +126,13 @@ test('failures exit 1 without leaking the secret; bad usage exits 2', async () =
   const maybe = await cli(['verify', local, bucket()], s3Env({ S3_ENDPOINT: hostPort, S3_USE_SSL: 'maybe' }))
   expect(maybe.code).toBe(2)
   expect(maybe.stderr).toContain('S3_USE_SSL: "maybe" is not one of')
+  // Empty variables are unset, as fromEnv reads them: S3_USE_SSL= was refused, and an
+  // empty S3_REGION or S3_SECRET_KEY hid the AWS_* one behind it.
+  const s3 = servers().s3
+  const empty = s3Env({ S3_USE_SSL: '', S3_REGION: '', AWS_REGION: s3.region, S3_SECRET_KEY: '', AWS_SECRET_ACCESS_KEY: s3.secretAccessKey })
+  const unset = await cli(['verify', local, bucket()], empty)
+  expect(`${unset.code} ${unset.stderr}`).toBe('1 ')
+  expect(unset.stdout).toContain('MISSING a.txt')
 })
 
 test('repair, tier-cycle and stats', async () => {

@@ -488,6 +488,35 @@ describe('credentials and buckets', () => {
       expect(withPassword).not.toContain(password)
       const emulator = { AZURE_STORAGE_USE_EMULATOR: 'true', AZURITE_BLOB_STORAGE_URL: new URL(az.blobEndpoint).origin }
       expect(run(options, emulator)).toBe(served)
+      // object_store reads the key under other names too; presigning did not.
+      const accessKey = { ...endpoint, AZURE_ALLOW_HTTP: 'true', AZURE_STORAGE_ACCOUNT_KEY: '' }
+      expect(run(options, { ...accessKey, AZURE_STORAGE_ACCESS_KEY: account.AZURE_STORAGE_ACCOUNT_KEY })).toBe(served)
+      // object_store's builder showed a URL it could not parse whole, password and all.
+      const badEmulator = run(options, { ...emulator, AZURITE_BLOB_STORAGE_URL: withUser('http://127.0.0.1:99999') })
+      expect(badEmulator).toMatch(/^INVALID_CONFIG invalid AZURITE_BLOB_STORAGE_URL: /)
+      const blobEndpoint = withUser('http://127.0.0.1:99999/devstoreaccount1')
+      const connectionString = az.connectionString.replace(/BlobEndpoint=[^;]+/, `BlobEndpoint=${blobEndpoint}`)
+      const badBlobEndpoint = run({ ...options, cloudOptions: { connectionString, maxRetries: 0 } }, {})
+      expect(badBlobEndpoint).toMatch(/^INVALID_CONFIG invalid cloudOptions.connectionString BlobEndpoint: /)
+      for (const shown of [badEmulator, badBlobEndpoint]) expect(shown).not.toContain(password)
+    })
+
+    test('fromEnv: a bad S3_ENDPOINT names S3_ENDPOINT or S3_USE_SSL, not options the app never set', () => {
+      const fromEnv = `
+        const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+        try { StorageManager.fromEnv(); console.log('constructed') } catch (e) { console.log(e.code, e.message) }`
+      const construct = (vars) =>
+        execFileSync(process.execPath, ['-e', fromEnv], {
+          encoding: 'utf8',
+          env: { ...process.env, S3_BUCKET: 'b', STOWAGE_LOCAL: tmpDir('env-s3-endpoint'), STOWAGE_MODE: 'cloud', ...vars },
+        }).trim()
+      expect(construct({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_USE_SSL: 'true' })).toMatch(/^INVALID_CONFIG invalid S3_USE_SSL: S3_ENDPOINT is plain http/)
+      expect(construct({ S3_ENDPOINT: '127.0.0.1:99999', S3_USE_SSL: 'false' })).toMatch(/^INVALID_CONFIG invalid S3_ENDPOINT: .*not a valid URL/)
+      const withPassword = construct({ S3_ENDPOINT: `admin:${password}@127.0.0.1:9`, S3_USE_SSL: 'false' })
+      expect(withPassword).toMatch(/^INVALID_CONFIG invalid S3_ENDPOINT: must not carry user:password@/)
+      expect(withPassword).not.toContain(password)
+      // S3_USE_SSL says the scheme of S3_ENDPOINT; AWS_ENDPOINT_URL's is AWS_ALLOW_HTTP's.
+      expect(construct({ S3_USE_SSL: 'true', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ALLOW_HTTP: 'true' })).toBe('constructed')
     })
   })
 

@@ -49,20 +49,25 @@ const OPTIONS = {
 
 /** Store options for a cloud URL, from the environment. */
 function cloudOptions(url) {
-  const env = process.env
   // Azure stores read AZURE_STORAGE_* themselves.
   if (!/^s3a?:\/\//.test(url)) return {}
-  const ssl = useSsl(env.S3_USE_SSL)
-  let endpoint = env.S3_ENDPOINT
+  const ssl = useSsl(variable('S3_USE_SSL'))
+  let endpoint = variable('S3_ENDPOINT')
   if (endpoint && !endpoint.includes('://')) endpoint = `${ssl === false ? 'http' : 'https'}://${endpoint}`
   const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
   return defined({
     endpoint,
     allowHttp: endpoint ? endpoint.startsWith('http://') : undefined,
-    accessKeyId: env.S3_ACCESS_KEY ?? env.AWS_ACCESS_KEY_ID,
-    secretAccessKey: env.S3_SECRET_KEY ?? env.AWS_SECRET_ACCESS_KEY,
-    region: env.S3_REGION ?? env.AWS_REGION,
+    accessKeyId: variable('S3_ACCESS_KEY') ?? variable('AWS_ACCESS_KEY_ID'),
+    secretAccessKey: variable('S3_SECRET_KEY') ?? variable('AWS_SECRET_ACCESS_KEY'),
+    region: variable('S3_REGION') ?? variable('AWS_REGION'),
   })
+}
+
+/** A variable of the environment; an empty one (`S3_REGION=` in a shell or a `.env`
+ * file) is unset, as `StorageManager.fromEnv()` reads it. */
+function variable(name) {
+  return process.env[name] || undefined
 }
 
 const SSL_VALUES = { true: true, 1: true, yes: true, on: true, false: false, 0: false, no: false, off: false }

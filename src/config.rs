@@ -9,7 +9,7 @@ use crate::dual::PresignSettings;
 use crate::error::{Error, Result};
 use crate::store::TransferConfig;
 use crate::store::headers::check_header_value;
-use crate::store::options::StoreOptions;
+use crate::store::options::{StoreOptions, check_endpoint};
 use crate::tier::TierConfig;
 
 /// Where writes go.
@@ -173,6 +173,11 @@ impl Config {
         self.cloud = Some(format!("s3://{bucket}"));
         let o = &mut self.cloud_options;
         let use_ssl = env_flag("S3_USE_SSL", var("S3_USE_SSL"))?;
+        let allow_field = match o.allow_http {
+            Some(_) => "cloudOptions.allowHttp",
+            None => "S3_USE_SSL",
+        };
+        let from_variable = o.endpoint.is_none() && var("S3_ENDPOINT").is_some();
         o.endpoint = o.endpoint.take().or_else(|| {
             var("S3_ENDPOINT").map(|e| match (e.contains("://"), use_ssl) {
                 (true, _) => e,
@@ -180,10 +185,15 @@ impl Config {
                 (false, _) => format!("https://{e}"),
             })
         });
-        if o.allow_http.is_none() {
-            o.allow_http = use_ssl
-                .map(|ssl| !ssl)
-                .or_else(|| o.endpoint.as_ref().map(|e| e.starts_with("http://")));
+        // Without an endpoint S3_USE_SSL has none to say the scheme of; taken as
+        // `allowHttp: false`, it refused AWS_ENDPOINT_URL's `http://` in its name.
+        if let (None, Some(endpoint)) = (o.allow_http, &o.endpoint) {
+            o.allow_http =
+                Some(use_ssl.map_or_else(|| endpoint.starts_with("http://"), |ssl| !ssl));
+        }
+        // Checked here to name the variables: the store would name options the app never set.
+        if let (true, Some(endpoint)) = (from_variable, &o.endpoint) {
+            check_endpoint(endpoint, o.allow_http, "S3_ENDPOINT", allow_field)?;
         }
         o.access_key_id = o.access_key_id.take().or_else(|| var("S3_ACCESS_KEY"));
         o.secret_access_key = o.secret_access_key.take().or_else(|| var("S3_SECRET_KEY"));

@@ -13,13 +13,22 @@ use super::headers::check_printable;
 use super::options::{
     AZURE_CONNECTION_STRING, AZURE_ENDPOINT_VARIABLES, S3_ENDPOINT_VARIABLES, StoreOptions,
 };
-use super::presign::{AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner};
+use super::presign::{
+    AzurePresigner, AzureSasConfig, Presigner, S3PresignConfig, S3Presigner, check_endpoint,
+};
 use crate::config::{env_flag, env_var as env};
 use crate::error::{Error, Result};
 
 /// The Azure storage emulator's well-known development account.
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 const EMULATOR_VARIABLE: &str = "AZURE_STORAGE_USE_EMULATOR";
+const EMULATOR_URL_VARIABLE: &str = "AZURITE_BLOB_STORAGE_URL";
+/// The names object_store's builder reads the account key under.
+const AZURE_KEY_VARIABLES: &[&str] = &[
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_MASTER_KEY",
+];
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
@@ -164,7 +173,8 @@ fn s3_presigner(bucket: &str, opts: &StoreOptions) -> Result<Option<Presigner>> 
         session_token: opts
             .session_token
             .clone()
-            .or_else(|| env("AWS_SESSION_TOKEN")),
+            .or_else(|| env("AWS_SESSION_TOKEN"))
+            .or_else(|| env("AWS_TOKEN")),
     };
     S3Presigner::new(config).map(|p| Some(Presigner::S3(Box::new(p))))
 }
@@ -252,24 +262,28 @@ impl AzureAccount {
                 .endpoint;
         }
         account.name = account.name.or_else(|| env("AZURE_STORAGE_ACCOUNT_NAME"));
-        account.key = account.key.or_else(|| env("AZURE_STORAGE_ACCOUNT_KEY"));
+        account.key = account
+            .key
+            .or_else(|| AZURE_KEY_VARIABLES.iter().find_map(|v| env(v)));
         let emulator = env_flag(EMULATOR_VARIABLE, env(EMULATOR_VARIABLE))?;
         if account.endpoint.is_none() && emulator == Some(true) {
-            account.use_emulator();
+            account.use_emulator()?;
         }
         account.endpoint = account.endpoint.map(|e| e.trim_end_matches('/').to_owned());
         Ok(account)
     }
 
-    /// What object_store's builder does for `AZURE_STORAGE_USE_EMULATOR`.
-    fn use_emulator(&mut self) {
+    /// What object_store's builder does for `AZURE_STORAGE_USE_EMULATOR`: plain http,
+    /// as with `UseDevelopmentStorage=true`.
+    fn use_emulator(&mut self) -> Result<()> {
         let name = self.name.get_or_insert_with(|| AZURITE_ACCOUNT.into());
-        let base =
-            env("AZURITE_BLOB_STORAGE_URL").unwrap_or_else(|| "http://127.0.0.1:10000".into());
+        let base = env(EMULATOR_URL_VARIABLE).unwrap_or_else(|| "http://127.0.0.1:10000".into());
+        check_endpoint(&base, EMULATOR_URL_VARIABLE)?;
         self.endpoint = Some(format!("{}/{name}", base.trim_end_matches('/')));
         if self.sas.is_none() {
             self.key.get_or_insert_with(|| AZURITE_KEY.into());
         }
+        Ok(())
     }
 
     /// `field` names the setting `cs` came from.
@@ -307,6 +321,11 @@ impl AzureAccount {
         // Sovereign clouds (`core.chinacloudapi.cn`) are named by their suffix alone.
         if let (None, Some(suffix), Some(name)) = (&account.endpoint, suffix, &account.name) {
             account.endpoint = Some(format!("{protocol}://{name}.blob.{suffix}"));
+        }
+        // Checked here, naming the setting: object_store's builder shows a URL it cannot
+        // parse whole, a password in its user info included.
+        if let Some(endpoint) = &account.endpoint {
+            check_endpoint(endpoint, &format!("{field} BlobEndpoint"))?;
         }
         // The portal's SAS connection strings name the account by its endpoint alone.
         if account.name.is_none() {

@@ -16,8 +16,13 @@ pub(super) const AZURE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRIN
 const SECRET_VARIABLES: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_TOKEN",
     "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_MASTER_KEY",
     "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_TOKEN",
     AZURE_CONNECTION_STRING,
 ];
 
@@ -174,7 +179,7 @@ pub(super) const AZURE_ENDPOINT_VARIABLES: EndpointVariables = EndpointVariables
 
 /// `endpoint_field` and `allow_field` name where the two settings came from, an
 /// option or a variable.
-fn check_endpoint(
+pub(crate) fn check_endpoint(
     endpoint: &str,
     allow_http: Option<bool>,
     endpoint_field: &str,
