@@ -156,6 +156,36 @@ test('a copy or rename onto itself while the S3 server is down answers as head d
     expect(sha256(await storage.get('self/k.bin'))).toBe(sha256(data))
   }))
 
+test('while a rename waits for its repair, list leaves the old name out, as reads miss it', () =>
+  withDual('list-renamed', async ({ server, manager, restart }) => {
+    const storage = manager()
+    for (const key of ['q/a', 'q/z']) await storage.put(key, bytes(2000, 64))
+    await server.stop()
+    await storage.rename('q/a', 'q/b')
+    await restart()
+    // The cloud still lists the old name: the whole listing failed NOT_FOUND naming it.
+    await expect(storage.exists('q/a')).resolves.toBe(false)
+    expect((await storage.list({ prefix: 'q/' })).objects.map((o) => o.key)).toEqual(['q/b', 'q/z'])
+  }))
+
+test('a delete queued while the tiers\' server was down removes the warm copy too when repaired', () =>
+  withDual('tier-delete', async ({ server, opts, manager, restart }) => {
+    const warm = `${opts.cloud}/warm-tier`
+    const storage = manager({ cloud: `${opts.cloud}/hot`, tiers: { warm, warmOptions: opts.cloudOptions } })
+    const data = bytes(5000, 65)
+    await storage.put('t/x.bin', data)
+    await storage.setTier('t/x.bin', 'warm')
+    await server.stop()
+    await storage.delete('t/x.bin')
+    await restart()
+    await expect(storage.exists('t/x.bin')).resolves.toBe(false)
+    expect(await storage.repair()).toMatchObject({ repaired: 1, failed: 0, remaining: 0 })
+    // The repair deleted the local and hot copies only: the warm one was read again.
+    await expect(storage.exists('t/x.bin')).resolves.toBe(false)
+    const warmView = manager({ mode: 'cloud', cloud: warm, local: tmpDir('tier-delete-view') })
+    await expect(warmView.exists('t/x.bin')).resolves.toBe(false)
+  }))
+
 test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', () =>
   withDual('stale-read', async ({ server, local, manager, restart }) => {
     const storage = manager() // reads prefer the cloud

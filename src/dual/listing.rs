@@ -86,8 +86,13 @@ impl Storage {
             .iter()
             .position(|(_, o)| o.key == *key)
             .expect("the key was listed");
-        let sides = self.current_sides(key).await?;
-        match self.first_side(sides, |s| s.head(key), |_, _| {}).await {
+        // The old name of a queued rename has no current side: reads miss it, and so
+        // does the listing (it rejected whole with NOT_FOUND).
+        let found = match self.current_sides(key).await {
+            Ok(sides) => self.first_side(sides, |s| s.head(key), |_, _| {}).await,
+            Err(e) => Err(e),
+        };
+        match found {
             Ok((side, info)) => listing.objects[at] = (Location::On(side), info),
             Err(Error::NotFound { .. }) => drop(listing.objects.remove(at)),
             Err(e) => return Err(e),

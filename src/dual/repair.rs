@@ -132,9 +132,12 @@ impl Storage {
             self.cloud.as_ref().expect("checked"),
         );
         match &row.op {
+            // From the colder tiers too, as the delete itself: one down then kept its
+            // copy, which reads found again once the repair settled the delete.
             RepairOp::Delete => {
-                local.delete(key).await?;
-                cloud.delete(key).await?;
+                for (_, store) in self.read_sides() {
+                    store.delete(key).await?;
+                }
             }
             RepairOp::Put { sha256 } => self.converge(key, sha256, local, cloud).await?,
             RepairOp::Renamed { to, sha256 } => {
