@@ -13,6 +13,19 @@ function noSecretIn(err, secret) {
   expect(JSON.stringify(err)).not.toContain(secret)
 }
 
+/** `StorageManager.fromEnv()` in a child process with the S3_BUCKET `b` and `vars` set
+ * (Jest's sandboxed process.env never reaches the real environment): 'constructed', or
+ * the error's code and message. */
+function fromEnvWith(vars) {
+  const script = `
+    const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+    try { StorageManager.fromEnv(); console.log('constructed') } catch (e) { console.log(e.code, e.message) }`
+  return execFileSync(process.execPath, ['-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, S3_BUCKET: 'b', STOWAGE_LOCAL: tmpDir('env'), STOWAGE_MODE: 'cloud', ...vars },
+  }).trim()
+}
+
 /** A folder whose subfolders are the stores of the nesting cases below. */
 const NESTING = tmpDir('nesting')
 
@@ -355,18 +368,11 @@ describe('credentials and buckets', () => {
   })
 
   test('S3_USE_SSL takes true/false, 1/0, yes/no, on/off in any case, and refuses the rest', () => {
-    const script = `
-      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
-      try { StorageManager.fromEnv(); console.log('ok') } catch (e) { console.log(e.code, e.message) }`
-    const run = (flag) =>
-      execFileSync(process.execPath, ['-e', script], {
-        encoding: 'utf8',
-        env: { ...process.env, S3_BUCKET: 'b', S3_ENDPOINT: '127.0.0.1:9', S3_USE_SSL: flag, STOWAGE_LOCAL: tmpDir('env'), STOWAGE_MODE: 'cloud' },
-      }).trim()
-    for (const flag of ['FALSE', 'off', '0', 'True', 'on', '1']) expect(`${flag}: ${run(flag)}`).toBe(`${flag}: ok`)
+    const run = (flag) => fromEnvWith({ S3_ENDPOINT: '127.0.0.1:9', S3_USE_SSL: flag })
+    for (const flag of ['FALSE', 'off', '0', 'True', 'on', '1']) expect(`${flag}: ${run(flag)}`).toBe(`${flag}: constructed`)
     expect(run('maybe')).toMatch(/^INVALID_CONFIG .*S3_USE_SSL/)
     // Empty is unset, as for every variable: the endpoint without a scheme is https.
-    expect(run('')).toBe('ok')
+    expect(run('')).toBe('constructed')
   })
 
   test('S3: a request the server can never take is INVALID_CONFIG, not an outage to queue', async () => {
@@ -502,21 +508,13 @@ describe('credentials and buckets', () => {
     })
 
     test('fromEnv: a bad S3_ENDPOINT names S3_ENDPOINT or S3_USE_SSL, not options the app never set', () => {
-      const fromEnv = `
-        const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
-        try { StorageManager.fromEnv(); console.log('constructed') } catch (e) { console.log(e.code, e.message) }`
-      const construct = (vars) =>
-        execFileSync(process.execPath, ['-e', fromEnv], {
-          encoding: 'utf8',
-          env: { ...process.env, S3_BUCKET: 'b', STOWAGE_LOCAL: tmpDir('env-s3-endpoint'), STOWAGE_MODE: 'cloud', ...vars },
-        }).trim()
-      expect(construct({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_USE_SSL: 'true' })).toMatch(/^INVALID_CONFIG invalid S3_USE_SSL: S3_ENDPOINT is plain http/)
-      expect(construct({ S3_ENDPOINT: '127.0.0.1:99999', S3_USE_SSL: 'false' })).toMatch(/^INVALID_CONFIG invalid S3_ENDPOINT: .*not a valid URL/)
-      const withPassword = construct({ S3_ENDPOINT: `admin:${password}@127.0.0.1:9`, S3_USE_SSL: 'false' })
+      expect(fromEnvWith({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_USE_SSL: 'true' })).toMatch(/^INVALID_CONFIG invalid S3_USE_SSL: S3_ENDPOINT is plain http/)
+      expect(fromEnvWith({ S3_ENDPOINT: '127.0.0.1:99999', S3_USE_SSL: 'false' })).toMatch(/^INVALID_CONFIG invalid S3_ENDPOINT: .*not a valid URL/)
+      const withPassword = fromEnvWith({ S3_ENDPOINT: `admin:${password}@127.0.0.1:9`, S3_USE_SSL: 'false' })
       expect(withPassword).toMatch(/^INVALID_CONFIG invalid S3_ENDPOINT: must not carry user:password@/)
       expect(withPassword).not.toContain(password)
       // S3_USE_SSL says the scheme of S3_ENDPOINT; AWS_ENDPOINT_URL's is AWS_ALLOW_HTTP's.
-      expect(construct({ S3_USE_SSL: 'true', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ALLOW_HTTP: 'true' })).toBe('constructed')
+      expect(fromEnvWith({ S3_USE_SSL: 'true', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ALLOW_HTTP: 'true' })).toBe('constructed')
     })
   })
 
