@@ -186,6 +186,69 @@ test('a delete queued while the tiers\' server was down removes the warm copy to
     await expect(warmView.exists('t/x.bin')).resolves.toBe(false)
   }))
 
+test('a rename during an outage of a key whose write was queued: the old name\'s stale cloud copy is not read, and repair deletes it', () =>
+  withDual('rename-stale-old', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager() // reads prefer the cloud
+    const [older, newer] = [bytes(5000, 66), bytes(6000, 67)]
+    await storage.put('rs/old.bin', older)
+    await server.stop()
+    expect((await storage.put('rs/old.bin', newer)).cloud).toBe('queued')
+    expect(await storage.rename('rs/old.bin', 'rs/new.bin')).toMatchObject({ location: 'local', sha256: sha256(newer) })
+    await restart()
+    // The cloud came back with the bytes the queued write replaced under the old name:
+    // reads served them, and the repair kept them there for good.
+    await expect(storage.exists('rs/old.bin')).resolves.toBe(false)
+    expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+    expect(Object.fromEntries(await expectParity(local, opts, 'rs'))).toEqual({ 'rs/new.bin': sha256(newer) })
+  }))
+
+test.each([
+  ['renamed again', (s) => s.rename('rc/b.bin', 'rc/c.bin'), { 'rc/c.bin': 'moved' }],
+  ['deleted', (s) => s.delete('rc/b.bin'), {}],
+  ['rewritten', (s) => s.put('rc/b.bin', bytes(4000, 69)), { 'rc/b.bin': 'rewritten' }],
+])('a rename a→b queued in an outage, then b %s: the old name a stays gone after the repair', (_, change, expected) =>
+  withDual('rename-chain', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager()
+    const data = bytes(5000, 68)
+    await storage.put('rc/a.bin', data)
+    await server.stop()
+    expect(await storage.rename('rc/a.bin', 'rc/b.bin')).toMatchObject({ location: 'local' })
+    await restart()
+    await change(storage)
+    // The repair of `a` judged the move from `b`, which no longer held the moved
+    // bytes, so it took the move for one that never happened and restored `a`.
+    await expect(storage.exists('rc/a.bin')).resolves.toBe(false)
+    expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+    const digests = { moved: sha256(data), rewritten: sha256(bytes(4000, 69)) }
+    const want = Object.fromEntries(Object.entries(expected).map(([k, v]) => [k, digests[v]]))
+    expect(Object.fromEntries(await expectParity(local, opts, 'rc'))).toEqual(want)
+  }))
+
+test('a write queued while the tiers\' server was down replaces a warm copy: repair deletes the stale warm bytes', () =>
+  withDual('tier-write', async ({ server, opts, manager, restart }) => {
+    const warm = `${opts.cloud}/warm-tier`
+    const storage = manager({ cloud: `${opts.cloud}/hot`, tiers: { warm, warmOptions: opts.cloudOptions } })
+    const [older, newer] = [bytes(5000, 70), bytes(6000, 71)]
+    for (const key of ['tw/put.bin', 'tw/renamed.bin']) {
+      await storage.put(key, older)
+      await storage.setTier(key, 'warm')
+    }
+    await storage.put('tw/source.bin', newer)
+    await server.stop()
+    expect((await storage.put('tw/put.bin', newer)).cloud).toBe('queued')
+    await storage.rename('tw/source.bin', 'tw/renamed.bin')
+    await restart()
+    expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+    const warmView = manager({ mode: 'cloud', cloud: warm, local: tmpDir('tier-write-view') })
+    for (const key of ['tw/put.bin', 'tw/renamed.bin']) {
+      expect(sha256(await storage.get(key))).toBe(sha256(newer))
+      await expect(storage.tierOf(key)).resolves.toBe('hot')
+      // The write recorded the key hot before its warm copy was deleted, which failed:
+      // the older bytes stayed in the warm tier for good.
+      await expect(warmView.exists(key)).resolves.toBe(false)
+    }
+  }))
+
 test('until its repair, reads skip the side a queued write or delete left stale, after a restart too', () =>
   withDual('stale-read', async ({ server, local, manager, restart }) => {
     const storage = manager() // reads prefer the cloud

@@ -306,23 +306,15 @@ impl Storage {
             Some(RepairOp::Renamed { to, sha256 })
                 if self.holder(&Key::parse(&to)?, &sha256).await.is_some() =>
             {
-                // The repair deletes the old name where it still holds the moved
-                // bytes, and keeps other bytes (the app's, written behind stowage's
-                // back), so reads serve only those.
-                let mut since = Vec::new();
-                for side in [Side::Local, Side::Cloud] {
-                    if let Some(store) = self.store(side)
-                        && digest(store, key)
-                            .await
-                            .is_ok_and(|d| d.is_some_and(|d| d != sha256))
-                    {
-                        since.push((side, store));
-                    }
-                }
-                match since.is_empty() {
-                    true => Err(missing()),
-                    false => Ok(since),
-                }
+                self.written_since_move(key, &sha256, &[Side::Local, Side::Cloud])
+                    .await
+            }
+            Some(RepairOp::Moved { sha256, missed }) => {
+                let moved: Vec<_> = [Side::Local, Side::Cloud]
+                    .into_iter()
+                    .filter(|side| side.as_str() != missed)
+                    .collect();
+                self.written_since_move(key, &sha256, &moved).await
             }
             // A write, or a rename that may not have taken place (a crash mid-way):
             // the key reads as it stands where its bytes are.
@@ -337,6 +329,33 @@ impl Storage {
                 sides.sort_by_key(|(side, _)| *side != Side::Local);
                 Ok(sides)
             }
+        }
+    }
+
+    /// The old name of a rename that took place on `moved`: the repair deletes it
+    /// where it still holds the moved bytes `sha256`, and keeps other bytes there
+    /// (the app's, written behind stowage's back), so reads serve only those.
+    async fn written_since_move(
+        &self,
+        key: &Key,
+        sha256: &str,
+        moved: &[Side],
+    ) -> Result<Vec<(Side, &Store)>> {
+        let mut since = Vec::new();
+        for &side in moved {
+            if let Some(store) = self.store(side)
+                && digest(store, key)
+                    .await
+                    .is_ok_and(|d| d.is_some_and(|d| d != sha256))
+            {
+                since.push((side, store));
+            }
+        }
+        match since.is_empty() {
+            true => Err(Error::NotFound {
+                key: key.to_string(),
+            }),
+            false => Ok(since),
         }
     }
 

@@ -2,10 +2,10 @@
 //! intent is journalled before either side is touched, a side that fails is queued
 //! for `repair()` and the call succeeds when one side did it, as a dual `put` does.
 //! A rename also journals its source as `Renamed` before the sides run: replayed after
-//! a crash mid-move, or after a rename that landed on one side only, it deletes the old
-//! name where it still holds the moved bytes once the new name holds them on a side,
-//! and keeps it where no side moved. Until then reads miss the old name wherever the
-//! new one holds its bytes.
+//! a crash mid-move, it deletes the old name where it still holds the moved bytes once
+//! the new name holds them on a side, and keeps it where no side moved. Until then
+//! reads miss the old name wherever the new one holds its bytes. A rename that landed
+//! on one side only knows it took place, and queues a delete of the old name instead.
 
 use futures::future::join_all;
 
@@ -200,17 +200,17 @@ impl Storage {
                         side.as_str()
                     ));
                     self.failed(to, side, &e);
-                    missed.push(e);
+                    missed.push((side, e));
                 }
                 Ok(info) => {
                     done.get_or_insert((side, info));
                 }
                 // This side never had the source: the other side's result is the
                 // move, and the journal brings this side level.
-                Err(Error::NotFound { key }) => missed.push(Error::NotFound { key }),
+                Err(e @ Error::NotFound { .. }) => missed.push((side, e)),
                 Err(e) => {
                     self.failed(to, side, &e);
-                    missed.push(e);
+                    missed.push((side, e));
                 }
             }
         }
@@ -224,18 +224,15 @@ impl Storage {
                     self.settle(source).await?;
                 }
             }
-            // The source's queued rename makes reads miss the old name at once (the
-            // new name holds its bytes) and its repair delete it where it still holds
-            // them, keeping a file the app writes there since.
-            (Some(_), Some(first)) => {
+            (Some(_), Some((side, first))) => {
                 self.queue(target, first).await;
                 if let Some(source) = source {
-                    self.queue(source, first).await;
+                    self.queue_moved(from, source, *side, first).await;
                 }
             }
             // Nothing moved, but older queued intents of either key may still need
             // replaying.
-            (None, Some(first)) => {
+            (None, Some((_, first))) => {
                 self.queue(target, first).await;
                 if let Some(source) = source {
                     self.queue(source, first).await;
@@ -246,6 +243,24 @@ impl Storage {
         match done {
             Some(done) => Ok(done),
             None => outcome(from, None, missed),
+        }
+    }
+
+    /// A rename that took place on one side and missed the other (`missed`): its
+    /// source's intent becomes `Moved`, which tells the repair the move happened.
+    /// Left a `Renamed`, the replay judged that from the new name, which by then may
+    /// have been renamed, deleted or rewritten, and brought the old name back; and it
+    /// kept the missed side's copy when a queued write had left other bytes there.
+    /// Should the journal refuse the row, the `Renamed` one still stands.
+    async fn queue_moved(&self, from: &Key, source: Intent, missed: Side, error: &Error) {
+        let Some(sha256) = source.moved_sha256().map(str::to_owned) else {
+            return self.queue(source, error).await;
+        };
+        let missed = missed.as_str().to_owned();
+        let moved = self.record(from, RepairOp::Moved { sha256, missed }).await;
+        self.queue(source, error).await;
+        if let Ok(moved) = moved {
+            self.queue(moved, error).await;
         }
     }
 }
@@ -259,10 +274,11 @@ fn stale(intended: Option<&str>, moved: &ObjectInfo) -> bool {
 fn outcome(
     from: &Key,
     done: Option<(Side, ObjectInfo)>,
-    missed: Vec<Error>,
+    missed: Vec<(Side, Error)>,
 ) -> Result<(Side, ObjectInfo)> {
     let failure = missed
         .into_iter()
+        .map(|(_, e)| e)
         .find(|e| !matches!(e, Error::NotFound { .. }));
     match (failure, done) {
         (Some(e), _) => Err(e),

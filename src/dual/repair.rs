@@ -139,10 +139,15 @@ impl Storage {
                     store.delete(key).await?;
                 }
             }
-            RepairOp::Put { sha256 } => self.converge(key, sha256, local, cloud).await?,
+            RepairOp::Put { sha256 } => {
+                self.converge(key, sha256, local, cloud).await?;
+                // Bookkeeping: the sides agree either way, and tier moves settle it too.
+                let _ = self.settle_repaired_write(key).await;
+            }
             RepairOp::Renamed { to, sha256 } => {
                 self.finish_rename(key, to, sha256, local, cloud).await?
             }
+            RepairOp::Moved { sha256, missed } => self.finish_move(key, sha256, missed).await?,
         }
         self.queued.settle(key.as_str(), row.id).await?;
         self.stats.repaired();
@@ -171,6 +176,20 @@ impl Storage {
         }
         for store in [local, cloud] {
             if digest(store, key).await?.as_deref() == Some(sha256) {
+                store.delete(key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a rename that took place on one write side and missed the other,
+    /// `missed`: the old name goes from every side but the one that moved (the missed
+    /// side's copy is stale, whatever its bytes, and so is a colder tier's), and from
+    /// that one where it still holds the moved bytes.
+    async fn finish_move(&self, key: &Key, sha256: &str, missed: &str) -> Result<()> {
+        for (side, store) in self.read_sides() {
+            let moved_here = matches!(side, Side::Local | Side::Cloud) && side.as_str() != missed;
+            if !moved_here || digest(store, key).await?.as_deref() == Some(sha256) {
                 store.delete(key).await?;
             }
         }

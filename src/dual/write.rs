@@ -346,6 +346,14 @@ impl Intent {
             _ => None,
         }
     }
+
+    /// The SHA-256 of the bytes a rename moves.
+    pub(super) fn moved_sha256(&self) -> Option<&str> {
+        match &self.op {
+            RepairOp::Renamed { sha256, .. } => Some(sha256),
+            _ => None,
+        }
+    }
 }
 
 impl Storage {

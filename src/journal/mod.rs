@@ -85,6 +85,7 @@ impl Journal {
         .and_then(|_| add_column(&conn, "objects", "etag", "TEXT"))
         .and_then(|_| conn.execute_batch(repairs::REPAIRS_SCHEMA))
         .and_then(|_| add_column(&conn, "repairs", "target", "TEXT"))
+        .and_then(|_| add_column(&conn, "repairs", "side", "TEXT"))
         .and_then(|_| conn.execute_batch(migrations::MIGRATIONS_SCHEMA))
         .and_then(|_| add_column(&conn, "migrated", "etag", "TEXT"))
         .and_then(|_| add_column(&conn, "migrated", "racy", "INTEGER NOT NULL DEFAULT 0"))

@@ -19,6 +19,12 @@ pub enum RepairOp {
     /// holds them on a side, the move took place and neither side holds the key; if
     /// no side does, it never did, and both hold the key as a `Put` of them would.
     Renamed { to: String, sha256: String },
+    /// A rename of the key to a name now holding the bytes of `sha256` took place on
+    /// one write side and missed the other, `missed` (`local` or `cloud`). Neither
+    /// side holds the key: the side that missed the move holds a stale copy, whatever
+    /// its bytes; on the side that moved, other bytes under the key were written since
+    /// (by the app, behind stowage's back) and stay.
+    Moved { sha256: String, missed: String },
 }
 
 /// The newest intent for one key.
@@ -37,6 +43,7 @@ CREATE TABLE IF NOT EXISTS repairs (
     op TEXT NOT NULL,
     sha256 TEXT,
     target TEXT,
+    side TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
@@ -48,15 +55,16 @@ impl Journal {
     pub async fn begin_write(&self, key: &str, op: RepairOp) -> Result<i64> {
         let key = key.to_owned();
         self.run(move |c| {
-            let (op, sha256, target) = match op {
-                RepairOp::Put { sha256 } => ("put", Some(sha256), None),
-                RepairOp::Delete => ("delete", None, None),
-                RepairOp::Renamed { to, sha256 } => ("renamed", Some(sha256), Some(to)),
+            let (op, sha256, target, side) = match op {
+                RepairOp::Put { sha256 } => ("put", Some(sha256), None, None),
+                RepairOp::Delete => ("delete", None, None, None),
+                RepairOp::Renamed { to, sha256 } => ("renamed", Some(sha256), Some(to), None),
+                RepairOp::Moved { sha256, missed } => ("moved", Some(sha256), None, Some(missed)),
             };
             c.prepare_cached(
-                "INSERT INTO repairs (key, op, sha256, target) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO repairs (key, op, sha256, target, side) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![key, op, sha256, target])?;
+            .execute(params![key, op, sha256, target, side])?;
             Ok(c.last_insert_rowid())
         })
         .await
@@ -96,7 +104,7 @@ impl Journal {
     ) -> Result<Vec<RepairRow>> {
         self.run(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT r.id, r.key, r.op, r.sha256, r.attempts, r.target FROM repairs r
+                "SELECT r.id, r.key, r.op, r.sha256, r.attempts, r.target, r.side FROM repairs r
                  WHERE r.id > ?1 AND r.id = (SELECT MAX(id) FROM repairs WHERE key = r.key)
                  ORDER BY r.id LIMIT ?2",
             )?;
@@ -115,7 +123,7 @@ impl Journal {
         let key = key.to_owned();
         self.run(move |c| {
             c.prepare_cached(
-                "SELECT id, key, op, sha256, attempts, target FROM repairs WHERE key = ?1
+                "SELECT id, key, op, sha256, attempts, target, side FROM repairs WHERE key = ?1
                  ORDER BY id DESC LIMIT 1",
             )?
             .query_row([key], repair_row)
@@ -143,11 +151,13 @@ impl Journal {
 
 fn repair_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepairRow> {
     let op: String = r.get(2)?;
-    let (sha256, target): (Option<String>, Option<String>) = (r.get(3)?, r.get(5)?);
-    let op = match (op.as_str(), sha256, target) {
-        ("put", Some(sha256), _) => RepairOp::Put { sha256 },
-        ("delete", _, _) => RepairOp::Delete,
-        ("renamed", Some(sha256), Some(to)) => RepairOp::Renamed { to, sha256 },
+    let (sha256, target, side): (Option<String>, Option<String>, Option<String>) =
+        (r.get(3)?, r.get(5)?, r.get(6)?);
+    let op = match (op.as_str(), sha256, target, side) {
+        ("put", Some(sha256), _, _) => RepairOp::Put { sha256 },
+        ("delete", _, _, _) => RepairOp::Delete,
+        ("renamed", Some(sha256), Some(to), _) => RepairOp::Renamed { to, sha256 },
+        ("moved", Some(sha256), _, Some(missed)) => RepairOp::Moved { sha256, missed },
         // Replaying an intent misread as a delete would remove the only copy.
         _ => {
             return Err(rusqlite::Error::FromSqlConversionFailure(
@@ -206,10 +216,16 @@ mod tests {
             to: "d".into(),
             sha256: "4".into(),
         };
-        let c1 = j.begin_write("c", renamed.clone()).await.unwrap();
-        assert_eq!(j.newest_intent("c").await.unwrap().unwrap().op, renamed);
-        j.settle("c", c1).await.unwrap();
-        assert_eq!(j.newest_intent("c").await.unwrap(), None);
+        let moved = RepairOp::Moved {
+            sha256: "4".into(),
+            missed: "cloud".into(),
+        };
+        for op in [renamed, moved] {
+            let c1 = j.begin_write("c", op.clone()).await.unwrap();
+            assert_eq!(j.newest_intent("c").await.unwrap().unwrap().op, op);
+            j.settle("c", c1).await.unwrap();
+            assert_eq!(j.newest_intent("c").await.unwrap(), None);
+        }
         j.settle("a", a2).await.unwrap();
         assert_eq!(j.repairs(0, 10, vec![]).await.unwrap().len(), 1);
         assert!(a1 < a2);
