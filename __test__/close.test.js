@@ -4,7 +4,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
-const { tmpDir, sha256, bytes, s3Options, runPrefix } = require('./helpers')
+const { tmpDir, sha256, bytes, s3Options, runPrefix, connectionsTo, withOwnS3 } = require('./helpers')
 
 /** Descriptors this process holds open on files under `dir`. */
 function openUnder(dir) {
@@ -89,6 +89,26 @@ test('a destroyed read stream lets the manager close, read or not', async () => 
   await within(5000, storage.close())
   expect(openUnder(local)).toBe(0)
 })
+
+test('a read stream destroyed while its S3 server stalls lets go of the connection at once; close() does not wait for the request to time out', () =>
+  withOwnS3('close-stalled', async ({ server, opts, open }) => {
+    const cloudOptions = { ...opts.cloudOptions, requestTimeoutMs: 60000 }
+    const storage = open({ local: tmpDir('close-stalled'), mode: 'cloud', ...opts, cloudOptions })
+    const data = bytes(64 * 1024 * 1024, 5)
+    await storage.put('big.bin', data)
+    const stream = storage.createReadStream('big.bin')
+    await new Promise((resolve) => stream.once('data', resolve))
+    server.child.kill('SIGSTOP')
+    // The socket's buffered bytes drain; then a read waits on the stalled server.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(connectionsTo(server.info.port).length).toBeGreaterThan(0)
+    stream.destroy()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    // The waiting read kept the connection until the request timed out, and close()
+    // waited for it.
+    expect(connectionsTo(server.info.port)).toEqual([])
+    await within(10000, storage.close())
+  }))
 
 test('close() waits for a stream read partly and paused, and its file stays open until the stream ends', async () => {
   const local = tmpDir('close-paused')

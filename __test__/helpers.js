@@ -174,4 +174,4 @@ function flipByteKeepingMtime(file, offset) {
   if (fs.statSync(file, { bigint: true }).mtimeNs !== mtimeNs) throw new Error(`could not restore the mtime of ${file}`)
 }
 
-module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, callElsewhere, flipByteKeepingMtime, stopServer, withOwnS3 }
+module.exports = { servers, tmpDir, sha256, bytes, writeTree, runPrefix, s3Options, azureOptions, cloudOnly, s3ObjectFile, callElsewhere, flipByteKeepingMtime, stopServer, connectionsTo, withOwnS3 }

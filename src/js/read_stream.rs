@@ -56,6 +56,10 @@ enum State {
 #[napi]
 pub struct ObjectReader {
     state: Arc<Mutex<State>>,
+    /// Set by `close()`: a read still waiting on the object ends at once, letting go
+    /// of the state it holds locked, so `close()` can drop the connection. A server
+    /// that stopped answering kept both until the request timed out.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 #[napi]
@@ -63,15 +67,15 @@ impl ObjectReader {
     /// Opens the object; resolves with the description of the version it streams.
     #[napi(ts_return_type = "Promise<ObjectInfo>")]
     pub fn open<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, JsObjectInfo>> {
-        let state = self.state.clone();
+        let (state, closed) = (self.state.clone(), self.closed.subscribe());
         promise(
             env,
-            async move {
+            until_closed(closed, async move {
                 let mut state = state.lock().await;
                 open(&mut state).await?.ok_or_else(|| {
                     crate::error::Error::config("stream", "the stream is already open")
                 })
-            },
+            }),
             |_, (side, info)| Ok(JsObjectInfo::new(side, info)),
         )
     }
@@ -79,10 +83,10 @@ impl ObjectReader {
     /// The next chunk, or `null` at the end. The object is opened on the first call.
     #[napi(ts_return_type = "Promise<Buffer | null>")]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<JsBytes>>> {
-        let state = self.state.clone();
+        let (state, closed) = (self.state.clone(), self.closed.subscribe());
         promise(
             env,
-            async move {
+            until_closed(closed, async move {
                 let mut state = state.lock().await;
                 open(&mut state).await?;
                 let State::Open { stream, .. } = &mut *state else {
@@ -95,7 +99,7 @@ impl ObjectReader {
                         Ok(None)
                     }
                 }
-            },
+            }),
             |_, chunk| Ok(chunk),
         )
     }
@@ -105,10 +109,25 @@ impl ObjectReader {
     /// client that went away, would otherwise hold both until then.
     #[napi]
     pub fn close(&self) {
+        self.closed.send_replace(true);
         let state = self.state.clone();
         napi::bindgen_prelude::spawn(async move {
             *state.lock().await = State::Done;
         });
+    }
+}
+
+/// Runs a read of the reader until `close()` is called; a closed reader's read fails
+/// with `ABORTED`, which its destroyed stream no longer hands on.
+async fn until_closed<T>(
+    mut closed: tokio::sync::watch::Receiver<bool>,
+    read: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        result = read => result,
+        _ = closed.wait_for(|closed| *closed) => {
+            Err(crate::error::Error::Aborted("the stream was destroyed".into()))
+        }
     }
 }
 
@@ -153,6 +172,7 @@ pub fn wrap<'env>(
     };
     let reader = ObjectReader {
         state: Arc::new(Mutex::new(state)),
+        closed: tokio::sync::watch::Sender::new(false),
     };
     let factories: Object = env.run_script(FACTORY)?;
     let name = match how {

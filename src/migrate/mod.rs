@@ -494,17 +494,14 @@ impl Job {
     ) -> (ObjectInfo, Result<bool>) {
         let mut attempts = 1;
         loop {
-            let outcome = match self.storage.lock_key(info.key.as_str()).await {
-                Ok(_lock) if attempts == 1 => self.copy(sides, &info).await,
-                Ok(_lock) => match sides.from.head(&info.key).await {
-                    Ok(now) => {
-                        info = now;
-                        self.copy(sides, &info).await
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
+            let outcome = async {
+                let _lock = self.storage.lock_key(info.key.as_str()).await?;
+                if attempts > 1 {
+                    info = sides.from.head(&info.key).await?;
+                }
+                self.copy(sides, &info).await
+            }
+            .await;
             match outcome {
                 Err(Error::Integrity(_)) if attempts < COPY_ATTEMPTS => attempts += 1,
                 outcome => return (info, outcome),
