@@ -6,7 +6,7 @@ const http = require('node:http')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { startS3 } = require('./servers/servers')
-const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
+const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, servers, writeTree, s3ObjectFile, flipByteKeepingMtime, withOwnS3 } = require('./helpers')
 
 const DAY = 86_400_000
 
@@ -416,6 +416,40 @@ test('bytes written past the tier record (a manager without tiers, a presigned u
   expect(fs.readFileSync(path.join(warm, c), 'utf8')).toBe('new bytes from a worker')
   for (const key of [a, b, c]) expect(fs.existsSync(path.join(cold, key))).toBe(false)
 })
+
+test('a write or delete while the warm tier is down: its outdated copy is never read, never hides the write, and goes once the tier is back', () =>
+  withOwnS3('tier-down-warm', (warm) =>
+    withOwnS3('tier-down-hot', async (hot) => {
+      const tiers = { warm: `${warm.opts.cloud}/warm`, warmOptions: warm.opts.cloudOptions }
+      const storage = hot.open({ local: tmpDir('tier-down'), mode: 'cloud', ...hot.opts, cloud: `${hot.opts.cloud}/hot`, tiers })
+      const [older, newer] = [bytes(4000, 80), bytes(5000, 81)]
+      const [rewritten, redone] = ['td/rewritten.bin', 'td/deleted-then-put.bin']
+      for (const key of [rewritten, redone]) {
+        await storage.put(key, older)
+        await storage.setTier(key, 'warm')
+      }
+      await warm.server.stop()
+      await storage.put(rewritten, newer)
+      await storage.delete(redone)
+      // Before, the delete stayed queued for the warm tier: it hid this write from
+      // reads, and its repair deleted the write.
+      await storage.put(redone, newer)
+      for (const key of [rewritten, redone]) {
+        expect(sha256(await storage.get(key))).toBe(sha256(newer))
+        await expect(storage.tierOf(key)).resolves.toBe('hot')
+      }
+      await warm.restart()
+      // With the hot store down, reads fell back to the warm tier's older bytes.
+      await hot.server.stop()
+      for (const key of [rewritten, redone]) await expect(storage.get(key)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+      await hot.restart()
+      expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+      const warmView = hot.open({ local: tmpDir('tier-down-view'), mode: 'cloud', cloud: tiers.warm, cloudOptions: tiers.warmOptions })
+      for (const key of [rewritten, redone]) {
+        expect(sha256(await storage.get(key))).toBe(sha256(newer))
+        await expect(warmView.exists(key)).resolves.toBe(false)
+      }
+    })))
 
 test('a move whose old copy cannot be deleted is undone: the object stays where it was, no copy goes stale', async () => {
   const s3 = servers().s3

@@ -280,14 +280,36 @@ impl Storage {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let sides = self.current_sides(key).await?;
-        // A damaged copy is reported, and the next side serves the object.
+        let read = &read;
         let found = self
-            .first_side(sides, read, |side, e| {
-                self.emit(|| integrity_failed(key, side, e))
-            })
+            .first_side(
+                sides,
+                |side, store| async move {
+                    if self.outdated(key, side).await? {
+                        return Err(Error::NotFound {
+                            key: key.to_string(),
+                        });
+                    }
+                    read(store).await
+                },
+                // A damaged copy is reported, and the next side serves the object.
+                |side, e| self.emit(|| integrity_failed(key, side, e)),
+            )
             .await?;
         self.note_read(key).await;
         Ok(found)
+    }
+
+    /// Whether `side` holds a copy of `key` that reads skip: one in a colder tier that
+    /// a write or delete made outdated but could not remove. Asked only of the sides
+    /// a read falls back to, so reads of the hot tier cost no query.
+    async fn outdated(&self, key: &Key, side: Side) -> Result<bool> {
+        match (side, &self.journal) {
+            (Side::Warm | Side::Cold, Some(journal)) => {
+                journal.is_outdated(key.as_str(), side.as_str()).await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The read sides, less those a queued write or delete of `key` left stale until
@@ -386,12 +408,12 @@ impl Storage {
         on_damaged: impl Fn(Side, &Error),
     ) -> Result<(Side, T)>
     where
-        F: Fn(&'a Store) -> Fut,
+        F: Fn(Side, &'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let mut first_error = None;
         for (side, store) in sides {
-            let e = match read(store).await {
+            let e = match read(side, store).await {
                 Ok(v) => return Ok((side, v)),
                 Err(e @ Error::Integrity(_)) => {
                     on_damaged(side, &e);

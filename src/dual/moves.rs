@@ -65,6 +65,9 @@ impl Storage {
         let moved = self
             .fold(from, to, target, source, sides.zip(results))
             .await?;
+        if !journalled {
+            self.supersede_queued(to).await?;
+        }
         self.drop_superseded_fallback(to).await;
         self.events
             .emit(|| Event::new(EventKind::Put, to.as_str()).size(moved.1.size));
@@ -126,6 +129,7 @@ impl Storage {
         for (side, store) in self.unwritten_sides() {
             if let Err(e) = store.delete(from).await {
                 self.failed(from, side, &e);
+                self.note_outdated(from, side).await;
             }
         }
     }

@@ -86,6 +86,10 @@ impl Storage {
                 }
             }
         }
+        // The colder tiers' outdated copies come back with the same outage.
+        if self.tiers().is_some() {
+            self.clear_outdated_copies().await?;
+        }
         report.remaining = self.pending_repairs().await?;
         Ok(report)
     }
@@ -122,6 +126,23 @@ impl Storage {
         }
     }
 
+    /// A write that journals no intent (one write side, or `ifNotExists`) replaces
+    /// what a queued intent of `key` asked for. Left queued, a delete that a colder
+    /// tier or the fallback side missed hid the new bytes from reads, and its repair
+    /// deleted them. The caller holds the key's lock.
+    pub(super) async fn supersede_queued(&self, key: &Key) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if self.queued.intent(key.as_str()).await?.is_none() {
+            return Ok(());
+        }
+        match journal.newest_intent(key.as_str()).await? {
+            Some(row) => self.queued.settle(key.as_str(), row.id).await,
+            None => self.queued.remove(key.as_str()).await,
+        }
+    }
+
     /// Replays `key`'s newest intent; the caller holds the key's lock.
     async fn replay(&self, journal: &Journal, key: &Key) -> Result<()> {
         let Some(row) = journal.newest_intent(key.as_str()).await? else {
@@ -139,11 +160,7 @@ impl Storage {
                     store.delete(key).await?;
                 }
             }
-            RepairOp::Put { sha256 } => {
-                self.converge(key, sha256, local, cloud).await?;
-                // Bookkeeping: the sides agree either way, and tier moves settle it too.
-                let _ = self.settle_repaired_write(key).await;
-            }
+            RepairOp::Put { sha256 } => self.converge(key, sha256, local, cloud).await?,
             RepairOp::Renamed { to, sha256 } => {
                 self.finish_rename(key, to, sha256, local, cloud).await?
             }

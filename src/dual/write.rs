@@ -189,6 +189,7 @@ impl Storage {
             return Err(self.undo_exclusive(key, outcomes).await);
         }
         let mut folded = outcome::fold(key, outcomes);
+        let journalled = guard.is_some();
         if let Some(intent) = guard {
             match &mut folded {
                 Ok(result) if result.errors.is_empty() => self.settle(intent).await?,
@@ -205,6 +206,9 @@ impl Storage {
             }
         }
         let result = folded?;
+        if !journalled {
+            self.supersede_queued(key).await?;
+        }
         self.drop_superseded_fallback(key).await;
         // The tier record is bookkeeping: the bytes are safely written either way.
         let _ = self
@@ -302,6 +306,8 @@ impl Storage {
                 }
                 Err(e) => {
                     self.failed(key, *side, &e);
+                    // Until the repair deletes it, reads skip a colder tier's copy.
+                    self.note_outdated(key, *side).await;
                     first_error.get_or_insert(e);
                 }
             }

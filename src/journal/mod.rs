@@ -4,6 +4,7 @@
 
 mod migrations;
 mod objects;
+mod outdated;
 mod repairs;
 mod tiers;
 
@@ -90,6 +91,7 @@ impl Journal {
         .and_then(|_| add_column(&conn, "migrated", "etag", "TEXT"))
         .and_then(|_| add_column(&conn, "migrated", "racy", "INTEGER NOT NULL DEFAULT 0"))
         .and_then(|_| conn.execute_batch(tiers::TIERS_SCHEMA))
+        .and_then(|_| conn.execute_batch(outdated::OUTDATED_SCHEMA))
         .map_err(|e| open_error(path, e))?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(conn)),

@@ -53,6 +53,8 @@ impl Storage {
         let journal = self.journal().expect("tiers need the journal");
         flush_touches(tiers, journal).await?;
         let started = Instant::now();
+        // Copies a write or delete left behind while their tier was down.
+        self.clear_outdated_copies().await?;
         let now = now.unwrap_or_else(now_ms);
         let mut report = CycleReport {
             now_ms: now,

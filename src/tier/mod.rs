@@ -4,6 +4,7 @@
 //! which writes, reads and migrations keep current.
 
 mod cycle;
+mod outdated;
 mod service;
 
 use std::collections::HashMap;
@@ -219,22 +220,12 @@ impl Storage {
 
     /// A write lands in the hot tier, last accessed at `at_ms`; a copy left in a colder
     /// tier is stale now: the one the journal had it in, and with `deleteAfterMove:
-    /// false` any colder tier, since moves there left copies behind. They go before
-    /// the record says hot: one that cannot be deleted now (its server is down)
-    /// leaves the key recorded in its colder tier, where tier moves, `tierOf` and the
-    /// repair of a queued write find the hot rewrite and delete it then. Recorded hot
-    /// first, the stale copy stayed for good.
+    /// false` any colder tier, since moves there left copies behind.
     pub(crate) async fn note_write(&self, key: &Key, size: u64, at_ms: i64) -> Result<()> {
         let (Some(tiers), Some(journal)) = (self.tiers(), self.journal()) else {
             return Ok(());
         };
         let before = journal.tier_row(key.as_str()).await?;
-        let recorded = before.and_then(|r| Tier::parse(&r.tier).ok());
-        for tier in [Tier::Warm, Tier::Cold] {
-            if recorded == Some(tier) || !tiers.policy.delete_after_move {
-                self.delete_stale(tiers, key, tier).await?;
-            }
-        }
         journal
             .set_tier_row(TierRow {
                 key: key.to_string(),
@@ -242,7 +233,14 @@ impl Storage {
                 size,
                 last_access_ms: at_ms,
             })
-            .await
+            .await?;
+        let recorded = before.and_then(|r| Tier::parse(&r.tier).ok());
+        for tier in [Tier::Warm, Tier::Cold] {
+            if recorded == Some(tier) || !tiers.policy.delete_after_move {
+                self.delete_stale(tiers, key, tier).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the copy of `key` in a colder tier, unless that tier is the hot store's
@@ -257,7 +255,10 @@ impl Storage {
         {
             return Ok(());
         }
-        colder.delete(key).await
+        match colder.delete(key).await {
+            Err(_) if self.note_outdated(key, tier.side(Side::Cloud)).await => Ok(()),
+            deleted => deleted,
+        }
     }
 
     /// A copy or rename landed `to` in the hot tier, as a write does. A rename keeps its
@@ -287,39 +288,20 @@ impl Storage {
     /// Brings `key` back to the hot tier when the journal has it in a colder one, as a
     /// copy or rename of it needs; the caller holds the key's lock.
     pub(crate) async fn bring_hot(&self, key: &Key) -> Result<()> {
-        let Some((tiers, row, colder)) = self.recorded_colder(key).await? else {
-            return Ok(());
-        };
-        if self.settle_rewrite(tiers, key, colder).await? {
-            return Ok(());
-        }
-        self.move_locked(tiers, &row, colder, Tier::Hot)
-            .await
-            .map(drop)
-    }
-
-    /// A repaired write of `key` whose tier record stayed colder (the stale copy there
-    /// could not be deleted when the write was made) deletes that copy now, as the
-    /// write meant to; the caller holds the key's lock.
-    pub(crate) async fn settle_repaired_write(&self, key: &Key) -> Result<()> {
-        if let Some((tiers, _, colder)) = self.recorded_colder(key).await? {
-            self.settle_rewrite(tiers, key, colder).await?;
-        }
-        Ok(())
-    }
-
-    /// The journal's tier row of `key` when it records a colder tier than hot.
-    async fn recorded_colder(&self, key: &Key) -> Result<Option<(&Tiers, TierRow, Tier)>> {
         let (Some(tiers), Some(journal)) = (self.tiers(), self.journal()) else {
-            return Ok(None);
+            return Ok(());
         };
         let Some(row) = journal.tier_row(key.as_str()).await? else {
-            return Ok(None);
+            return Ok(());
         };
-        Ok(match Tier::parse(&row.tier)? {
-            Tier::Hot => None,
-            colder => Some((tiers, row, colder)),
-        })
+        match Tier::parse(&row.tier)? {
+            Tier::Hot => Ok(()),
+            colder if self.settle_rewrite(tiers, key, colder).await? => Ok(()),
+            colder => self
+                .move_locked(tiers, &row, colder, Tier::Hot)
+                .await
+                .map(drop),
+        }
     }
 
     /// The hot store's copy of `key`, when the journal has the key in the colder tier
