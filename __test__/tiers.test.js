@@ -423,13 +423,14 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       const tiers = { warm: `${warm.opts.cloud}/warm`, warmOptions: warm.opts.cloudOptions }
       const storage = hot.open({ local: tmpDir('tier-down'), mode: 'cloud', ...hot.opts, cloud: `${hot.opts.cloud}/hot`, tiers })
       const [older, newer] = [bytes(4000, 80), bytes(5000, 81)]
-      const [rewritten, redone] = ['td/rewritten.bin', 'td/deleted-then-put.bin']
-      for (const key of [rewritten, redone]) {
+      const [rewritten, redone, deleted] = ['td/rewritten.bin', 'td/deleted-then-put.bin', 'td/deleted.bin']
+      for (const key of [rewritten, redone, deleted]) {
         await storage.put(key, older)
         await storage.setTier(key, 'warm')
       }
       await warm.server.stop()
       await storage.put(rewritten, newer)
+      await storage.delete(deleted)
       await storage.delete(redone)
       // Before, the delete stayed queued for the warm tier: it hid this write from
       // reads, and its repair deleted the write.
@@ -439,16 +440,18 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
         await expect(storage.tierOf(key)).resolves.toBe('hot')
       }
       await warm.restart()
+      // The warm tier still lists the deleted key: neither list nor tierOf show it.
+      expect((await storage.list({ prefix: 'td/' })).objects.map((o) => `${o.key} ${o.location}`)).toEqual([`${redone} cloud`, `${rewritten} cloud`])
+      await expect(storage.tierOf(deleted)).rejects.toMatchObject({ code: 'NOT_FOUND' })
       // With the hot store down, reads fell back to the warm tier's older bytes.
       await hot.server.stop()
+      expect((await storage.list({ prefix: 'td/' })).objects).toEqual([])
       for (const key of [rewritten, redone]) await expect(storage.get(key)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
       await hot.restart()
       expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
       const warmView = hot.open({ local: tmpDir('tier-down-view'), mode: 'cloud', cloud: tiers.warm, cloudOptions: tiers.warmOptions })
-      for (const key of [rewritten, redone]) {
-        expect(sha256(await storage.get(key))).toBe(sha256(newer))
-        await expect(warmView.exists(key)).resolves.toBe(false)
-      }
+      for (const key of [rewritten, redone]) expect(sha256(await storage.get(key))).toBe(sha256(newer))
+      for (const key of [rewritten, redone, deleted]) await expect(warmView.exists(key)).resolves.toBe(false)
     })))
 
 test('a move whose old copy cannot be deleted is undone: the object stays where it was, no copy goes stale', async () => {

@@ -4,6 +4,8 @@
 //! objects out of the hot tier, and a read falls back to any of them, so a listing of
 //! one side alone would hide objects that `get` serves.
 
+use std::collections::HashSet;
+
 use futures::future::join_all;
 
 use super::{Location, Side, Storage, moves_past, no_side};
@@ -56,7 +58,10 @@ impl Storage {
         if pages.is_empty() {
             return Err(first_error.unwrap_or_else(no_side));
         }
-        let mut listing = merge(pages, limit);
+        let outdated = self.outdated_listed(&pages).await?;
+        let mut listing = merge(pages, limit, |side, key| {
+            outdated.contains(&(side, key.to_owned()))
+        });
         let queued = self
             .queued
             .sift(&mut listing.objects, |(_, o)| o.key.as_str())
@@ -66,6 +71,27 @@ impl Storage {
                 .await?;
         }
         Ok(listing)
+    }
+
+    /// The colder tiers' listed copies that reads skip (`Storage::outdated`), as
+    /// `(side, key)`: one journal query per page of a colder tier.
+    async fn outdated_listed(&self, pages: &[(Side, Page)]) -> Result<HashSet<(Side, String)>> {
+        let mut outdated = HashSet::new();
+        let Some(journal) = &self.journal else {
+            return Ok(outdated);
+        };
+        for (side, page) in pages {
+            let (Side::Warm | Side::Cold, Some(first), Some(last)) =
+                (side, page.objects.first(), page.objects.last())
+            else {
+                continue;
+            };
+            let keys = journal
+                .outdated_between(side.as_str(), first.key.as_str(), last.key.as_str())
+                .await?;
+            outdated.extend(keys.into_iter().map(|key| (*side, key)));
+        }
+        Ok(outdated)
     }
 
     /// A listing without headers gives the extension defaults, which the app's
@@ -104,33 +130,41 @@ impl Storage {
 /// The first `limit` keys of `pages` (each in byte order, the preferred side first).
 /// Every page holds its side's first keys after the same point, so a key a page left
 /// out comes after that page's last, and so after the `limit` keys kept, since that
-/// page alone had `limit` of them.
-fn merge(pages: Vec<(Side, Page)>, limit: usize) -> Listing {
+/// page alone had `limit` of them. An `outdated` copy counts for that reasoning but
+/// describes its key only when no side holds another, and then the key is left out.
+fn merge(pages: Vec<(Side, Page)>, limit: usize, outdated: impl Fn(Side, &str) -> bool) -> Listing {
     let more = pages.iter().any(|(_, page)| page.next.is_some());
-    let mut listed: Vec<(Side, ObjectInfo)> = pages
+    let mut listed: Vec<(bool, Side, ObjectInfo)> = pages
         .into_iter()
         .flat_map(|(side, page)| page.objects.into_iter().map(move |o| (side, o)))
+        .map(|(side, o)| (outdated(side, o.key.as_str()), side, o))
         .collect();
-    // A stable sort keeps the preferred side's entry first among equal keys.
-    listed.sort_by(|(_, a), (_, b)| a.key.as_str().cmp(b.key.as_str()));
-    let mut objects: Vec<(Location, ObjectInfo)> = Vec::with_capacity(listed.len());
-    for (side, info) in listed {
+    // A stable sort keeps the preferred side's entry first among equal keys, after
+    // every current one.
+    listed.sort_by(|(x, _, a), (y, _, b)| (a.key.as_str(), x).cmp(&(b.key.as_str(), y)));
+    let mut objects: Vec<(bool, Location, ObjectInfo)> = Vec::with_capacity(listed.len());
+    for (stale, side, info) in listed {
         match objects.last_mut() {
-            Some((location, kept)) if kept.key == info.key => {
+            Some((_, location, kept)) if kept.key == info.key => {
                 if let Location::On(first) = *location
                     && same_object((first, kept), (side, &info))
                 {
                     *location = Location::Both;
                 }
             }
-            _ => objects.push((Location::On(side), info)),
+            _ => objects.push((stale, Location::On(side), info)),
         }
     }
     let more = more || objects.len() > limit;
     objects.truncate(limit);
     let next = more
-        .then(|| objects.last().map(|(_, o)| o.key.to_string()))
+        .then(|| objects.last().map(|(_, _, o)| o.key.to_string()))
         .flatten();
+    let objects = objects
+        .into_iter()
+        .filter(|(stale, ..)| !stale)
+        .map(|(_, location, info)| (location, info))
+        .collect();
     Listing { objects, next }
 }
 
@@ -190,6 +224,7 @@ mod tests {
                 (Side::Local, page(&["b", "c", "e"], false)),
             ],
             10,
+            |_, _| false,
         );
         assert_eq!(
             keys(&listing),
@@ -209,6 +244,7 @@ mod tests {
                 (Side::Warm, page(&["a", "b"], false)),
             ],
             10,
+            |_, _| false,
         );
         assert_eq!(keys(&listing), ["both:a", "cloud:b"]);
         let tiers = merge(
@@ -217,6 +253,7 @@ mod tests {
                 (Side::Warm, page(&["a"], false)),
             ],
             10,
+            |_, _| false,
         );
         assert_eq!(keys(&tiers), ["cloud:a"]);
     }
@@ -230,10 +267,27 @@ mod tests {
                 (Side::Local, page(&["a", "c", "e"], true)),
             ],
             3,
+            |_, _| false,
         );
         assert_eq!(keys(&listing), ["both:a", "cloud:b", "local:c"]);
         assert_eq!(listing.next.as_deref(), Some("c"));
-        let last = merge(vec![(Side::Local, page(&["x"], false))], 1);
+        let last = merge(vec![(Side::Local, page(&["x"], false))], 1, |_, _| false);
         assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn an_outdated_copy_gives_way_to_a_current_one_and_else_leaves_its_key_out() {
+        let listing = merge(
+            vec![
+                (Side::Cloud, page(&["b"], false)),
+                (Side::Warm, page(&["a", "b", "c"], true)),
+                (Side::Cold, page(&["c"], false)),
+            ],
+            3,
+            |side, key| side == Side::Warm && key != "b",
+        );
+        assert_eq!(keys(&listing), ["cloud:b", "cold:c"]);
+        // The cursor passes the key left out, so the next page does not start over.
+        assert_eq!(listing.next.as_deref(), Some("c"));
     }
 }

@@ -303,7 +303,7 @@ impl Storage {
     /// Whether `side` holds a copy of `key` that reads skip: one in a colder tier that
     /// a write or delete made outdated but could not remove. Asked only of the sides
     /// a read falls back to, so reads of the hot tier cost no query.
-    async fn outdated(&self, key: &Key, side: Side) -> Result<bool> {
+    pub(crate) async fn outdated(&self, key: &Key, side: Side) -> Result<bool> {
         match (side, &self.journal) {
             (Side::Warm | Side::Cold, Some(journal)) => {
                 journal.is_outdated(key.as_str(), side.as_str()).await

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::store::object::Written;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     Local,
     Cloud,

@@ -18,23 +18,27 @@ CREATE TABLE IF NOT EXISTS outdated_copies (
 
 impl Journal {
     pub async fn mark_outdated(&self, key: &str, tier: &str) -> Result<()> {
-        let (key, tier) = (key.to_owned(), tier.to_owned());
-        self.run(move |c| {
-            c.prepare_cached("INSERT OR IGNORE INTO outdated_copies (key, tier) VALUES (?1, ?2)")?
-                .execute(params![key, tier])
-                .map(drop)
-        })
+        self.change_mark(
+            "INSERT OR IGNORE INTO outdated_copies (key, tier) VALUES (?1, ?2)",
+            key,
+            tier,
+        )
         .await
     }
 
     pub async fn clear_outdated(&self, key: &str, tier: &str) -> Result<()> {
-        let (key, tier) = (key.to_owned(), tier.to_owned());
-        self.run(move |c| {
-            c.prepare_cached("DELETE FROM outdated_copies WHERE key = ?1 AND tier = ?2")?
-                .execute(params![key, tier])
-                .map(drop)
-        })
+        self.change_mark(
+            "DELETE FROM outdated_copies WHERE key = ?1 AND tier = ?2",
+            key,
+            tier,
+        )
         .await
+    }
+
+    async fn change_mark(&self, sql: &'static str, key: &str, tier: &str) -> Result<()> {
+        let (key, tier) = (key.to_owned(), tier.to_owned());
+        self.run(move |c| c.prepare_cached(sql)?.execute(params![key, tier]).map(drop))
+            .await
     }
 
     /// Whether `tier`'s copy of `key` is outdated: marked, and not where the tier
@@ -49,6 +53,26 @@ impl Journal {
             .query_row(params![key, tier], |_| Ok(()))
             .optional()
             .map(|found| found.is_some())
+        })
+        .await
+    }
+
+    /// The keys from `first` to `last` whose copy in `tier` is outdated, as
+    /// [`Journal::is_outdated`] says: one query for a page of a tier's listing.
+    pub async fn outdated_between(
+        &self,
+        tier: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<String>> {
+        let (tier, first, last) = (tier.to_owned(), first.to_owned(), last.to_owned());
+        self.run(move |c| {
+            c.prepare_cached(
+                "SELECT o.key FROM outdated_copies o WHERE o.tier = ?1 AND o.key BETWEEN ?2 AND ?3
+                 AND NOT EXISTS (SELECT 1 FROM tiers t WHERE t.key = o.key AND t.tier = o.tier)",
+            )?
+            .query_map(params![tier, first, last], |r| r.get(0))?
+            .collect()
         })
         .await
     }
@@ -89,7 +113,10 @@ mod tests {
         assert!(j.is_outdated("a", "warm").await.unwrap());
         assert!(!j.is_outdated("a", "cold").await.unwrap());
         let all = j.outdated_copies(None, 10).await.unwrap();
-        assert_eq!(all, [("a".into(), "warm".into()), ("b".into(), "cold".into())]);
+        assert_eq!(
+            all,
+            [("a".into(), "warm".into()), ("b".into(), "cold".into())]
+        );
         let after_a = j.outdated_copies(Some(all[0].clone()), 10).await.unwrap();
         assert_eq!(after_a, [("b".into(), "cold".into())]);
 
@@ -104,6 +131,19 @@ mod tests {
         assert!(!j.is_outdated("b", "cold").await.unwrap());
         j.set_tier_row(row("hot")).await.unwrap();
         assert!(j.is_outdated("b", "cold").await.unwrap());
+        assert_eq!(j.outdated_between("cold", "a", "c").await.unwrap(), ["b"]);
+        assert!(
+            j.outdated_between("cold", "c", "d")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            j.outdated_between("warm", "b", "c")
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         j.clear_outdated("a", "warm").await.unwrap();
         assert!(!j.is_outdated("a", "warm").await.unwrap());

@@ -410,6 +410,7 @@ impl Storage {
         }
         for tier in Tier::ALL {
             if let Some(store) = self.tier_store(tier)
+                && !self.outdated(key, tier.side(Side::Cloud)).await?
                 && store.exists(key).await?
             {
                 return Ok(tier);
