@@ -454,6 +454,27 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       for (const key of [rewritten, redone, deleted]) await expect(warmView.exists(key)).resolves.toBe(false)
     })))
 
+test('local mode: a delete while the warm tier is down succeeds; reads and ifNotExists skip the warm copy, and repair deletes it', () =>
+  withOwnS3('tier-down-local', async (warm) => {
+    const tiers = { warm: `${warm.opts.cloud}/warm`, warmOptions: warm.opts.cloudOptions }
+    const storage = warm.open({ local: tmpDir('tier-down-local'), mode: 'local', tiers })
+    const [older, newer] = [bytes(3000, 82), bytes(3500, 83)]
+    await storage.put('tl/k.bin', older)
+    await storage.setTier('tl/k.bin', 'warm')
+    await warm.server.stop()
+    // Before, it failed UNAVAILABLE with the local copy gone, and the warm one was read again.
+    await storage.delete('tl/k.bin')
+    await warm.restart()
+    await expect(storage.exists('tl/k.bin')).resolves.toBe(false)
+    await expect(storage.tierOf('tl/k.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(storage.put('tl/k.bin', newer, { ifNotExists: true })).resolves.toMatchObject({ sha256: sha256(newer) })
+    // Before, a repair without a cloud returned at once and left the copy.
+    expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
+    const warmView = warm.open({ local: tmpDir('tier-down-local-view'), mode: 'cloud', cloud: tiers.warm, cloudOptions: tiers.warmOptions })
+    await expect(warmView.exists('tl/k.bin')).resolves.toBe(false)
+    expect(sha256(await storage.get('tl/k.bin'))).toBe(sha256(newer))
+  }))
+
 test('a move whose old copy cannot be deleted is undone: the object stays where it was, no copy goes stale', async () => {
   const s3 = servers().s3
   let refuseDeletes = false

@@ -46,9 +46,20 @@ impl Storage {
         }
     }
 
-    /// One pass over the journal. Keys are repaired `concurrency` at a time; a key that
-    /// cannot be repaired now (its side is still down) stays for the next pass.
+    /// One pass over the journal, then over the colder tiers' outdated copies (the
+    /// same outage left them, in any mode).
     pub async fn repair(&self, progress: Option<RepairProgress>) -> Result<RepairReport> {
+        let mut report = self.replay_intents(progress).await?;
+        if self.tiers().is_some() {
+            self.clear_outdated_copies().await?;
+        }
+        report.remaining = self.pending_repairs().await?;
+        Ok(report)
+    }
+
+    /// Keys are repaired `concurrency` at a time; a key that cannot be repaired now
+    /// (its side is still down) stays for the next pass.
+    async fn replay_intents(&self, progress: Option<RepairProgress>) -> Result<RepairReport> {
         let (Some(journal), Some(_), Some(_)) = (&self.journal, &self.local, &self.cloud) else {
             return Ok(RepairReport::default());
         };
@@ -86,11 +97,6 @@ impl Storage {
                 }
             }
         }
-        // The colder tiers' outdated copies come back with the same outage.
-        if self.tiers().is_some() {
-            self.clear_outdated_copies().await?;
-        }
-        report.remaining = self.pending_repairs().await?;
         Ok(report)
     }
 

@@ -243,8 +243,8 @@ impl Storage {
     /// `ifNotExists` means what `exists()` says: a key that a read finds on a side this
     /// write does not touch (the local fallback in cloud mode, a colder tier) is taken.
     async fn check_absent_elsewhere(&self, key: &Key) -> Result<()> {
-        for (_, store) in self.unwritten_sides() {
-            if store.exists(key).await? {
+        for (side, store) in self.unwritten_sides() {
+            if !self.outdated(key, side).await? && store.exists(key).await? {
                 return Err(Error::AlreadyExists {
                     key: key.to_string(),
                 });
@@ -306,9 +306,11 @@ impl Storage {
                 }
                 Err(e) => {
                     self.failed(key, *side, &e);
-                    // Until the repair deletes it, reads skip a colder tier's copy.
-                    self.note_outdated(key, *side).await;
-                    first_error.get_or_insert(e);
+                    // A colder tier's copy, once marked, is deleted by the next repair
+                    // or tier cycle, and reads skip it until then.
+                    if !self.note_outdated(key, *side).await {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
