@@ -423,8 +423,8 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       const tiers = { warm: `${warm.opts.cloud}/warm`, warmOptions: warm.opts.cloudOptions }
       const storage = hot.open({ local: tmpDir('tier-down'), mode: 'cloud', ...hot.opts, cloud: `${hot.opts.cloud}/hot`, tiers })
       const [older, newer] = [bytes(4000, 80), bytes(5000, 81)]
-      const [rewritten, redone, deleted] = ['td/rewritten.bin', 'td/deleted-then-put.bin', 'td/deleted.bin']
-      for (const key of [rewritten, redone, deleted]) {
+      const [rewritten, redone, deleted, kept] = ['td/rewritten.bin', 'td/deleted-then-put.bin', 'td/deleted.bin', 'td/kept.bin']
+      for (const key of [rewritten, redone, deleted, kept]) {
         await storage.put(key, older)
         await storage.setTier(key, 'warm')
       }
@@ -441,11 +441,15 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       }
       await warm.restart()
       // The warm tier still lists the deleted key: neither list nor tierOf show it.
-      expect((await storage.list({ prefix: 'td/' })).objects.map((o) => `${o.key} ${o.location}`)).toEqual([`${redone} cloud`, `${rewritten} cloud`])
+      const listed = async () => (await storage.list({ prefix: 'td/' })).objects.map((o) => `${o.key} ${o.location}`)
+      expect(await listed()).toEqual([`${redone} cloud`, `${kept} warm`, `${rewritten} cloud`])
       await expect(storage.tierOf(deleted)).rejects.toMatchObject({ code: 'NOT_FOUND' })
       // With the hot store down, reads fell back to the warm tier's older bytes.
       await hot.server.stop()
-      expect((await storage.list({ prefix: 'td/' })).objects).toEqual([])
+      expect(await listed()).toEqual([`${kept} warm`])
+      // The current warm copy is read, and tierOf answers from the record (it threw UNAVAILABLE).
+      expect(sha256(await storage.get(kept))).toBe(sha256(older))
+      await expect(storage.tierOf(kept)).resolves.toBe('warm')
       for (const key of [rewritten, redone]) await expect(storage.get(key)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
       await hot.restart()
       expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })

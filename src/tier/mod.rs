@@ -403,9 +403,12 @@ impl Storage {
         let tiers = self.tiers_or_fail()?;
         if let Some(row) = journal.tier_row(key.as_str()).await? {
             let recorded = Tier::parse(&row.tier)?;
-            return match self.rewritten_hot(tiers, key, recorded).await? {
-                Some(_) => Ok(Tier::Hot),
-                None => Ok(recorded),
+            return match self.rewritten_hot(tiers, key, recorded).await {
+                Ok(Some(_)) => Ok(Tier::Hot),
+                Ok(None) => Ok(recorded),
+                // A store that is down shows no rewrite: the record stands.
+                Err(e) if e.is_outage() => Ok(recorded),
+                Err(e) => Err(e),
             };
         }
         for tier in Tier::ALL {
