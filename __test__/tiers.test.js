@@ -423,8 +423,8 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       const tiers = { warm: `${warm.opts.cloud}/warm`, warmOptions: warm.opts.cloudOptions }
       const storage = hot.open({ local: tmpDir('tier-down'), mode: 'cloud', ...hot.opts, cloud: `${hot.opts.cloud}/hot`, tiers })
       const [older, newer] = [bytes(4000, 80), bytes(5000, 81)]
-      const [rewritten, redone, deleted, kept] = ['td/rewritten.bin', 'td/deleted-then-put.bin', 'td/deleted.bin', 'td/kept.bin']
-      for (const key of [rewritten, redone, deleted, kept]) {
+      const [rewritten, redone, deleted, kept, gone] = ['td/rewritten.bin', 'td/deleted-then-put.bin', 'td/deleted.bin', 'td/kept.bin', 'td/gone.bin']
+      for (const key of [rewritten, redone, deleted, kept, gone]) {
         await storage.put(key, older)
         await storage.setTier(key, 'warm')
       }
@@ -442,20 +442,25 @@ test('a write or delete while the warm tier is down: its outdated copy is never 
       await warm.restart()
       // The warm tier still lists the deleted key: neither list nor tierOf show it.
       const listed = async () => (await storage.list({ prefix: 'td/' })).objects.map((o) => `${o.key} ${o.location}`)
-      expect(await listed()).toEqual([`${redone} cloud`, `${kept} warm`, `${rewritten} cloud`])
+      expect(await listed()).toEqual([`${redone} cloud`, `${gone} warm`, `${kept} warm`, `${rewritten} cloud`])
       await expect(storage.tierOf(deleted)).rejects.toMatchObject({ code: 'NOT_FOUND' })
       // With the hot store down, reads fell back to the warm tier's older bytes.
       await hot.server.stop()
-      expect(await listed()).toEqual([`${kept} warm`])
+      expect(await listed()).toEqual([`${gone} warm`, `${kept} warm`])
       // The current warm copy is read, and tierOf answers from the record (it threw UNAVAILABLE).
       expect(sha256(await storage.get(kept))).toBe(sha256(older))
       await expect(storage.tierOf(kept)).resolves.toBe('warm')
+      // The hot store must take a delete: it stays queued for the repair.
+      await expect(storage.delete(gone)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
       for (const key of [rewritten, redone]) await expect(storage.get(key)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
       await hot.restart()
       expect(await storage.repair()).toMatchObject({ failed: 0, remaining: 0 })
       const warmView = hot.open({ local: tmpDir('tier-down-view'), mode: 'cloud', cloud: tiers.warm, cloudOptions: tiers.warmOptions })
       for (const key of [rewritten, redone]) expect(sha256(await storage.get(key))).toBe(sha256(newer))
-      for (const key of [rewritten, redone, deleted]) await expect(warmView.exists(key)).resolves.toBe(false)
+      for (const key of [rewritten, redone, deleted, gone]) await expect(warmView.exists(key)).resolves.toBe(false)
+      // The repaired delete kept the key's tier record: tierOf said warm, and it was counted.
+      await expect(storage.tierOf(gone)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+      expect((await storage.tierStats()).perTier.warm).toEqual({ objects: 1, bytes: older.length })
     })))
 
 test('local mode: a delete while the warm tier is down succeeds; reads and ifNotExists skip the warm copy, and repair deletes it', () =>

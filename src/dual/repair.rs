@@ -165,6 +165,9 @@ impl Storage {
                 for (_, store) in self.read_sides() {
                     store.delete(key).await?;
                 }
+                // A delete that failed kept the key's tier record, which `tierOf`
+                // and `tierStats` still counted after the repair.
+                self.note_delete(key).await?;
             }
             RepairOp::Put { sha256 } => self.converge(key, sha256, local, cloud).await?,
             RepairOp::Renamed { to, sha256 } => {
