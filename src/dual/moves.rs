@@ -5,7 +5,7 @@
 //! a crash mid-move, it deletes the old name where it still holds the moved bytes once
 //! the new name holds them on a side, and keeps it where no side moved. Until then
 //! reads miss the old name wherever the new one holds its bytes. A rename that landed
-//! on one side only knows it took place, and queues a delete of the old name instead.
+//! on one side only knows it took place, and queues that instead (`Moved`).
 
 use futures::future::join_all;
 

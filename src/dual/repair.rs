@@ -133,9 +133,9 @@ impl Storage {
     }
 
     /// A write that journals no intent (one write side, or `ifNotExists`) replaces
-    /// what a queued intent of `key` asked for. Left queued, a delete that a colder
-    /// tier or the fallback side missed hid the new bytes from reads, and its repair
-    /// deleted them. The caller holds the key's lock.
+    /// what a queued intent of `key` asked for. Left queued, a delete that the local
+    /// fallback missed (or a dual-mode manager's on the same journal) hid the new
+    /// bytes from reads, and its repair deleted them. The caller holds the key's lock.
     pub(super) async fn supersede_queued(&self, key: &Key) -> Result<()> {
         let Some(journal) = &self.journal else {
             return Ok(());
