@@ -115,7 +115,10 @@ impl Storage {
         // The old name of a queued rename has no current side: reads miss it, and so
         // does the listing (it rejected whole with NOT_FOUND).
         let found = match self.current_sides(key).await {
-            Ok(sides) => self.first_side(sides, |_, s| s.head(key), |_, _| {}).await,
+            Ok(sides) => {
+                self.first_side(key, sides, |s| s.head(key), |_, _| {})
+                    .await
+            }
             Err(e) => Err(e),
         };
         match found {

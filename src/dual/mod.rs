@@ -280,18 +280,11 @@ impl Storage {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let sides = self.current_sides(key).await?;
-        let read = &read;
         let found = self
             .first_side(
+                key,
                 sides,
-                |side, store| async move {
-                    if self.outdated(key, side).await? {
-                        return Err(Error::NotFound {
-                            key: key.to_string(),
-                        });
-                    }
-                    read(store).await
-                },
+                read,
                 // A damaged copy is reported, and the next side serves the object.
                 |side, e| self.emit(|| integrity_failed(key, side, e)),
             )
@@ -397,23 +390,32 @@ impl Storage {
         None
     }
 
-    /// Tries each of `sides` in order; moves on only when the object is missing there,
-    /// that side is down, or its bytes failed their SHA-256 (after `on_damaged`), so real
-    /// errors (bad credentials) are not masked. With no side left, a missing object
-    /// on one side and an outage on another is the outage.
+    /// Reads `key` from each of `sides` in order, skipping outdated copies; moves on
+    /// only when the object is missing there, that side is down, or its bytes failed
+    /// their SHA-256 (after `on_damaged`), so real errors (bad credentials) are not
+    /// masked. With no side left, a missing object on one side and an outage on
+    /// another is the outage.
     async fn first_side<'a, T, F, Fut>(
         &'a self,
+        key: &Key,
         sides: Vec<(Side, &'a Store)>,
         read: F,
         on_damaged: impl Fn(Side, &Error),
     ) -> Result<(Side, T)>
     where
-        F: Fn(Side, &'a Store) -> Fut,
+        F: Fn(&'a Store) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let mut first_error = None;
         for (side, store) in sides {
-            let e = match read(side, store).await {
+            let found = match self.outdated(key, side).await {
+                Ok(true) => Err(Error::NotFound {
+                    key: key.to_string(),
+                }),
+                Ok(false) => read(store).await,
+                Err(e) => Err(e),
+            };
+            let e = match found {
                 Ok(v) => return Ok((side, v)),
                 Err(e @ Error::Integrity(_)) => {
                     on_damaged(side, &e);

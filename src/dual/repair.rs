@@ -123,12 +123,9 @@ impl Storage {
     /// for a repair first finishes that repair, under the lock the write holds: until
     /// then a side may still hold bytes that reads skip, and refuse the write.
     pub(super) async fn level_queued(&self, key: &Key) -> Result<()> {
-        let (Some(journal), Some(_), Some(_)) = (&self.journal, &self.local, &self.cloud) else {
-            return Ok(());
-        };
-        match self.queued.intent(key.as_str()).await? {
-            Some(_) => self.replay(journal, key).await,
-            None => Ok(()),
+        match (self.queued_journal(key).await?, &self.local, &self.cloud) {
+            (Some(journal), Some(_), Some(_)) => self.replay(journal, key).await,
+            _ => Ok(()),
         }
     }
 
@@ -137,15 +134,20 @@ impl Storage {
     /// fallback missed (or a dual-mode manager's on the same journal) hid the new
     /// bytes from reads, and its repair deleted them. The caller holds the key's lock.
     pub(super) async fn supersede_queued(&self, key: &Key) -> Result<()> {
-        let Some(journal) = &self.journal else {
+        let Some(journal) = self.queued_journal(key).await? else {
             return Ok(());
         };
-        if self.queued.intent(key.as_str()).await?.is_none() {
-            return Ok(());
-        }
         match journal.newest_intent(key.as_str()).await? {
             Some(row) => self.queued.settle(key.as_str(), row.id).await,
             None => self.queued.remove(key.as_str()).await,
+        }
+    }
+
+    /// The journal, when it holds a queued intent of `key`.
+    async fn queued_journal(&self, key: &Key) -> Result<Option<&Journal>> {
+        match &self.journal {
+            Some(journal) if self.queued.intent(key.as_str()).await?.is_some() => Ok(Some(journal)),
+            _ => Ok(None),
         }
     }
 

@@ -3,7 +3,7 @@
 //! them once the tier answers: left unmarked, a read that fell back past a hot store
 //! that was down served the bytes an acknowledged write had replaced.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::Journal;
 use crate::error::Result;
@@ -44,17 +44,7 @@ impl Journal {
     /// Whether `tier`'s copy of `key` is outdated: marked, and not where the tier
     /// record has put the object since (a move there wrote its current bytes).
     pub async fn is_outdated(&self, key: &str, tier: &str) -> Result<bool> {
-        let (key, tier) = (key.to_owned(), tier.to_owned());
-        self.run(move |c| {
-            c.prepare_cached(
-                "SELECT 1 FROM outdated_copies o WHERE o.key = ?1 AND o.tier = ?2
-                 AND NOT EXISTS (SELECT 1 FROM tiers t WHERE t.key = o.key AND t.tier = o.tier)",
-            )?
-            .query_row(params![key, tier], |_| Ok(()))
-            .optional()
-            .map(|found| found.is_some())
-        })
-        .await
+        Ok(!self.outdated_between(tier, key, key).await?.is_empty())
     }
 
     /// The keys from `first` to `last` whose copy in `tier` is outdated, as
