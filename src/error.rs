@@ -8,7 +8,8 @@ pub enum Error {
     NotFound { key: String },
     #[error("object already exists: {key}")]
     AlreadyExists { key: String },
-    #[error("invalid key {key:?}: {reason}")]
+    /// `key` is already escaped and shortened for messages.
+    #[error("invalid key \"{key}\": {reason}")]
     InvalidKey { key: String, reason: &'static str },
     /// What was passed as a key is not a string at all.
     #[error("invalid key: {0}")]

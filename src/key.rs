@@ -214,6 +214,9 @@ mod tests {
     fn messages_escape_control_characters() {
         let err = Key::parse("a\nforged").unwrap_err().to_string();
         assert!(!err.contains('\n'), "{err}");
+        // Escaped once: the key was shown escaped twice (`a\\\\b`).
+        let err = Key::parse("a\\b").unwrap_err().to_string();
+        assert_eq!(err, r#"invalid key "a\\b": key contains a backslash"#);
     }
 
     #[test]
