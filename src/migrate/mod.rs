@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::journal::{Journal, MigratedRow, MigrationScope};
 use crate::key::Key;
 use crate::store::hash::StreamHasher;
-use crate::store::object::ObjectInfo;
+use crate::store::object::{ObjectInfo, same_etag};
 use crate::store::{Store, TransferConfig};
 use control::Control;
 pub use control::State;
@@ -653,7 +653,11 @@ fn unchanged(info: &ObjectInfo, row: &MigratedRow) -> bool {
     !row.racy
         && info.size == row.size
         && info.mtime_ns() == row.mtime_ns
-        && (row.etag.is_none() || row.etag == info.etag)
+        && match (&row.etag, &info.etag) {
+            (None, _) => true,
+            (Some(recorded), Some(now)) => same_etag(recorded, now),
+            (Some(_), None) => false,
+        }
         && info.sha256.as_ref().is_none_or(|s| *s == row.sha256)
 }
 

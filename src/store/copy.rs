@@ -8,7 +8,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::file_writer::Next;
 use super::hash::sha256_hex;
-use super::object::{ObjectInfo, PutOptions, Written};
+use super::object::{ObjectInfo, PutOptions, Written, same_etag};
 use super::transfer::hash_file_blocking;
 use super::{Store, TransferConfig, hash_bytes, hash_file};
 use crate::error::{Error, Result};
@@ -257,11 +257,6 @@ pub fn sweep_abandoned(temp_dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// Azure lists ETags bare and sends them quoted in headers; S3 quotes both.
-fn same_etag(a: &str, b: &str) -> bool {
-    a.trim_matches('"') == b.trim_matches('"')
 }
 
 fn check_read(info: &ObjectInfo, size: u64, sha256: &str) -> Result<()> {

@@ -45,7 +45,7 @@ use errors::{Secrets, map_store_error};
 use headers::{SHA256_METADATA, check_header_value};
 pub use local::ensure_folder;
 use local::{Access, CopiedFile, LocalRoot};
-use object::{ObjectInfo, Page};
+use object::{ObjectInfo, Page, http_etag};
 use options::StoreOptions;
 pub use transfer::{TransferConfig, hash_bytes, hash_file};
 use verify::{check_sha256, check_while_streaming};
@@ -477,7 +477,7 @@ impl Store {
             key: key.clone(),
             size: meta.size,
             last_modified: meta.last_modified.into(),
-            etag: meta.e_tag.clone(),
+            etag: meta.e_tag.as_deref().map(http_etag),
             content_type: headers::content_type_for(key),
             cache_control: headers::cache_control_for(key),
             sha256: None,

@@ -40,6 +40,21 @@ impl ObjectInfo {
 /// HFS+ and ext3 every second).
 const MTIME_GRANULARITY: Duration = Duration::from_secs(2);
 
+/// An ETag as HTTP headers carry it, quoted. Azure's listings give them bare, so the
+/// same version's ETag differed between `list` and `head`.
+pub fn http_etag(etag: &str) -> String {
+    match etag.starts_with('"') || etag.starts_with("W/") {
+        true => etag.to_owned(),
+        false => format!("\"{etag}\""),
+    }
+}
+
+/// Whether two ETags name one version, quoted or not (journals from before
+/// [`http_etag`] hold Azure's bare ones).
+pub fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
+}
+
 /// Headers and conditions of a write.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -62,4 +77,18 @@ pub struct Written {
 pub struct Page {
     pub objects: Vec<ObjectInfo>,
     pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_quoted_once_and_compared_either_way() {
+        assert_eq!(http_etag("0x8DB"), "\"0x8DB\"");
+        assert_eq!(http_etag("\"abc\""), "\"abc\"");
+        assert_eq!(http_etag("W/\"abc\""), "W/\"abc\"");
+        assert!(same_etag("0x8DB", "\"0x8DB\""));
+        assert!(!same_etag("0x8DB", "\"0x8DC\""));
+    }
 }

@@ -17,7 +17,7 @@ use super::Store;
 use super::file_writer::{FileWriter, Next};
 use super::hash::{StreamHasher, sha256_hex};
 use super::headers::{self, SHA256_METADATA};
-use super::object::{ObjectInfo, PutOptions, Written};
+use super::object::{ObjectInfo, PutOptions, Written, http_etag};
 use super::progress::{Progress, ProgressFn};
 use super::verify::check_sha256;
 use crate::error::{Error, Result};
@@ -105,7 +105,7 @@ impl Store {
         Ok(Written {
             size,
             sha256,
-            etag: result.e_tag,
+            etag: result.e_tag.as_deref().map(http_etag),
         })
     }
 
@@ -159,7 +159,7 @@ impl Store {
         Ok(Written {
             size: expected.0,
             sha256: expected.1.clone(),
-            etag: result.e_tag,
+            etag: result.e_tag.as_deref().map(http_etag),
         })
     }
 
