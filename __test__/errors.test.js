@@ -120,6 +120,17 @@ describe('configuration', () => {
     expect(thrown.message).toContain(got)
   })
 
+  test('a part size above the default multipart threshold raises it; a threshold set below the part size names both', async () => {
+    // The default threshold refused partSize 200 MiB, naming multipartThreshold, which was never set.
+    const storage = new StorageManager({ local: tmpDir('parts'), cloud: 'memory://', mode: 'dual', partSize: 200 * 2 ** 20 })
+    const data = bytes(300_000, 5)
+    expect((await storage.put('k.bin', data)).sha256).toBe(sha256(data))
+    await storage.close()
+    expect(() => new StorageManager({ local: tmpDir('parts'), multipartThreshold: 6 * 2 ** 20 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', message: 'invalid multipartThreshold: 6291456 is below partSize (10485760): set it to at least partSize' }),
+    )
+  })
+
   test('call arguments are whole numbers too; Infinity ends a range', async () => {
     const storage = new StorageManager({
       local: tmpDir('n-calls'),

@@ -95,11 +95,17 @@ impl Config {
         if !CONCURRENCY.contains(&concurrency) {
             return Err(Error::config("concurrency", "must be between 1 and 256"));
         }
-        let multipart_threshold = self.multipart_threshold.unwrap_or(d.multipart_threshold);
+        // A part size above the default threshold raises it: a threshold the app never
+        // set refused a part size inside its documented range.
+        let multipart_threshold = self
+            .multipart_threshold
+            .unwrap_or(d.multipart_threshold.max(part_size));
         if multipart_threshold < part_size {
             return Err(Error::config(
                 "multipartThreshold",
-                "must be at least partSize",
+                format!(
+                    "{multipart_threshold} is below partSize ({part_size}): set it to at least partSize"
+                ),
             ));
         }
         Ok(TransferConfig {
@@ -264,6 +270,22 @@ mod tests {
                 ..base.clone()
             }),
             "partSize"
+        );
+        assert_eq!(
+            field(&Config {
+                part_size: Some(10 << 20),
+                multipart_threshold: Some(6 << 20),
+                ..base.clone()
+            }),
+            "multipartThreshold"
+        );
+        let large_parts = Config {
+            part_size: Some(200 << 20),
+            ..base.clone()
+        };
+        assert_eq!(
+            large_parts.transfer().unwrap().multipart_threshold,
+            200 << 20
         );
         assert_eq!(
             field(&Config {
