@@ -206,10 +206,15 @@ impl Storage {
     }
 
     fn tier_store(&self, tier: Tier) -> Option<&Store> {
+        self.tier_side(tier).map(|(_, store)| store)
+    }
+
+    /// A tier's store with the side reads name it by.
+    fn tier_side(&self, tier: Tier) -> Option<(Side, &Store)> {
         match tier {
-            Tier::Hot => self.hot().map(|(_, s)| s),
-            Tier::Warm => self.tiers()?.warm.as_ref(),
-            Tier::Cold => self.tiers()?.cold.as_ref(),
+            Tier::Hot => self.hot(),
+            Tier::Warm => Some((Side::Warm, self.tiers()?.warm.as_ref()?)),
+            Tier::Cold => Some((Side::Cold, self.tiers()?.cold.as_ref()?)),
         }
     }
 
@@ -246,7 +251,7 @@ impl Storage {
     /// Deletes the copy of `key` in a colder tier, unless that tier is the hot store's
     /// own bucket in another class: there the copy is the object just written.
     async fn delete_stale(&self, tiers: &Tiers, key: &Key, tier: Tier) -> Result<()> {
-        let (Some((_, hot)), Some(colder)) = (self.hot(), self.tier_store(tier)) else {
+        let (Some((_, hot)), Some((side, colder))) = (self.hot(), self.tier_side(tier)) else {
             return Ok(());
         };
         if tiers
@@ -256,7 +261,7 @@ impl Storage {
             return Ok(());
         }
         match colder.delete(key).await {
-            Err(_) if self.note_outdated(key, tier.side(Side::Cloud)).await => Ok(()),
+            Err(_) if self.note_outdated(key, side).await => Ok(()),
             deleted => deleted,
         }
     }
@@ -412,8 +417,8 @@ impl Storage {
             };
         }
         for tier in Tier::ALL {
-            if let Some(store) = self.tier_store(tier)
-                && !self.outdated(key, tier.side(Side::Cloud)).await?
+            if let Some((side, store)) = self.tier_side(tier)
+                && !self.outdated(key, side).await?
                 && store.exists(key).await?
             {
                 return Ok(tier);
