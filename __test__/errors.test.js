@@ -75,6 +75,9 @@ describe('configuration', () => {
     [{ local: tmpDir('c'), ...s3Options(), mode: 'cloud', tiers: { warm: `${s3Options().cloud}/archive` } }, 'tiers.warm: is inside cloud'],
     [{ local: NESTING, cloud: `file://${NESTING}/cloud`, mode: 'dual' }, 'cloud: is inside local'],
     [{ local: `${NESTING}/uploads`, tiers: { cold: `file://${NESTING}` } }, 'local: is inside tiers.cold'],
+    // The same folder twice was taken: a migration copied each file onto itself.
+    [{ local: NESTING, cloud: `file://${NESTING}/`, mode: 'dual' }, 'cloud: is the same folder as local'],
+    [{ local: NESTING, cloud: 'memory://', mode: 'cloud', tiers: { warm: `file://${NESTING}` } }, 'tiers.warm: is the same folder as local'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {
@@ -86,6 +89,16 @@ describe('configuration', () => {
     expect(Object.prototype.toString.call(thrown)).toBe('[object Error]')
     expect(thrown.code).toBe('INVALID_CONFIG')
     expect(thrown.message).toContain(field)
+  })
+
+  test('a refused store inside local leaves no journal there, which local would list as a key', async () => {
+    const local = tmpDir('nested-journal')
+    fs.writeFileSync(path.join(local, 'a.txt'), 'hello')
+    expect(() => new StorageManager({ local, cloud: `file://${local}/sub`, mode: 'dual' })).toThrow(/cloud: is inside local/)
+    expect(fs.existsSync(path.join(local, 'sub', '.stowage'))).toBe(false)
+    const storage = new StorageManager({ local })
+    expect((await storage.list()).objects.map((o) => o.key)).toEqual(['a.txt'])
+    await storage.close()
   })
 
   test('a relative journal path starting with file: is a file of that name, not an SQLite URI', () => {

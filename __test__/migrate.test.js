@@ -373,6 +373,20 @@ test('a deleteSource re-run that copies again a copy gone from the cloud counts 
   for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
 })
 
+test('a re-run copies again copies gone from the cloud or replaced there, which it skipped on the journal\'s word', async () => {
+  const { local, prefix, files } = legacyTree('regone', 5)
+  const storage = manager(local)
+  await expect(storage.migrate({ prefix: `${prefix}/` }).done).resolves.toMatchObject({ copied: 5 })
+  const [gone, replaced] = Object.keys(files).filter((k) => files[k].length > 0)
+  await cloudView().delete(gone)
+  await cloudView().put(replaced, bytes(5, 9))
+  const report = await storage.migrate({ prefix: `${prefix}/` }).done
+  expect(report).toMatchObject({ copied: 2, skipped: 3, bytes: files[gone].length + files[replaced].length, failedCount: 0 })
+  await expectInCloud(files)
+  // Sources stay without deleteSource.
+  for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(true)
+})
+
 test('a rollback cut short finishes when run again: files it already put back are not newer writes', async () => {
   const { local, files, storage, report } = await movedToCloud('again', (prefix) => corpus(prefix, 6))
   // A rollback killed after restoring two files, before it cleared their marks: the

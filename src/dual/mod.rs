@@ -60,6 +60,64 @@ pub struct Storage {
     closing: tokio::sync::watch::Sender<bool>,
 }
 
+/// The stores a configuration names.
+struct Stores {
+    local: Option<Store>,
+    cloud: Option<Store>,
+    tiers: Option<Tiers>,
+}
+
+impl Stores {
+    fn open(config: &Config, source: &JournalSource) -> Result<Stores> {
+        let local = match &config.local {
+            Some(url) if url.starts_with("file://") || !url.contains("://") => {
+                Some(Store::open(url, "local", &StoreOptions::default(), source)?)
+            }
+            Some(_) => return Err(Error::config("local", "must be a path or a file:// URL")),
+            None => None,
+        };
+        let cloud = config
+            .cloud
+            .as_deref()
+            .map(|url| Store::open(url, "cloud", &config.cloud_options, source))
+            .transpose()?;
+        let tiers = Tiers::open(&config.tiers, &config.cloud_options, source)?;
+        Ok(Stores {
+            local,
+            cloud,
+            tiers,
+        })
+    }
+
+    /// A store inside another, or in the same folder, would have its objects listed,
+    /// migrated and deleted as the other one's keys.
+    fn refuse_nested(&self) -> Result<()> {
+        let tiers = self.tiers.iter().flat_map(Tiers::read_stores);
+        let stores: Vec<(&str, &Store)> = [(Side::Local, &self.local), (Side::Cloud, &self.cloud)]
+            .into_iter()
+            .filter_map(|(side, store)| store.as_ref().map(|s| (side, s)))
+            .chain(tiers)
+            .map(|(side, s)| (side.field(), s))
+            .collect();
+        for (outer_field, outer) in &stores {
+            let inner = stores
+                .iter()
+                .find(|(field, inner)| field != outer_field && outer.holds(inner));
+            if let Some((field, inner)) = inner {
+                let place = match inner.may_share_objects(outer) {
+                    true => "is the same folder as",
+                    false => "is inside",
+                };
+                return Err(Error::config(
+                    *field,
+                    format!("{place} {outer_field}: its objects would be {outer_field}'s keys"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Storage {
     /// Opens both sides. File stores create their folder; nothing goes over the network.
     pub fn open(config: &Config, events: Option<EventSink>) -> Result<Storage> {
@@ -97,20 +155,16 @@ impl Storage {
                 .clone()
                 .zip(local_root.and_then(|u| u.to_file_path().ok()))
                 .map(|(j, root)| (root, j)),
+            journals: true,
         };
-        let local =
-            match &config.local {
-                Some(url) if url.starts_with("file://") || !url.contains("://") => Some(
-                    Store::open(url, "local", &StoreOptions::default(), &source)?,
-                ),
-                Some(_) => return Err(Error::config("local", "must be a path or a file:// URL")),
-                None => None,
-            };
-        let cloud = config
-            .cloud
-            .as_deref()
-            .map(|url| Store::open(url, "cloud", &config.cloud_options, &source))
-            .transpose()?;
+        // Opened first without journals: a store refused as nested had already made its
+        // `.stowage/journal.db` inside the outer one, which then listed it as a key.
+        Stores::open(config, &JournalSource::without_journals())?.refuse_nested()?;
+        let Stores {
+            local,
+            cloud,
+            tiers,
+        } = Stores::open(config, &source)?;
         let storage = Storage {
             local,
             cloud,
@@ -123,7 +177,7 @@ impl Storage {
                 .map(|(ext, v)| (ext.trim_start_matches('.').to_ascii_lowercase(), v.clone()))
                 .collect(),
             presign: config.presign.clone(),
-            tiers: Tiers::open(&config.tiers, &config.cloud_options, &source)?,
+            tiers,
             events: events::Events::new(events),
             stats: Default::default(),
             locks,
@@ -132,32 +186,8 @@ impl Storage {
             journal,
             closing: tokio::sync::watch::Sender::new(false),
         };
-        storage.refuse_nested_stores()?;
         crate::store::sweep_abandoned(&storage.temp_dir());
         Ok(storage)
-    }
-
-    /// A store inside another would have its objects listed, migrated and deleted as
-    /// the outer one's keys.
-    fn refuse_nested_stores(&self) -> Result<()> {
-        let stores: Vec<_> = [
-            (Side::Local, "local"),
-            (Side::Cloud, "cloud"),
-            (Side::Warm, "tiers.warm"),
-            (Side::Cold, "tiers.cold"),
-        ]
-        .into_iter()
-        .filter_map(|(side, field)| self.store(side).map(|s| (field, s)))
-        .collect();
-        for (outer_field, outer) in &stores {
-            if let Some((field, _)) = stores.iter().find(|(_, inner)| outer.holds(inner)) {
-                return Err(Error::config(
-                    *field,
-                    format!("is inside {outer_field}: its objects would be {outer_field}'s keys"),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// `close()` was called: no new calls come, and what runs should end.

@@ -22,6 +22,16 @@ impl Side {
             Side::Cold => "cold",
         }
     }
+
+    /// The option that configures this side's store.
+    pub fn field(self) -> &'static str {
+        match self {
+            Side::Local => "local",
+            Side::Cloud => "cloud",
+            Side::Warm => "tiers.warm",
+            Side::Cold => "tiers.cold",
+        }
+    }
 }
 
 /// Where a listed object is: on one side, or on the local side and the cloud alike.

@@ -441,11 +441,11 @@ impl Job {
             return;
         }
         let (info, outcome) = match work {
-            Work::Done(info, _) if !self.opts.delete_source || self.opts.dry_run => {
+            Work::Done(info, _) if self.opts.dry_run => {
                 self.counters.skipped(info.size);
                 return;
             }
-            Work::Done(info, row) => match self.finish_earlier_copy(sides, &info, &row).await {
+            Work::Done(info, row) => match self.recheck_earlier_copy(sides, &info, &row).await {
                 // Rewritten since the listing: copied again like any changed source.
                 Err(Error::Integrity(_)) => self.copy_latest(sides, info).await,
                 outcome => (info, outcome),
@@ -577,11 +577,12 @@ impl Job {
         Ok(copied)
     }
 
-    /// A copy verified by an earlier run whose source is still there (a crash came
-    /// before the delete): checks the copy again, then deletes the source. A copy
-    /// that is gone or damaged is made again; returns whether it was, as
-    /// [`Self::copy`] does.
-    async fn finish_earlier_copy(
+    /// A copy verified by an earlier run whose source is unchanged: checks the copy
+    /// again (it may have been deleted or damaged in the target since; the run used
+    /// to skip it on the journal's word) and, with `deleteSource`, deletes the source
+    /// a crash kept. A copy that is gone or damaged is made again; returns whether it
+    /// was, as [`Self::copy`] does.
+    async fn recheck_earlier_copy(
         &self,
         sides: &Sides<'_>,
         info: &ObjectInfo,
@@ -591,11 +592,18 @@ impl Job {
         if awaits_repair(sides, info).await? {
             return Ok(false);
         }
-        match verify(sides.to, &info.key, row, self.opts.verify).await {
-            Ok(()) => self
+        // Reading every copy back on each re-run would cost the migration again: a
+        // HEAD does, unless the source is about to go.
+        let mode = match self.opts.delete_source {
+            true => self.opts.verify,
+            false => Verify::Sha256,
+        };
+        match verify(sides.to, &info.key, row, mode).await {
+            Ok(()) if self.opts.delete_source => self
                 .delete_source(sides, info, SystemTime::now(), &row.sha256)
                 .await
                 .map(|()| false),
+            Ok(()) => Ok(false),
             Err(_) => self.copy(sides, info).await,
         }
     }

@@ -242,7 +242,7 @@ impl Store {
                 }
             };
         let index = match &local {
-            Some(root) => Some(journal.open(root.path())?),
+            Some(root) => journal.open(root.path())?,
             None => None,
         };
         let mut shown = parsed;
@@ -293,9 +293,7 @@ impl Store {
     /// by name, as [`Store::may_share_objects`] tells them.
     pub fn holds(&self, other: &Store) -> bool {
         match (&self.place, &other.place) {
-            (Place::Folder(outer), Place::Folder(inner)) => {
-                inner != outer && inner.starts_with(outer)
-            }
+            (Place::Folder(outer), Place::Folder(inner)) => inner.starts_with(outer),
             (Place::Bucket(outer), Place::Bucket(inner)) => inner
                 .strip_prefix(outer.trim_end_matches('/'))
                 .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/')),
@@ -836,16 +834,25 @@ fn leading_path(mut text: &str) -> Option<StorePath> {
 #[derive(Debug, Clone)]
 pub struct JournalSource {
     pub shared: Option<(PathBuf, Journal)>,
+    /// Whether file stores get a journal: not while a configuration is only checked.
+    pub journals: bool,
 }
 
 impl JournalSource {
-    fn open(&self, root: &Path) -> Result<Journal> {
-        if let Some((shared_root, journal)) = &self.shared
-            && shared_root == root
-        {
-            return Ok(journal.clone());
+    /// Opens stores to look at, leaving no journal file behind.
+    pub fn without_journals() -> JournalSource {
+        JournalSource {
+            shared: None,
+            journals: false,
         }
-        Journal::open(&root.join(STATE_DIR).join("journal.db"))
+    }
+
+    fn open(&self, root: &Path) -> Result<Option<Journal>> {
+        match &self.shared {
+            _ if !self.journals => Ok(None),
+            Some((shared_root, journal)) if shared_root == root => Ok(Some(journal.clone())),
+            _ => Journal::open(&root.join(STATE_DIR).join("journal.db")).map(Some),
+        }
     }
 }
 

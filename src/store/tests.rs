@@ -94,7 +94,10 @@ async fn store_with_object(key: &Key) -> (Store, Arc<CountingReads>) {
         "memory://",
         "cloud",
         &StoreOptions::default(),
-        &JournalSource { shared: None },
+        &JournalSource {
+            shared: None,
+            journals: true,
+        },
     )
     .unwrap();
     let counting = Arc::new(CountingReads {
