@@ -28,6 +28,7 @@ function fromEnvWith(vars) {
 
 /** A folder whose subfolders are the stores of the nesting cases below. */
 const NESTING = tmpDir('nesting')
+const JOURNAL_HOME = tmpDir('journal-home')
 
 describe('configuration', () => {
   test.each([
@@ -78,6 +79,10 @@ describe('configuration', () => {
     // The same folder twice was taken: a migration copied each file onto itself.
     [{ local: NESTING, cloud: `file://${NESTING}/`, mode: 'dual' }, 'cloud: is the same folder as local'],
     [{ local: NESTING, cloud: 'memory://', mode: 'cloud', tiers: { warm: `file://${NESTING}` } }, 'tiers.warm: is the same folder as local'],
+    // A journal among a store's files: list showed it and delete('j.db') removed the live journal.
+    [{ local: JOURNAL_HOME, journal: `${JOURNAL_HOME}/j.db` }, "journal: is among local's files"],
+    [{ local: tmpDir('c'), cloud: `file://${JOURNAL_HOME}`, mode: 'dual', journal: `${JOURNAL_HOME}/new/j.db` }, "journal: is among cloud's files"],
+    [{ local: JOURNAL_HOME, journal: `${JOURNAL_HOME}/.stowage` }, "journal: is among local's files"],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {
@@ -95,7 +100,15 @@ describe('configuration', () => {
     const local = tmpDir('nested-journal')
     fs.writeFileSync(path.join(local, 'a.txt'), 'hello')
     expect(() => new StorageManager({ local, cloud: `file://${local}/sub`, mode: 'dual' })).toThrow(/cloud: is inside local/)
-    expect(fs.existsSync(path.join(local, 'sub', '.stowage'))).toBe(false)
+    expect(() => new StorageManager({ local, cloud: `file://${local}`, mode: 'dual' })).toThrow(/cloud: is the same folder as local/)
+    expect(() => new StorageManager({ local, journal: `${local}/j.db` })).toThrow(/journal: is among local's files/)
+    expect(fs.readdirSync(local, { recursive: true }).sort()).toEqual(['a.txt', 'sub'])
+    // The store's own .stowage folder may hold it: its keys are refused.
+    const own = new StorageManager({ local, journal: `${local}/.stowage/other.db` })
+    await own.put('b.txt', 'b')
+    expect((await own.list()).objects.map((o) => o.key)).toEqual(['a.txt', 'b.txt'])
+    await own.close()
+    fs.rmSync(path.join(local, 'b.txt'))
     const storage = new StorageManager({ local })
     expect((await storage.list()).objects.map((o) => o.key)).toEqual(['a.txt'])
     await storage.close()

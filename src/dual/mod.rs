@@ -60,6 +60,19 @@ pub struct Storage {
     closing: tokio::sync::watch::Sender<bool>,
 }
 
+/// `path` with the symlinks of its deepest existing folder resolved, as store folders
+/// are.
+fn resolved(path: &std::path::Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    absolute
+        .ancestors()
+        .find_map(|folder| {
+            let rest = absolute.strip_prefix(folder).ok()?;
+            Some(std::fs::canonicalize(folder).ok()?.join(rest))
+        })
+        .unwrap_or(absolute)
+}
+
 /// The stores a configuration names.
 struct Stores {
     local: Option<Store>,
@@ -89,16 +102,44 @@ impl Stores {
         })
     }
 
-    /// A store inside another, or in the same folder, would have its objects listed,
-    /// migrated and deleted as the other one's keys.
-    fn refuse_nested(&self) -> Result<()> {
+    /// Each store with the option that names it.
+    fn fields(&self) -> Vec<(&'static str, &Store)> {
         let tiers = self.tiers.iter().flat_map(Tiers::read_stores);
-        let stores: Vec<(&str, &Store)> = [(Side::Local, &self.local), (Side::Cloud, &self.cloud)]
+        [(Side::Local, &self.local), (Side::Cloud, &self.cloud)]
             .into_iter()
             .filter_map(|(side, store)| store.as_ref().map(|s| (side, s)))
             .chain(tiers)
             .map(|(side, s)| (side.field(), s))
-            .collect();
+            .collect()
+    }
+
+    /// A journal among a store's files would be listed, read and deleted as its keys
+    /// (its `-wal`, `-shm` and `-locks` beside it too): only that store's `.stowage`
+    /// folder, whose keys are refused, may hold it.
+    fn refuse_journal_inside(&self, journal: &std::path::Path) -> Result<()> {
+        let journal = resolved(journal);
+        for (field, store) in self.fields() {
+            if let Some(root) = store.folder()
+                && journal.starts_with(root)
+                && !journal
+                    .strip_prefix(root.join(STATE_DIR))
+                    .is_ok_and(|rest| rest.components().next().is_some())
+            {
+                return Err(Error::config(
+                    "journal",
+                    format!(
+                        "is among {field}'s files, which would list and delete it as keys: put it outside {field}, or in its {STATE_DIR} folder"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A store inside another, or in the same folder, would have its objects listed,
+    /// migrated and deleted as the other one's keys.
+    fn refuse_nested(&self) -> Result<()> {
+        let stores = self.fields();
         for (outer_field, outer) in &stores {
             let inner = stores
                 .iter()
@@ -133,6 +174,13 @@ impl Storage {
             }
             (None, None) => None,
         };
+        // Checked before any journal is made: a store refused as nested had already made
+        // its `.stowage/journal.db` inside the outer one, which then listed it as a key.
+        let unopened = Stores::open(config, &JournalSource::without_journals())?;
+        unopened.refuse_nested()?;
+        if let Some(path) = &journal_path {
+            unopened.refuse_journal_inside(path)?;
+        }
         let journal = journal_path.as_deref().map(Journal::open).transpose()?;
         // Processes that share a journal share the local side too: their writes of a
         // key take turns as one process's do. The lock files' folder is named after the
@@ -157,9 +205,6 @@ impl Storage {
                 .map(|(j, root)| (root, j)),
             journals: true,
         };
-        // Opened first without journals: a store refused as nested had already made its
-        // `.stowage/journal.db` inside the outer one, which then listed it as a key.
-        Stores::open(config, &JournalSource::without_journals())?.refuse_nested()?;
         let Stores {
             local,
             cloud,

@@ -280,6 +280,11 @@ impl Store {
         &self.name
     }
 
+    /// A file store's folder, symlinks resolved.
+    pub fn folder(&self) -> Option<&Path> {
+        self.local.as_ref().map(LocalRoot::canonical)
+    }
+
     /// Whether a key here and that key of `other` may be one object: the same bucket
     /// and prefix, or folder, opened twice (e.g. with another storage class), however
     /// its URL was spelled (`//`, a trailing `/`, a symlinked folder, another name for
