@@ -81,10 +81,10 @@ struct Stores {
 }
 
 impl Stores {
-    fn open(config: &Config, source: &JournalSource) -> Result<Stores> {
+    fn open(config: &Config) -> Result<Stores> {
         let local = match &config.local {
             Some(url) if url.starts_with("file://") || !url.contains("://") => {
-                Some(Store::open(url, "local", &StoreOptions::default(), source)?)
+                Some(Store::open(url, "local", &StoreOptions::default())?)
             }
             Some(_) => return Err(Error::config("local", "must be a path or a file:// URL")),
             None => None,
@@ -92,14 +92,24 @@ impl Stores {
         let cloud = config
             .cloud
             .as_deref()
-            .map(|url| Store::open(url, "cloud", &config.cloud_options, source))
+            .map(|url| Store::open(url, "cloud", &config.cloud_options))
             .transpose()?;
-        let tiers = Tiers::open(&config.tiers, &config.cloud_options, source)?;
+        let tiers = Tiers::open(&config.tiers, &config.cloud_options)?;
         Ok(Stores {
             local,
             cloud,
             tiers,
         })
+    }
+
+    fn attach_journals(&mut self, journal: &JournalSource) -> Result<()> {
+        for store in [&mut self.local, &mut self.cloud].into_iter().flatten() {
+            store.attach_journal(journal)?;
+        }
+        match &mut self.tiers {
+            Some(tiers) => tiers.attach_journals(journal),
+            None => Ok(()),
+        }
     }
 
     /// Each store with the option that names it.
@@ -119,12 +129,11 @@ impl Stores {
     fn refuse_journal_inside(&self, journal: &std::path::Path) -> Result<()> {
         let journal = resolved(journal);
         for (field, store) in self.fields() {
-            if let Some(root) = store.folder()
-                && journal.starts_with(root)
-                && !journal
-                    .strip_prefix(root.join(STATE_DIR))
-                    .is_ok_and(|rest| rest.components().next().is_some())
-            {
+            let Some(root) = store.folder() else {
+                continue;
+            };
+            let state = root.join(STATE_DIR);
+            if journal.starts_with(root) && !(journal.starts_with(&state) && journal != state) {
                 return Err(Error::config(
                     "journal",
                     format!(
@@ -176,10 +185,10 @@ impl Storage {
         };
         // Checked before any journal is made: a store refused as nested had already made
         // its `.stowage/journal.db` inside the outer one, which then listed it as a key.
-        let unopened = Stores::open(config, &JournalSource::without_journals())?;
-        unopened.refuse_nested()?;
+        let mut stores = Stores::open(config)?;
+        stores.refuse_nested()?;
         if let Some(path) = &journal_path {
-            unopened.refuse_journal_inside(path)?;
+            stores.refuse_journal_inside(path)?;
         }
         let journal = journal_path.as_deref().map(Journal::open).transpose()?;
         // Processes that share a journal share the local side too: their writes of a
@@ -203,13 +212,13 @@ impl Storage {
                 .clone()
                 .zip(local_root.and_then(|u| u.to_file_path().ok()))
                 .map(|(j, root)| (root, j)),
-            journals: true,
         };
+        stores.attach_journals(&source)?;
         let Stores {
             local,
             cloud,
             tiers,
-        } = Stores::open(config, &source)?;
+        } = stores;
         let storage = Storage {
             local,
             cloud,

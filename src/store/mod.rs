@@ -199,12 +199,8 @@ fn no_nul_in_path(url: Url, field: &str) -> Result<Url> {
 
 impl Store {
     /// Opens the store named by `url`. Nothing is sent over the network here.
-    pub fn open(
-        url: &str,
-        field: &str,
-        opts: &StoreOptions,
-        journal: &JournalSource,
-    ) -> Result<Store> {
+    /// File stores get their journal from [`Store::attach_journal`].
+    pub fn open(url: &str, field: &str, opts: &StoreOptions) -> Result<Store> {
         let parsed = parse_store_url(url, field)?;
         if let Some(class) = &opts.storage_class {
             check_header_value(&format!("{field} storage class"), class)?;
@@ -241,10 +237,6 @@ impl Store {
                     ));
                 }
             };
-        let index = match &local {
-            Some(root) => journal.open(root.path())?,
-            None => None,
-        };
         let mut shown = parsed;
         let _ = shown.set_password(None);
         let _ = shown.set_username("");
@@ -252,7 +244,7 @@ impl Store {
             name: shown.to_string(),
             inner,
             local,
-            index,
+            index: None,
             secrets,
             storage_class: opts.storage_class.clone(),
             presigner: presigner.map(Arc::new),
@@ -278,6 +270,16 @@ impl Store {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Gives a file store the journal of its headers and SHA-256s. Apart from
+    /// [`Store::open`], so that stores can be checked against each other before any
+    /// journal file is made inside one of them.
+    pub fn attach_journal(&mut self, journal: &JournalSource) -> Result<()> {
+        if let Some(root) = &self.local {
+            self.index = Some(journal.open(root.path())?);
+        }
+        Ok(())
     }
 
     /// A file store's folder, symlinks resolved.
@@ -839,25 +841,16 @@ fn leading_path(mut text: &str) -> Option<StorePath> {
 #[derive(Debug, Clone)]
 pub struct JournalSource {
     pub shared: Option<(PathBuf, Journal)>,
-    /// Whether file stores get a journal: not while a configuration is only checked.
-    pub journals: bool,
 }
 
 impl JournalSource {
-    /// Opens stores to look at, leaving no journal file behind.
-    pub fn without_journals() -> JournalSource {
-        JournalSource {
-            shared: None,
-            journals: false,
+    fn open(&self, root: &Path) -> Result<Journal> {
+        if let Some((shared_root, journal)) = &self.shared
+            && shared_root == root
+        {
+            return Ok(journal.clone());
         }
-    }
-
-    fn open(&self, root: &Path) -> Result<Option<Journal>> {
-        match &self.shared {
-            _ if !self.journals => Ok(None),
-            Some((shared_root, journal)) if shared_root == root => Ok(Some(journal.clone())),
-            _ => Journal::open(&root.join(STATE_DIR).join("journal.db")).map(Some),
-        }
+        Journal::open(&root.join(STATE_DIR).join("journal.db"))
     }
 }
 

@@ -90,16 +90,7 @@ impl ObjectStore for CountingReads {
 
 /// A memory store holding `key` = 0, 1, … 99, and its read counter.
 async fn store_with_object(key: &Key) -> (Store, Arc<CountingReads>) {
-    let mut store = Store::open(
-        "memory://",
-        "cloud",
-        &StoreOptions::default(),
-        &JournalSource {
-            shared: None,
-            journals: true,
-        },
-    )
-    .unwrap();
+    let mut store = Store::open("memory://", "cloud", &StoreOptions::default()).unwrap();
     let counting = Arc::new(CountingReads {
         inner: store.inner.clone(),
         reads: AtomicUsize::new(0),

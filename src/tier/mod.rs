@@ -109,11 +109,7 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    pub fn open(
-        config: &TierConfig,
-        options: &StoreOptions,
-        journal: &JournalSource,
-    ) -> Result<Option<Tiers>> {
+    pub fn open(config: &TierConfig, options: &StoreOptions) -> Result<Option<Tiers>> {
         if config.warm.is_none() && config.cold.is_none() {
             return Ok(None);
         }
@@ -130,7 +126,7 @@ impl Tiers {
         }
         let open = |url: &Option<String>, own: &Option<StoreOptions>, field: &str| {
             url.as_deref()
-                .map(|u| open_tier_store(u, field, own.as_ref().unwrap_or(options), journal))
+                .map(|u| open_tier_store(u, field, own.as_ref().unwrap_or(options)))
                 .transpose()
         };
         Ok(Some(Tiers {
@@ -141,6 +137,14 @@ impl Tiers {
             service: Mutex::default(),
             same_places: Mutex::default(),
         }))
+    }
+
+    /// See [`Store::attach_journal`].
+    pub fn attach_journals(&mut self, journal: &JournalSource) -> Result<()> {
+        for store in [&mut self.warm, &mut self.cold].into_iter().flatten() {
+            store.attach_journal(journal)?;
+        }
+        Ok(())
     }
 
     /// The warm and cold stores that exist, for reads that fall through the sides.
@@ -164,12 +168,7 @@ impl Tiers {
 
 /// A tier URL may carry `?storageClass=…`; the rest is an ordinary store URL opened
 /// with the cloud side's credentials.
-fn open_tier_store(
-    url: &str,
-    field: &str,
-    options: &StoreOptions,
-    journal: &JournalSource,
-) -> Result<Store> {
+fn open_tier_store(url: &str, field: &str, options: &StoreOptions) -> Result<Store> {
     let mut parsed = parse_store_url(url, field)?;
     let mut class = None;
     for (name, value) in parsed.query_pairs() {
@@ -187,7 +186,7 @@ fn open_tier_store(
         storage_class: class.or_else(|| options.storage_class.clone()),
         ..options.clone()
     };
-    Store::open(parsed.as_str(), field, &options, journal)
+    Store::open(parsed.as_str(), field, &options)
 }
 
 /// Milliseconds since the epoch, the unit of tier ages.
