@@ -528,8 +528,11 @@ export interface StorageEvent {
 export interface StorageOptions {
   /** Folder (path or file:// URL) holding the files as plain files. */
   local?: string
-  /** `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`; omitted → S3_* environment. */
-  cloud?: string
+  /**
+   * `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`;
+   * omitted → `s3://$S3_BUCKET` when set; `null` → no cloud, whatever the environment says.
+   */
+  cloud?: string | null
   cloudOptions?: CloudOptions
   mode?: 'local' | 'dual' | 'cloud'
   read?: 'cloud-first' | 'local-first'

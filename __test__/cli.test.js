@@ -72,6 +72,19 @@ test('migrate: dry run, progress in a log, a verified copy, resumable re-run, sh
   for (const key of Object.keys(files)) expect(fs.existsSync(path.join(local, key))).toBe(false)
 })
 
+test('an exported S3_BUCKET is not the cloud of the folder being verified', async () => {
+  // The folder's manager took s3://$S3_BUCKET as its cloud and listed its objects as the folder's.
+  const local = tmpDir('cli-verify-env')
+  const prefix = runPrefix('ver-env')
+  writeTree(local, tree(prefix, 2))
+  expect((await cli(['migrate', local, bucket(), '--prefix', `${prefix}/`])).code).toBe(0)
+  const view = cloudView()
+  await view.put(`${prefix}/only-in-the-bucket.bin`, bytes(10, 3))
+  const r = await cli(['verify', local, bucket(), '--prefix', `${prefix}/`], s3Env({ S3_BUCKET: servers().s3.bucket }))
+  expect(r.stdout).toContain('2 checked, 0 missing or different')
+  expect(r.code).toBe(0)
+})
+
 test('verify reports missing and different copies with exit code 1', async () => {
   const local = tmpDir('cli-verify')
   const prefix = runPrefix('ver')

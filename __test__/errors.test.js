@@ -83,6 +83,17 @@ describe('configuration', () => {
     [{ local: JOURNAL_HOME, journal: `${JOURNAL_HOME}/j.db` }, "journal: is among local's files"],
     [{ local: tmpDir('c'), cloud: `file://${JOURNAL_HOME}`, mode: 'dual', journal: `${JOURNAL_HOME}/new/j.db` }, "journal: is among cloud's files"],
     [{ local: JOURNAL_HOME, journal: `${JOURNAL_HOME}/.stowage` }, "journal: is among local's files"],
+    // Parts of a store URL that name no place were dropped: the write went to AWS's
+    // s3://host, in the hot tier's class, with none of the credentials in the URL.
+    [{ local: tmpDir('c'), cloud: 's3://minio.lan:9000/bucket', mode: 'dual' }, 'cloud: has a port'],
+    [{ local: tmpDir('c'), cloud: 's3://bucket?storageClass=GLACIERX', mode: 'dual' }, 'cloud: has a ?query'],
+    [{ local: tmpDir('c'), cloud: 'az://container#x', mode: 'dual' }, 'cloud: has a #fragment'],
+    [{ local: tmpDir('c'), cloud: 's3://AKIDEXAMPLE:s3cr3t@bucket', mode: 'dual' }, 'cloud: carries user info'],
+    [{ local: tmpDir('c'), ...s3Options(), mode: 'cloud', tiers: { warm: 's3://b?storageClass=STANDARD_IA#cold' } }, 'tiers.warm: has a #fragment'],
+    [{ local: 'file:///tmp/stowage-uploads?x=1' }, 'local: has a ?query'],
+    // Keys were appended after the query: every URL pointed at the same path.
+    [{ local: tmpDir('c'), presign: { cdnBaseUrl: 'https://cdn.example/files?token=t0k3n' } }, 'presign.cdnBaseUrl'],
+    [{ local: tmpDir('c'), presign: { localBaseUrl: 'https://app.example/f#x', localSecret: 'x'.repeat(32) } }, 'presign.localBaseUrl'],
   ])('%j throws INVALID_CONFIG naming %s', (options, field) => {
     let thrown
     try {
@@ -94,6 +105,22 @@ describe('configuration', () => {
     expect(Object.prototype.toString.call(thrown)).toBe('[object Error]')
     expect(thrown.code).toBe('INVALID_CONFIG')
     expect(thrown.message).toContain(field)
+  })
+
+  test('StorageManager called without new throws a TypeError and wraps nothing', () => {
+    // It returned globalThis with a manager (journal open) wrapped into it.
+    const options = { local: tmpDir('no-new') }
+    for (const call of [() => StorageManager(options), () => StorageManager.call({}, options)]) {
+      let thrown
+      try {
+        call()
+      } catch (e) {
+        thrown = e
+      }
+      expect(thrown?.name).toBe('TypeError')
+      expect(thrown.message).toBe("Class constructor StorageManager cannot be invoked without 'new'")
+    }
+    expect(fs.readdirSync(options.local)).toEqual([])
   })
 
   test('a refused store inside local leaves no journal there, which local would list as a key', async () => {
@@ -553,6 +580,49 @@ describe('credentials and buckets', () => {
       // S3_USE_SSL says the scheme of S3_ENDPOINT; AWS_ENDPOINT_URL's is AWS_ALLOW_HTTP's.
       expect(fromEnvWith({ S3_USE_SSL: 'true', AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ALLOW_HTTP: 'true' })).toBe('constructed')
     })
+  })
+
+  test('fromEnv: a bad variable is named, never the option it would have filled', () => {
+    // These named `cloud`, `mode`, `cloudOptions.region` or an endpoint nobody set, and
+    // S3_BUCKET=s3://b was taken as the bucket "s3" with the prefix "b".
+    expect(fromEnvWith({ S3_BUCKET: 's3://radcase' })).toMatch(/^INVALID_CONFIG invalid S3_BUCKET: must be a bucket name/)
+    expect(fromEnvWith({ S3_BUCKET: '   ' })).toMatch(/^INVALID_CONFIG invalid S3_BUCKET: /)
+    expect(fromEnvWith({ STOWAGE_MODE: 'Cloud' })).toMatch(/^INVALID_CONFIG invalid STOWAGE_MODE: must be local, dual or cloud/)
+    expect(fromEnvWith({ S3_REGION: ' eu-west-1' })).toMatch(/^INVALID_CONFIG invalid S3_REGION: must not start or end with spaces/)
+    const secret = 'wJalrXUtnFEMI/K7MDENG'
+    const keyWithBreak = fromEnvWith({ S3_ACCESS_KEY: 'AKID', S3_SECRET_KEY: `${secret}\nx` })
+    expect(keyWithBreak).toMatch(/^INVALID_CONFIG invalid S3_SECRET_KEY: must be printable ASCII$/)
+    // The scheme is case-insensitive, as the endpoint check is: HTTP:// is plain http.
+    expect(fromEnvWith({ S3_ENDPOINT: 'HTTP://127.0.0.1:9' })).toBe('constructed')
+    expect(fromEnvWith({ S3_BUCKET: 'radcase/scans' })).toBe('constructed')
+  })
+
+  test('cloud: null is no cloud, where an omitted cloud is S3_BUCKET', async () => {
+    // An exported S3_BUCKET was the cloud of every manager that gave none: its objects
+    // were listed (and deleted) as the local folder's, and `stowage verify` reported them MISSING.
+    const s3 = servers().s3
+    const prefix = runPrefix('null-cloud')
+    const cloudOnly = new StorageManager({ ...s3Options(), mode: 'cloud' })
+    await cloudOnly.put(`${prefix}/in-bucket.txt`, 'only in the bucket')
+    const script = `
+      const { StorageManager } = require(${JSON.stringify(require.resolve('..'))})
+      const options = { local: process.argv[1], mode: 'local' }
+      if (process.argv[2] !== 'omitted') options.cloud = JSON.parse(process.argv[2])
+      const storage = new StorageManager(options)
+      storage.list({ prefix: process.argv[3] }).then((page) => console.log(page.objects.map((o) => o.key).join(',') || 'none'))`
+    const env = {
+      ...process.env,
+      S3_BUCKET: s3.bucket,
+      S3_ENDPOINT: s3.endpoint,
+      S3_ACCESS_KEY: s3.accessKeyId,
+      S3_SECRET_KEY: s3.secretAccessKey,
+      S3_REGION: s3.region,
+    }
+    const run = (cloud) => execFileSync(process.execPath, ['-e', script, tmpDir('null-cloud'), cloud, prefix], { encoding: 'utf8', env }).trim()
+    expect(run('null')).toBe('none')
+    expect(run('omitted')).toBe(`${prefix}/in-bucket.txt`)
+    await cloudOnly.delete(`${prefix}/in-bucket.txt`)
+    await cloudOnly.close()
   })
 
   test('S3: a session token from the environment is checked as the option is', () => {

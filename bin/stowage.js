@@ -87,7 +87,8 @@ function manager(local, cloud, opts, extra = {}) {
   if (!fs.statSync(local, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${local} is not a folder`)
   return new StorageManager({
     local,
-    cloud,
+    // null, not undefined: an exported S3_BUCKET would be the cloud of a folder's manager.
+    cloud: cloud ?? null,
     cloudOptions: cloud ? cloudOptions(cloud) : undefined,
     journal: opts.journal,
     mode: cloud ? 'dual' : 'local',

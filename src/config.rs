@@ -167,6 +167,9 @@ impl Config {
             mode: var("STOWAGE_MODE"),
             ..Config::default()
         };
+        config
+            .mode()
+            .map_err(|_| Error::config("STOWAGE_MODE", "must be local, dual or cloud"))?;
         config.apply_env_cloud(&var)?;
         Ok(config)
     }
@@ -176,6 +179,13 @@ impl Config {
         let Some(bucket) = var("S3_BUCKET").filter(|_| self.cloud.is_none()) else {
             return Ok(());
         };
+        // `s3://b` here would be the bucket `s3` with the prefix `b`.
+        if bucket.contains("://") || bucket.contains(char::is_whitespace) {
+            return Err(Error::config(
+                "S3_BUCKET",
+                "must be a bucket name (or bucket/prefix), not a URL",
+            ));
+        }
         self.cloud = Some(format!("s3://{bucket}"));
         let o = &mut self.cloud_options;
         let use_ssl = env_flag("S3_USE_SSL", var("S3_USE_SSL"))?;
@@ -194,18 +204,37 @@ impl Config {
         // Without an endpoint S3_USE_SSL has none to say the scheme of; taken as
         // `allowHttp: false`, it refused AWS_ENDPOINT_URL's `http://` in its name.
         if let (None, Some(endpoint)) = (o.allow_http, &o.endpoint) {
-            o.allow_http =
-                Some(use_ssl.map_or_else(|| endpoint.starts_with("http://"), |ssl| !ssl));
+            o.allow_http = Some(use_ssl.map_or_else(|| is_http(endpoint), |ssl| !ssl));
         }
         // Checked here to name the variables: the store would name options the app never set.
         if let (true, Some(endpoint)) = (from_variable, &o.endpoint) {
             check_endpoint(endpoint, o.allow_http, "S3_ENDPOINT", allow_field)?;
         }
-        o.access_key_id = o.access_key_id.take().or_else(|| var("S3_ACCESS_KEY"));
-        o.secret_access_key = o.secret_access_key.take().or_else(|| var("S3_SECRET_KEY"));
-        o.region = o.region.take().or_else(|| var("S3_REGION"));
+        for (option, name) in [
+            (&mut o.access_key_id, "S3_ACCESS_KEY"),
+            (&mut o.secret_access_key, "S3_SECRET_KEY"),
+            (&mut o.region, "S3_REGION"),
+        ] {
+            if option.is_none() {
+                *option = header_variable(var, name)?;
+            }
+        }
         Ok(())
     }
+}
+
+/// A variable sent in a header (a key, a region), checked under its own name: the
+/// store would name the option the app never set.
+fn header_variable(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>> {
+    var(name)
+        .map(|value| check_header_value(name, &value).map(|()| value))
+        .transpose()
+}
+
+fn is_http(endpoint: &str) -> bool {
+    endpoint
+        .get(.."http://".len())
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }
 
 /// A variable of the process's environment; an empty one is unset, as a shell's

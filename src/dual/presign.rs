@@ -37,6 +37,14 @@ impl PresignSettings {
                 if !web || url.contains(char::is_whitespace) {
                     return Err(Error::config(field, "must be an http:// or https:// URL"));
                 }
+                // Keys are appended as a path: after a query every URL would name one
+                // path. Not echoed, as a query may hold a token.
+                if url.contains(['?', '#']) {
+                    return Err(Error::config(
+                        field,
+                        "has a ?query or #fragment; keys are appended to it as a path",
+                    ));
+                }
             }
         }
         if let Some(secret) = &self.local_secret

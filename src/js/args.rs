@@ -169,6 +169,33 @@ impl<T: FromNapiValue> FromNapiValue for Nested<T> {
     }
 }
 
+/// An option where `null` says "none" and `undefined` "the default": `cloud: null` is
+/// no cloud, where an omitted `cloud` is `S3_BUCKET`'s. napi reads both as `None`.
+#[derive(Debug)]
+pub enum OrNull<T> {
+    Value(T),
+    Null,
+}
+
+impl<T> TypeName for OrNull<T> {
+    fn type_name() -> &'static str {
+        "value or null"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl<T: FromNapiValue> FromNapiValue for OrNull<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        match unsafe { js_type(env, value) } {
+            "null" => Ok(OrNull::Null),
+            _ => Ok(OrNull::Value(unsafe { T::from_napi_value(env, value) }?)),
+        }
+    }
+}
+
 /// A `Date` option, in milliseconds since the epoch. napi's own conversion read an
 /// invalid date (`new Date('garbage')`) as 1970.
 #[derive(Debug)]

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, Either3, PromiseRaw, Uint8Array, Unknown};
+use napi::bindgen_prelude::{
+    Buffer, Either3, JavaScriptClassExt, PromiseRaw, This, Uint8Array, Unknown,
+};
 use napi_derive::napi;
 
 use super::args::{self, Arg, KeyText};
@@ -83,10 +85,23 @@ impl StorageManager {
     #[napi(constructor)]
     pub fn new(
         env: Env,
+        this: This,
         #[napi(ts_arg_type = "StorageOptions | undefined | null")] options: Option<
             Arg<StorageOptions>,
         >,
     ) -> napi::Result<Self> {
+        // A native class can be called as a plain function, which would wrap
+        // `globalThis` (or whatever `this` was); refuse it as a JS class does.
+        if !StorageManager::instance_of(&env, &*this)? {
+            env.throw_type_error(
+                "Class constructor StorageManager cannot be invoked without 'new'",
+                None,
+            )?;
+            return Err(napi::Error::new(
+                napi::Status::PendingException,
+                "called without new",
+            ));
+        }
         Self::wrap(
             &env,
             args::options(options).and_then(StorageOptions::into_config),

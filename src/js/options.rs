@@ -6,7 +6,7 @@ use napi_derive::napi;
 
 use napi::bindgen_prelude::Unknown;
 
-use super::args::{Nested, StringMap};
+use super::args::{Nested, OrNull, StringMap};
 use super::numbers::{u32_in, u32_option, u64_in, u64_option};
 use super::values::{Progress, StorageEvent};
 use crate::config::{CONCURRENCY, Config, PART_SIZE};
@@ -102,8 +102,10 @@ pub type EventCallback =
 pub struct StorageOptions {
     /// Folder (path or file:// URL) holding the files as plain files.
     pub local: Option<String>,
-    /// `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`; omitted → S3_* environment.
-    pub cloud: Option<String>,
+    /// `s3://bucket[/prefix]`, `az://container[/prefix]`, `file:///dir`, `memory://`;
+    /// omitted → `s3://$S3_BUCKET` when set; `null` → no cloud, whatever the environment says.
+    #[napi(ts_type = "string | null")]
+    pub cloud: Option<OrNull<String>>,
     #[napi(ts_type = "CloudOptions")]
     pub cloud_options: Option<Nested<CloudOptions>>,
     #[napi(ts_type = "'local' | 'dual' | 'cloud'")]
@@ -131,9 +133,13 @@ impl StorageOptions {
     /// Splits off the event callback, which is not configuration.
     pub fn into_config(self) -> Result<(Config, Option<EventSink>)> {
         let events = self.on_event.map(event_sink);
+        let no_cloud = matches!(self.cloud, Some(OrNull::Null));
         let mut config = Config {
             local: self.local,
-            cloud: self.cloud,
+            cloud: match self.cloud {
+                Some(OrNull::Value(url)) => Some(url),
+                _ => None,
+            },
             cloud_options: self
                 .cloud_options
                 .map(|o| o.0.into_store_options("cloudOptions"))
@@ -162,7 +168,9 @@ impl StorageOptions {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        config.apply_env_cloud(&crate::config::env_var)?;
+        if !no_cloud {
+            config.apply_env_cloud(&crate::config::env_var)?;
+        }
         Ok((config, events))
     }
 }

@@ -184,6 +184,25 @@ pub fn parse_store_url(url: &str, field: &str) -> Result<Url> {
         .and_then(|url| no_nul_in_path(url, field))
 }
 
+/// A store URL names a bucket, container or folder and a prefix. Anything else in it
+/// would be dropped without a word: `s3://host:9000/bucket` meant an endpoint,
+/// `?storageClass=` a setting, `user:secret@` credentials (so nothing is echoed).
+fn names_a_place_only(url: &Url, field: &str) -> Result<()> {
+    let refused = if !url.username().is_empty() || url.password().is_some() {
+        "carries user info: credentials go in the store's options"
+    } else if url.port().is_some() {
+        "has a port: the host part is the bucket or container; the server goes in the \
+         store's `endpoint` option"
+    } else if url.query().is_some() {
+        "has a ?query: settings go in the store's options (tier URLs take ?storageClass=)"
+    } else if url.fragment().is_some() {
+        "has a #fragment, which names no place in a store"
+    } else {
+        return Ok(());
+    };
+    Err(Error::config(field, refused))
+}
+
 /// A NUL byte (written as such or as `%00`) is a path no file system takes; said
 /// here, it is a setting to fix rather than an unavailable disk.
 fn no_nul_in_path(url: Url, field: &str) -> Result<Url> {
@@ -202,6 +221,7 @@ impl Store {
     /// File stores get their journal from [`Store::attach_journal`].
     pub fn open(url: &str, field: &str, opts: &StoreOptions) -> Result<Store> {
         let parsed = parse_store_url(url, field)?;
+        names_a_place_only(&parsed, field)?;
         if let Some(class) = &opts.storage_class {
             check_header_value(&format!("{field} storage class"), class)?;
         }

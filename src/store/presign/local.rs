@@ -159,7 +159,7 @@ fn base_url_of(base_url: &str) -> Result<&str> {
     if base_url.contains(['?', '#']) || base_url.chars().any(|c| c.is_whitespace()) {
         return Err(Error::config(
             BASE_URL_FIELD,
-            format!("{base_url:?} has a query, a fragment or whitespace"),
+            "has a query, a fragment or whitespace",
         ));
     }
     Ok(base_url.trim_end_matches('/'))
