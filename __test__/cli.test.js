@@ -146,6 +146,18 @@ test('failures exit 1 without leaking the secret; bad usage exits 2', async () =
   const unset = await cli(['verify', local, bucket()], empty)
   expect(`${unset.code} ${unset.stderr}`).toBe('1 ')
   expect(unset.stdout).toContain('MISSING a.txt')
+  // Messages name the variable to fix, not options a command line cannot set; and
+  // S3_USE_SSL=true with an http:// endpoint is refused, as fromEnv refuses it.
+  for (const [vars, named] of [
+    [{ S3_REGION: 'us-east-1\nx' }, 'S3_REGION'],
+    [{ S3_REGION: '', AWS_REGION: 'us-east-1\nx' }, 'AWS_REGION'],
+    [{ S3_ENDPOINT: 'http://127.0.0.1:99999' }, 'S3_ENDPOINT'],
+    [{ S3_USE_SSL: 'true' }, 'S3_USE_SSL'],
+  ]) {
+    const r = await cli(['verify', local, bucket()], s3Env(vars))
+    expect(`${r.code} ${r.stderr}`).toMatch(new RegExp(`^2 stowage verify: INVALID_CONFIG: invalid ${named}[: ]`))
+    expect(r.stderr).not.toContain('cloudOptions')
+  }
 })
 
 test('repair, tier-cycle and stats', async () => {

@@ -47,21 +47,38 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 }
 
-/** Store options for a cloud URL, from the environment. */
+/** S3 credentials from the environment; the first variable set wins. */
+const CREDENTIAL_VARIABLES = {
+  accessKeyId: ['S3_ACCESS_KEY', 'AWS_ACCESS_KEY_ID'],
+  secretAccessKey: ['S3_SECRET_KEY', 'AWS_SECRET_ACCESS_KEY'],
+  region: ['S3_REGION', 'AWS_REGION'],
+}
+
+/** The variables each store option may come from. */
+const OPTION_VARIABLES = { ...CREDENTIAL_VARIABLES, endpoint: ['S3_ENDPOINT'], allowHttp: ['S3_USE_SSL', 'S3_ENDPOINT'] }
+
+const firstSet = (names) => names.find((name) => variable(name) !== undefined)
+
+/** Store options for a cloud URL, from the environment, as `StorageManager.fromEnv()` reads them. */
 function cloudOptions(url) {
   // Azure stores read AZURE_STORAGE_* themselves.
   if (!/^s3a?:\/\//.test(url)) return {}
   const ssl = useSsl(variable('S3_USE_SSL'))
   let endpoint = variable('S3_ENDPOINT')
   if (endpoint && !endpoint.includes('://')) endpoint = `${ssl === false ? 'http' : 'https'}://${endpoint}`
-  const defined = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
-  return defined({
-    endpoint,
-    allowHttp: endpoint ? endpoint.startsWith('http://') : undefined,
-    accessKeyId: variable('S3_ACCESS_KEY') ?? variable('AWS_ACCESS_KEY_ID'),
-    secretAccessKey: variable('S3_SECRET_KEY') ?? variable('AWS_SECRET_ACCESS_KEY'),
-    region: variable('S3_REGION') ?? variable('AWS_REGION'),
-  })
+  // S3_USE_SSL=true with an http:// endpoint is refused, not overridden by the scheme.
+  const options = endpoint ? { endpoint, allowHttp: ssl === undefined ? /^http:\/\//i.test(endpoint) : !ssl } : {}
+  for (const [option, names] of Object.entries(CREDENTIAL_VARIABLES)) {
+    const name = firstSet(names)
+    if (name) options[option] = variable(name)
+  }
+  return options
+}
+
+/** A configuration message with the variable each store option came from: the command
+ * line's user set variables, and has no `cloudOptions.region` to fix. */
+function inVariables(message) {
+  return message.replace(/\b(?:cloudOptions|tiers\.\w+Options)\.(\w+)/g, (named, option) => firstSet(OPTION_VARIABLES[option] ?? []) ?? named)
 }
 
 /** A variable of the environment; an empty one (`S3_REGION=` in a shell or a `.env`
@@ -309,7 +326,8 @@ async function main(argv) {
       console.error(`stowage ${command}: ${e.message}\n\n${USAGE}`)
       return 2
     }
-    console.error(`stowage ${command}: ${e.code ? `${e.code}: ` : ''}${e.message}`)
+    const message = e.code === 'INVALID_CONFIG' ? inVariables(e.message) : e.message
+    console.error(`stowage ${command}: ${e.code ? `${e.code}: ` : ''}${message}`)
     return e.code === 'INVALID_CONFIG' ? 2 : 1
   }
 }
