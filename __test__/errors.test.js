@@ -159,6 +159,7 @@ describe('configuration', () => {
     [{ partSize: 2 ** 53 }, 'partSize', 'in 5242880..=5368709120, got 9007199254740992'],
     [{ cloud: 'memory://', mode: 'dual', cloudOptions: { maxRetries: -1 } }, 'cloudOptions.maxRetries', 'got -1'],
     [{ cloud: 'memory://', mode: 'dual', cloudOptions: { requestTimeoutMs: 1.5 } }, 'cloudOptions.requestTimeoutMs', 'got 1.5'],
+    [{ cloud: 'memory://', mode: 'dual', cloudOptions: { requestTimeoutMs: 0 } }, 'cloudOptions.requestTimeoutMs', 'got 0'],
     [{ cloud: 'memory://', mode: 'dual', tiers: { warm: 'memory://', warmOptions: { retryTimeoutMs: NaN } } }, 'tiers.warmOptions.retryTimeoutMs', 'got NaN'],
     [{ partSize: NaN }, 'partSize', 'got NaN'],
     [{ presign: { expiresIn: Infinity } }, 'presign.expiresIn', 'got Infinity'],

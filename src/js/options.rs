@@ -62,7 +62,13 @@ impl CloudOptions {
             connection_string: self.connection_string,
             max_retries: number("maxRetries", self.max_retries)?.map(|n| n as usize),
             retry_timeout_ms: number("retryTimeoutMs", self.retry_timeout_ms)?.map(u64::from),
-            request_timeout_ms: number("requestTimeoutMs", self.request_timeout_ms)?.map(u64::from),
+            // 0 would time every request out at once, retried until TIMEOUT.
+            request_timeout_ms: u32_in(
+                &format!("{field}.requestTimeoutMs"),
+                self.request_timeout_ms,
+                1..=u32::MAX,
+            )?
+            .map(u64::from),
         })
     }
 }
