@@ -49,6 +49,28 @@ const withDual = (label, body) =>
     return body({ ...rest, opts, local, manager })
   })
 
+test('a repair copies again when the cloud holds the recorded SHA-256 on other bytes (a torn upload)', () =>
+  // s3s-fs killed while completing a repair's upload wrote the new object's metadata over
+  // the old bytes; the next repair took the matching SHA-256 for a copy already made, said
+  // "repaired", and left the old bytes there for good.
+  withDual('torn', async ({ server, local, manager, restart }) => {
+    const storage = manager()
+    const key = 'torn/scan.bin'
+    const [before, after] = [bytes(40_000, 1), bytes(60_000, 2)]
+    await storage.put(key, before)
+    await server.stop()
+    expect(await storage.put(key, after)).toMatchObject({ local: 'written', cloud: 'queued' })
+    const { dir, bucket } = server.info
+    const metadata = fs.readdirSync(dir).find((f) => f.endsWith(`.object-${Buffer.from(key).toString('base64url')}.metadata.json`))
+    const file = path.join(dir, metadata)
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(sha256(before), sha256(after)))
+
+    await restart()
+    expect(await storage.repair()).toEqual({ repaired: 1, failed: 0, remaining: 0 })
+    expect(sha256(fs.readFileSync(path.join(dir, bucket, key)))).toBe(sha256(after))
+    expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(after))
+  }))
+
 test('S3 server killed during 500 dual writes: every write succeeds locally, repair restores parity', () =>
   withDual('kill', async ({ server, opts, local, manager, restart }) => {
     const storage = manager()

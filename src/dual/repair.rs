@@ -234,18 +234,18 @@ impl Storage {
         local: &Store,
         cloud: &Store,
     ) -> Result<()> {
-        let (l, c) = futures::try_join!(digest(local, key), digest(cloud, key))?;
+        let (l, c) = futures::try_join!(held(local, key), held(cloud, key))?;
         if l == c {
             return Ok(());
         }
-        let from_local =
-            l.as_deref() == Some(intended) || (c.as_deref() != Some(intended) && l.is_some());
+        let holds_intended = |h: &Option<Held>| h.as_ref().is_some_and(|h| h.sha256 == intended);
+        let from_local = holds_intended(&l) || (!holds_intended(&c) && l.is_some());
         let (from, to, expected, side) = if from_local {
             (local, cloud, l, Side::Cloud)
         } else {
             (cloud, local, c, Side::Local)
         };
-        let expected = expected.expect("the source side holds the object");
+        let expected = expected.expect("the source side holds the object").sha256;
         let info = from.head(key).await?;
         let written = from
             .copy_to(to, &info, &self.transfer, &self.temp_dir())
@@ -266,20 +266,40 @@ impl Storage {
     }
 }
 
-/// The SHA-256 a side holds for `key` (`None` when absent), hashing the bytes when the
-/// store has no recorded hash (files written before stowage).
-pub async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
+/// What a side holds for a key. The size backs the recorded SHA-256 up: a server
+/// killed while completing an upload (s3s-fs) can leave the new hash on the old bytes,
+/// which a repair then took for a copy already made.
+#[derive(Debug, PartialEq, Eq)]
+struct Held {
+    sha256: String,
+    size: u64,
+}
+
+async fn held(store: &Store, key: &Key) -> Result<Option<Held>> {
     match store.head(key).await {
-        Ok(info) if info.sha256.is_some() => Ok(info.sha256),
-        Ok(_) => {
-            let mut hasher = StreamHasher::default();
-            let (_, mut stream) = store.stream(key, None).await?;
-            while let Some(chunk) = stream.next().await {
-                hasher.update(&chunk?);
-            }
-            Ok(Some(hasher.finish()))
-        }
+        Ok(info) => Ok(Some(Held {
+            sha256: match info.sha256 {
+                Some(sha256) => sha256,
+                None => hash_of(store, key).await?,
+            },
+            size: info.size,
+        })),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The SHA-256 a side holds for `key` (`None` when absent), hashing the bytes when the
+/// store has no recorded hash (files written before stowage).
+pub async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
+    Ok(held(store, key).await?.map(|h| h.sha256))
+}
+
+async fn hash_of(store: &Store, key: &Key) -> Result<String> {
+    let mut hasher = StreamHasher::default();
+    let (_, mut stream) = store.stream(key, None).await?;
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher.finish())
 }
