@@ -107,6 +107,34 @@ test('S3 server killed during 500 dual writes: every write succeeds locally, rep
     for (const [key, data] of files) expect(l.get(key)).toBe(sha256(data))
   }))
 
+test('repair: progress comes key by key, and two processes repairing one journal count each key once', () =>
+  withDual('repairers', async ({ server, opts, local, manager, restart }) => {
+    const storage = manager({ concurrency: 2 })
+    const keys = Array.from({ length: 300 }, (_, i) => `rep/f${i}.bin`)
+    await server.stop()
+    await Promise.all(keys.map((key, i) => storage.put(key, bytes(1000, i))))
+    await expect(storage.pendingRepairs()).resolves.toBe(300)
+    const restarted = await restart()
+    const { dir, bucket } = restarted.info
+    // Progress came after each batch of 256 keys: the first call found them all copied.
+    let inCloudAtFirstCall
+    const onProgress = () => (inCloudAtFirstCall ??= fs.readdirSync(path.join(dir, bucket, 'rep')).length)
+    expect(await storage.repair({ onProgress })).toEqual({ repaired: 300, failed: 0, remaining: 0 })
+    expect(inCloudAtFirstCall).toBeLessThan(100)
+
+    // Each repairer counted the keys the other had settled while it waited for their locks.
+    await restarted.stop()
+    await Promise.all(keys.map((key, i) => storage.put(key, bytes(1000, i + 1000))))
+    await expect(storage.pendingRepairs()).resolves.toBe(300)
+    await restart()
+    const repairers = [0, 1].map(() => callElsewhere({ local, mode: 'dual', ...opts }, 'repair', []))
+    const reports = (await Promise.all(repairers.map((r) => r.done))).map((d) => d.result)
+    expect(reports.map((r) => r.failed)).toEqual([0, 0])
+    expect(reports[0].repaired + reports[1].repaired).toBe(300)
+    const l = await expectParity(local, opts, 'rep')
+    for (const [i, key] of keys.entries()) expect(l.get(key)).toBe(sha256(bytes(1000, i + 1000)))
+  }))
+
 test('copies and renames while the S3 server is down are journalled; repair finishes them on both sides', () =>
   withDual('moves', async ({ server, opts, local, manager, restart }) => {
     const storage = manager({ read: 'local-first' })

@@ -28,6 +28,13 @@ pub struct RepairReport {
 
 const BATCH: usize = 256;
 
+/// What a replay found under the key's lock.
+enum Replayed {
+    Intent,
+    /// No intent left: a write, or another manager's repair, settled it meanwhile.
+    Nothing,
+}
+
 impl Storage {
     fn in_flight(&self) -> Vec<i64> {
         self.in_flight
@@ -65,22 +72,23 @@ impl Storage {
         };
         let total = self.pending_repairs().await?;
         let mut report = RepairReport::default();
-        let mut after = 0;
+        let (mut after, mut handled) = (0, 0);
         loop {
             let rows = journal.repairs(after, BATCH, self.in_flight()).await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
-            let results: Vec<_> = futures::stream::iter(rows)
+            // Outcomes are counted as they come, so progress moves with each key.
+            let mut outcomes = futures::stream::iter(rows)
                 .map(|row| async move {
                     let outcome = self.repair_key(journal, &row.key).await;
                     (row, outcome)
                 })
-                .buffer_unordered(self.transfer.concurrency)
-                .collect()
-                .await;
-            for (row, outcome) in results {
+                .buffer_unordered(self.transfer.concurrency);
+            while let Some((row, outcome)) = outcomes.next().await {
                 match outcome {
-                    Ok(()) => report.repaired += 1,
+                    Ok(Replayed::Intent) => report.repaired += 1,
+                    // Another manager on the journal got there first: its report counts it.
+                    Ok(Replayed::Nothing) => {}
                     Err(e) => {
                         report.failed += 1;
                         let _ = journal.note_failure(row.id, e.code()).await;
@@ -89,11 +97,9 @@ impl Storage {
                         });
                     }
                 }
+                handled += 1;
                 if let Some(p) = &progress {
-                    p(
-                        report.repaired + report.failed,
-                        total.max(report.repaired + report.failed),
-                    );
+                    p(handled, total.max(handled));
                 }
             }
         }
@@ -113,7 +119,7 @@ impl Storage {
     /// Replays `key`'s newest intent, read under its lock: the pass read its row
     /// before, and a write since then settled it (nothing left to do) or queued a
     /// newer intent, which replaying the old one would undo.
-    async fn repair_key(&self, journal: &Journal, key: &str) -> Result<()> {
+    async fn repair_key(&self, journal: &Journal, key: &str) -> Result<Replayed> {
         let key = Key::parse(key)?;
         let _lock = self.locks.lock(key.as_str()).await?;
         self.replay(journal, &key).await
@@ -124,7 +130,7 @@ impl Storage {
     /// then a side may still hold bytes that reads skip, and refuse the write.
     pub(super) async fn level_queued(&self, key: &Key) -> Result<()> {
         match (self.queued_journal(key).await?, &self.local, &self.cloud) {
-            (Some(journal), Some(_), Some(_)) => self.replay(journal, key).await,
+            (Some(journal), Some(_), Some(_)) => self.replay(journal, key).await.map(drop),
             _ => Ok(()),
         }
     }
@@ -152,9 +158,10 @@ impl Storage {
     }
 
     /// Replays `key`'s newest intent; the caller holds the key's lock.
-    async fn replay(&self, journal: &Journal, key: &Key) -> Result<()> {
+    async fn replay(&self, journal: &Journal, key: &Key) -> Result<Replayed> {
         let Some(row) = journal.newest_intent(key.as_str()).await? else {
-            return self.queued.remove(key.as_str()).await;
+            self.queued.remove(key.as_str()).await?;
+            return Ok(Replayed::Nothing);
         };
         let (local, cloud) = (
             self.local.as_ref().expect("checked"),
@@ -181,7 +188,7 @@ impl Storage {
         self.stats.repaired();
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));
-        Ok(())
+        Ok(Replayed::Intent)
     }
 
     /// Ends a rename of `key` to `to` that a crash interrupted: `to` holding the moved
