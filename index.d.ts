@@ -513,7 +513,7 @@ export interface StorageEvent {
   /**
    * `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
    * `repair-failed`, `integrity-failed`, `migrated`, `migrate-failed`, `tier-moved`,
-   * `tier-move-failed`.
+   * `tier-move-failed`, `cloud-down`, `cloud-up`.
    */
   type: string
   key: string
@@ -543,6 +543,12 @@ export interface StorageOptions {
   concurrency?: number
   partSize?: number
   multipartThreshold?: number
+  /**
+   * In dual mode, how long writes and reads go without the cloud once a call found
+   * it down (TIMEOUT/UNAVAILABLE), instead of each waiting for it (default 5000; 0:
+   * every call waits).
+   */
+  outageCooldownMs?: number
   presign?: PresignOptions
   /** Colder tiers and the policy that moves objects there. */
   tiers?: TierOptions

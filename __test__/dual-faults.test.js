@@ -49,14 +49,17 @@ const withDual = (label, body) =>
     return body({ ...rest, opts, local, manager })
   })
 
-test('a repair copies again when the cloud holds the recorded SHA-256 on other bytes (a torn upload)', () =>
+test.each([
+  ['of another size', 60_000],
+  ['of the same size', 40_000],
+])('a repair copies again when the cloud holds the recorded SHA-256 on old bytes %s (a torn upload)', (_, size) =>
   // s3s-fs killed while completing a repair's upload wrote the new object's metadata over
   // the old bytes; the next repair took the matching SHA-256 for a copy already made, said
   // "repaired", and left the old bytes there for good.
-  withDual('torn', async ({ server, local, manager, restart }) => {
+  withDual(`torn-${size}`, async ({ server, local, manager, restart }) => {
     const storage = manager()
     const key = 'torn/scan.bin'
-    const [before, after] = [bytes(40_000, 1), bytes(60_000, 2)]
+    const [before, after] = [bytes(40_000, 1), bytes(size, 2)]
     await storage.put(key, before)
     await server.stop()
     expect(await storage.put(key, after)).toMatchObject({ local: 'written', cloud: 'queued' })
@@ -70,6 +73,79 @@ test('a repair copies again when the cloud holds the recorded SHA-256 on other b
     expect(sha256(fs.readFileSync(path.join(dir, bucket, key)))).toBe(sha256(after))
     expect(sha256(fs.readFileSync(path.join(local, key)))).toBe(sha256(after))
   }))
+
+describe('a cloud found down is not waited on in dual mode', () => {
+  const quick = (opts, extra) => ({ ...extra, cloudOptions: { ...opts.cloudOptions, maxRetries: 0 } })
+  const cloudEvents = (events) => events.filter((e) => ['cloud-down', 'cloud-up'].includes(e.type)).map((e) => `${e.type} ${e.key}`)
+
+  test('while it hangs, writes are queued and reads served locally at once; repair() ends the outage', () =>
+    withDual('hung', async ({ server, opts, local, manager, restart }) => {
+      const events = []
+      const storage = manager(quick(opts, { outageCooldownMs: 600_000, onEvent: (e) => events.push(e) }))
+      const old = bytes(5000, 1)
+      await storage.put('hung/old.bin', old)
+      await server.stop()
+      const first = await storage.put('hung/first.bin', bytes(5000, 2))
+      expect(first).toMatchObject({ cloud: 'queued', errors: [{ side: 'cloud', code: 'UNAVAILABLE' }] })
+      expect(first.errors[0].message).not.toMatch(/not tried/)
+      expect(cloudEvents(events)).toEqual(['cloud-down hung/first.bin'])
+
+      // The cloud is back but hangs (SIGSTOP): any call that went to it would wait for
+      // the 60 s request timeout.
+      const hung = await restart()
+      hung.child.kill('SIGSTOP')
+      const files = Array.from({ length: 10 }, (_, i) => [`hung/f${i}.bin`, bytes(3000 + i, 10 + i)])
+      const results = await Promise.all(files.map(([key, data]) => storage.put(key, data)))
+      for (const r of results) {
+        expect(r).toMatchObject({ local: 'written', cloud: 'queued', errors: [{ side: 'cloud', code: 'UNAVAILABLE' }] })
+        expect(r.errors[0].message).toMatch(/^storage unavailable: cloud: not tried; it has been down for \d+ ms \(UNAVAILABLE\), next try in \d+ ms$/)
+      }
+      expect(sha256(await storage.get('hung/old.bin'))).toBe(sha256(old))
+      expect(await storage.head('hung/old.bin')).toMatchObject({ location: 'local' })
+      const listed = await storage.list({ prefix: 'hung/' })
+      expect(listed.objects.map((o) => o.key)).toEqual([...files.map(([key]) => key), 'hung/first.bin', 'hung/old.bin'])
+      // Missing locally and not asked of the cloud: the outage, not NOT_FOUND.
+      await expect(storage.exists('hung/never.bin')).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+      await storage.delete('hung/old.bin')
+      expect(await storage.pendingRepairs()).toBe(12)
+
+      // A repair always tries the cloud; once through, the calls go there again.
+      hung.child.kill('SIGCONT')
+      expect(await storage.repair()).toEqual({ repaired: 12, failed: 0, remaining: 0 })
+      expect(cloudEvents(events)).toEqual(['cloud-down hung/first.bin', expect.stringMatching(/^cloud-up hung\//)])
+      expect(await storage.put('hung/after.bin', bytes(100, 3))).toMatchObject({ local: 'written', cloud: 'written' })
+      const l = await expectParity(local, opts, 'hung')
+      expect(l.size).toBe(12)
+      for (const [key, data] of files) expect(l.get(key)).toBe(sha256(data))
+    }))
+
+  test('after the cooldown one call tries the cloud again, and its success ends the outage', () =>
+    withDual('cooldown', async ({ server, opts, manager, restart }) => {
+      const events = []
+      const storage = manager(quick(opts, { outageCooldownMs: 300, onEvent: (e) => events.push(e) }))
+      await server.stop()
+      expect(await storage.put('cd/a.bin', bytes(100, 1))).toMatchObject({ cloud: 'queued' })
+      const held = await storage.put('cd/b.bin', bytes(100, 2))
+      expect(held.errors[0].message).toMatch(/not tried/)
+      await restart()
+      await wait(400)
+      expect(await storage.put('cd/c.bin', bytes(100, 3))).toMatchObject({ local: 'written', cloud: 'written' })
+      expect(cloudEvents(events)).toEqual(['cloud-down cd/a.bin', 'cloud-up cd/c.bin'])
+    }))
+
+  test('outageCooldownMs: 0 tries the cloud on every call', () =>
+    withDual('no-cooldown', async ({ server, opts, manager }) => {
+      const events = []
+      const storage = manager(quick(opts, { outageCooldownMs: 0, onEvent: (e) => events.push(e) }))
+      await server.stop()
+      for (const key of ['nc/a.bin', 'nc/b.bin']) {
+        const r = await storage.put(key, bytes(100, 1))
+        expect(r).toMatchObject({ cloud: 'queued', errors: [{ code: 'UNAVAILABLE' }] })
+        expect(r.errors[0].message).not.toMatch(/not tried/)
+      }
+      expect(cloudEvents(events)).toEqual([])
+    }))
+})
 
 test('S3 server killed during 500 dual writes: every write succeeds locally, repair restores parity', () =>
   withDual('kill', async ({ server, opts, local, manager, restart }) => {
@@ -419,7 +495,10 @@ test('cloud mode: the cloud must take a delete, and a write removes the local co
 test('a write another manager on the journal queued is seen by this one\'s reads within moments', () =>
   withDual('other-worker', async ({ server, manager, restart }) => {
     // Two managers on one local folder and journal, as two workers of one app are.
-    const [worker1, worker2] = [manager(), manager()] // reads prefer the cloud
+    // Each waits on the cloud (no outage cooldown): worker 1 would otherwise read its
+    // local side until the cooldown it began ended, as worker 2's repair is not its own.
+    const waiting = { outageCooldownMs: 0 }
+    const [worker1, worker2] = [manager(waiting), manager(waiting)] // reads prefer the cloud
     const [old, newer] = [bytes(3000, 1), bytes(3000, 2)]
     await worker1.put('ow/k.bin', old)
     await worker1.put('ow/gone.bin', old)
@@ -442,8 +521,9 @@ test('a write another manager on the journal queued is seen by this one\'s reads
 
 test('a repair never replays an intent that a write made since has superseded', () =>
   withDual('stale', async ({ server, opts, local, manager, restart }) => {
-    // One key at a time, so the rows a repair pass read wait for their turn.
-    const storage = manager({ concurrency: 1 })
+    // One key at a time, so the rows a repair pass read wait for their turn; the write
+    // below goes to the cloud while the repair waits on it (no outage cooldown).
+    const storage = manager({ concurrency: 1, outageCooldownMs: 0 })
     await storage.put('stale/k.bin', bytes(1000, 1))
     await server.stop()
     await storage.put('stale/a.bin', bytes(1000, 2)) // queued first, repaired first

@@ -162,6 +162,7 @@ describe('configuration', () => {
     [{ cloud: 'memory://', mode: 'dual', cloudOptions: { requestTimeoutMs: 0 } }, 'cloudOptions.requestTimeoutMs', 'got 0'],
     [{ cloud: 'memory://', mode: 'dual', tiers: { warm: 'memory://', warmOptions: { retryTimeoutMs: NaN } } }, 'tiers.warmOptions.retryTimeoutMs', 'got NaN'],
     [{ partSize: NaN }, 'partSize', 'got NaN'],
+    [{ cloud: 'memory://', mode: 'dual', outageCooldownMs: -5 }, 'outageCooldownMs', 'got -5'],
     [{ presign: { expiresIn: Infinity } }, 'presign.expiresIn', 'got Infinity'],
   ])('a number that is not a whole number in range: %j names %s', (options, field, got) => {
     let thrown

@@ -43,12 +43,17 @@ pub struct Config {
     pub concurrency: Option<u32>,
     pub part_size: Option<u64>,
     pub multipart_threshold: Option<u64>,
+    /// How long dual mode stops waiting on a cloud found down (default 5 s; 0: never).
+    pub outage_cooldown_ms: Option<u32>,
     pub presign: PresignSettings,
     pub tiers: TierConfig,
 }
 
 /// S3's limits on multipart parts.
 pub const PART_SIZE: RangeInclusive<u64> = 5 * 1024 * 1024..=5 * 1024 * 1024 * 1024;
+
+/// How long dual mode goes without the cloud after finding it down.
+pub const OUTAGE_COOLDOWN_MS: u32 = 5_000;
 
 /// Transfers (and a migration's workers) at once.
 pub const CONCURRENCY: RangeInclusive<u32> = 1..=256;

@@ -19,6 +19,8 @@ pub enum EventKind {
     MigrateFailed,
     TierMoved,
     TierMoveFailed,
+    CloudDown,
+    CloudUp,
 }
 
 impl EventKind {
@@ -35,6 +37,8 @@ impl EventKind {
             EventKind::MigrateFailed => "migrate-failed",
             EventKind::TierMoved => "tier-moved",
             EventKind::TierMoveFailed => "tier-move-failed",
+            EventKind::CloudDown => "cloud-down",
+            EventKind::CloudUp => "cloud-up",
         }
     }
 

@@ -24,8 +24,8 @@ pub struct Listing {
 impl Storage {
     /// Keys under `prefix` after `start_after`, in byte order, from every read side: a
     /// key on several is described by the first that reads try. A side that is down or
-    /// missing its bucket is left out, as reads fall back past it; other errors are not
-    /// masked.
+    /// missing its bucket is left out, as reads fall back past it (a cloud marked down
+    /// is not asked); other errors are not masked.
     pub async fn list(
         &self,
         prefix: &str,
@@ -33,11 +33,9 @@ impl Storage {
         limit: usize,
     ) -> Result<Listing> {
         let sides = self.read_sides();
-        let results = join_all(
-            sides
-                .iter()
-                .map(|(_, store)| store.list(prefix, start_after, limit)),
-        )
+        let results = join_all(sides.iter().map(|(side, store)| {
+            self.through_gate(*side, prefix, store.list(prefix, start_after, limit))
+        }))
         .await;
         let mut pages = Vec::new();
         let mut first_error = None;

@@ -6,6 +6,7 @@ mod events;
 mod listing;
 mod locks;
 mod moves;
+mod outage;
 mod outcome;
 mod presign;
 mod queued;
@@ -56,6 +57,7 @@ pub struct Storage {
     /// Journal rows of dual writes still running in this process; repairs leave them be.
     in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
     queued: queued::Queued,
+    cloud_gate: outage::OutageGate,
     /// Set once `close()` was called, for the work that outlives calls (migrations).
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -237,6 +239,12 @@ impl Storage {
             locks,
             in_flight: Default::default(),
             queued: queued::Queued::new(journal.clone()),
+            cloud_gate: outage::OutageGate::new(std::time::Duration::from_millis(
+                config
+                    .outage_cooldown_ms
+                    .unwrap_or(crate::config::OUTAGE_COOLDOWN_MS)
+                    .into(),
+            )),
             journal,
             closing: tokio::sync::watch::Sender::new(false),
         };
@@ -474,6 +482,41 @@ impl Storage {
         None
     }
 
+    /// Runs `call` on `side` for `key` (a listing's prefix). In dual mode a cloud found
+    /// down is not waited on (the local side holds every object, and repair levels the
+    /// cloud): see [`outage`].
+    pub(super) async fn through_gate<T>(
+        &self,
+        side: Side,
+        key: &str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if side != Side::Cloud || self.mode != Mode::Dual {
+            return call.await;
+        }
+        self.cloud_gate.admit(std::time::Instant::now())?;
+        let result = call.await;
+        self.note_cloud_answer(key, &result);
+        result
+    }
+
+    /// Marks the cloud down or back up after a call to it on `key`.
+    pub(super) fn note_cloud_answer<T>(&self, key: &str, result: &Result<T>) {
+        let Some(change) = self.cloud_gate.observe(result, std::time::Instant::now()) else {
+            return;
+        };
+        self.emit(|| {
+            let event = Event::new(EventKind::CloudUp, key).side(Side::Cloud);
+            match (change, result) {
+                (outage::Change::WentDown, Err(e)) => Event {
+                    kind: EventKind::CloudDown,
+                    ..event.error(e)
+                },
+                _ => event,
+            }
+        });
+    }
+
     /// Reads `key` from each of `sides` in order, skipping outdated copies; moves on
     /// only when the object is missing there, that side is down, or its bytes failed
     /// their SHA-256 (after `on_damaged`), so real errors (bad credentials) are not
@@ -496,7 +539,7 @@ impl Storage {
                 Ok(true) => Err(Error::NotFound {
                     key: key.to_string(),
                 }),
-                Ok(false) => read(store).await,
+                Ok(false) => self.through_gate(side, key.as_str(), read(store)).await,
                 Err(e) => Err(e),
             };
             let e = match found {

@@ -185,6 +185,9 @@ impl Storage {
             RepairOp::Moved { sha256, missed } => self.finish_move(key, sha256, missed).await?,
         }
         self.queued.settle(key.as_str(), row.id).await?;
+        // Repairs always try the cloud; one that reached it ends an outage that held
+        // dual mode's calls off it.
+        self.note_cloud_answer(key.as_str(), &Ok(()));
         self.stats.repaired();
         self.events
             .emit(|| Event::new(EventKind::Repaired, key.as_str()));
@@ -241,11 +244,18 @@ impl Storage {
         local: &Store,
         cloud: &Store,
     ) -> Result<()> {
-        let (l, c) = futures::try_join!(held(local, key), held(cloud, key))?;
+        let (l, mut c) = futures::try_join!(held(local, key), held(cloud, key))?;
+        let holds_intended = |h: &Option<Held>| h.as_ref().is_some_and(|h| h.sha256 == intended);
+        // Both claiming the intended object is the one case no copy checks afterwards.
+        // A server killed mid-upload (s3s-fs) can record the new hash over old bytes
+        // of the same size, so the cloud's bytes are read before a write that failed
+        // is taken as landed there.
+        if l == c && holds_intended(&c) && !bytes_match_record(cloud, key).await? {
+            c = None;
+        }
         if l == c {
             return Ok(());
         }
-        let holds_intended = |h: &Option<Held>| h.as_ref().is_some_and(|h| h.sha256 == intended);
         let from_local = holds_intended(&l) || (!holds_intended(&c) && l.is_some());
         let (from, to, expected, side) = if from_local {
             (local, cloud, l, Side::Cloud)
@@ -300,6 +310,15 @@ async fn held(store: &Store, key: &Key) -> Result<Option<Held>> {
 /// store has no recorded hash (files written before stowage).
 pub async fn digest(store: &Store, key: &Key) -> Result<Option<String>> {
     Ok(held(store, key).await?.map(|h| h.sha256))
+}
+
+/// Whether `key`'s bytes hash to the SHA-256 recorded with them (a read checks that).
+async fn bytes_match_record(store: &Store, key: &Key) -> Result<bool> {
+    match hash_of(store, key).await {
+        Ok(_) => Ok(true),
+        Err(Error::Integrity(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn hash_of(store: &Store, key: &Key) -> Result<String> {

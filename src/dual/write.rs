@@ -172,7 +172,7 @@ impl Storage {
             sides
                 .iter()
                 .enumerate()
-                .map(|(i, (_, store))| write(i, store)),
+                .map(|(i, (side, store))| self.through_gate(*side, key.as_str(), write(i, store))),
         )
         .await;
         let outcomes: Vec<(Side, Result<Written>)> =
@@ -296,7 +296,12 @@ impl Storage {
         }
         let written = self.written_sides();
         let (_lock, guard) = self.begin(key, RepairOp::Delete, journalled).await?;
-        let results = join_all(sides.iter().map(|(_, s)| s.delete(key))).await;
+        let results = join_all(
+            sides
+                .iter()
+                .map(|(side, s)| self.through_gate(*side, key.as_str(), s.delete(key))),
+        )
+        .await;
         let (mut first_error, mut taken) = (None, false);
         for ((side, _), result) in sides.iter().zip(results) {
             match result {

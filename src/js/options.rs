@@ -126,6 +126,10 @@ pub struct StorageOptions {
     pub concurrency: Option<f64>,
     pub part_size: Option<f64>,
     pub multipart_threshold: Option<f64>,
+    /// In dual mode, how long writes and reads go without the cloud once a call found
+    /// it down (TIMEOUT/UNAVAILABLE), instead of each waiting for it (default 5000; 0:
+    /// every call waits).
+    pub outage_cooldown_ms: Option<f64>,
     #[napi(ts_type = "PresignOptions")]
     pub presign: Option<Nested<PresignOptions>>,
     /// Colder tiers and the policy that moves objects there.
@@ -163,6 +167,7 @@ impl StorageOptions {
             concurrency: u32_in("concurrency", self.concurrency, CONCURRENCY)?,
             part_size: u64_in("partSize", self.part_size, PART_SIZE)?,
             multipart_threshold: u64_option("multipartThreshold", self.multipart_threshold)?,
+            outage_cooldown_ms: u32_option("outageCooldownMs", self.outage_cooldown_ms)?,
             presign: self
                 .presign
                 .map(|o| o.0.try_into())

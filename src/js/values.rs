@@ -122,7 +122,7 @@ pub struct Progress {
 pub struct StorageEvent {
     /// `put`, `delete`, `cloud-write-failed`, `local-write-failed`, `repaired`,
     /// `repair-failed`, `integrity-failed`, `migrated`, `migrate-failed`, `tier-moved`,
-    /// `tier-move-failed`.
+    /// `tier-move-failed`, `cloud-down`, `cloud-up`.
     #[napi(js_name = "type")]
     pub kind: String,
     pub key: String,
