@@ -1,11 +1,13 @@
 'use strict'
 // Dual-write against real servers: both sides written, reads fall back, failures
 // are queued in the journal and reported, never dropped.
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
 const { tmpDir, sha256, bytes, runPrefix, s3Options, azureOptions, s3ObjectFile, flipByteKeepingMtime } = require('./helpers')
 const { collect, expectCode } = require('./conformance')
+const { freePort } = require('./servers/servers')
 
 function dual(extra = {}) {
   const local = tmpDir('dual')
@@ -125,6 +127,42 @@ describe('dual mode', () => {
     for (let i = 0; i < 20; i++) await storage.put(`${p}/${i}`, `v${i}`)
     await tick()
     expect((await storage.get(`${p}/19`)).toString()).toBe('v19')
+  })
+
+  test('progress callbacks that throw do not end the app: putFile, getToFile, repair and migrate carry on', async () => {
+    // A throw in onProgress was an uncaught exception: the process died mid-transfer.
+    const dir = tmpDir('throwing-progress')
+    const p = runPrefix('throwing-progress')
+    const down = s3Options({ endpoint: `http://127.0.0.1:${await freePort()}`, maxRetries: 0 })
+    const script = `const { StorageManager } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+      const crypto = require('node:crypto'), fs = require('node:fs'), path = require('node:path')
+      const [dir, p, up, down] = [process.argv[1], process.argv[2], JSON.parse(process.argv[3]), JSON.parse(process.argv[4])]
+      const boom = () => { throw new Error('progress bug') }
+      const sha = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex')
+      ;(async () => {
+        const local = path.join(dir, 'local'), src = path.join(dir, 'src.bin')
+        // The cloud at a port nothing listens on: the write is queued for repair.
+        const offline = new StorageManager({ local, mode: 'dual', ...down })
+        const queued = await offline.put(p + '/b.bin', 'queued bytes')
+        await offline.close()
+        const m = new StorageManager({ local, mode: 'dual', ...up })
+        const repaired = await m.repair({ onProgress: boom })
+        fs.writeFileSync(src, crypto.randomBytes(3_000_000))
+        await m.putFile(p + '/a.bin', src, { onProgress: boom })
+        await m.getToFile(p + '/a.bin', path.join(dir, 'back.bin'), { onProgress: boom })
+        const migrated = await m.migrate({ prefix: p + '/', onProgress: boom }).done
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        await m.close()
+        const cloud = new StorageManager({ local: path.join(dir, 'view'), mode: 'cloud', ...up })
+        console.log(JSON.stringify({ queued: queued.cloud, repaired, migrated: migrated.failedCount,
+          a: sha(await cloud.get(p + '/a.bin')), back: sha(fs.readFileSync(path.join(dir, 'back.bin'))),
+          b: (await cloud.get(p + '/b.bin')).toString() }))
+        await cloud.close()
+      })()`
+    const args = ['-e', script, dir, p, JSON.stringify(s3Options()), JSON.stringify(down)]
+    const out = JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8' }))
+    const src = sha256(fs.readFileSync(path.join(dir, 'src.bin')))
+    expect(out).toEqual({ queued: 'queued', repaired: { repaired: 1, failed: 0, remaining: 0 }, migrated: 0, a: src, back: src, b: 'queued bytes' })
   })
 
   test('events and stats count both sides', async () => {

@@ -4,13 +4,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use napi::Env;
 use napi::bindgen_prelude::PromiseRaw;
-use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use super::args::{self, Arg, KeyText};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::interval_ms;
+use super::options::tell;
 use super::options::{PresignGetOpts, PresignPutOpts, RepairOpts, RepairerOpts, VerifyOpts};
 use super::values::{RepairProgress, RepairReport, Stats};
 use crate::dual::{PresignOptions, Side};
@@ -57,7 +57,7 @@ impl StorageManager {
                         done: done as i64,
                         total: total as i64,
                     };
-                    cb.call(p, ThreadsafeFunctionCallMode::NonBlocking);
+                    tell(&cb, p);
                 })
             })
         });

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use napi::Env;
-use napi::bindgen_prelude::{PromiseRaw, Status};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::bindgen_prelude::PromiseRaw;
 use napi_derive::napi;
 
 use super::args::{self, Arg};
 use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::{u32_in, u64_option, whole_u32};
+use super::options::{Listener, tell};
 use crate::config::CONCURRENCY;
 use crate::dual::Side;
 use crate::error::{Error, Result};
@@ -49,8 +49,7 @@ pub struct MigrateOpts {
     pub shard: Option<ShardOpts>,
     /// Called about 5 times a second, and once at the end.
     #[napi(ts_type = "(progress: MigrationProgress) => void")]
-    pub on_progress:
-        Option<ThreadsafeFunction<MigrationProgress, (), MigrationProgress, Status, false, true>>,
+    pub on_progress: Option<Listener<MigrationProgress>>,
 }
 
 #[napi(object)]
@@ -219,9 +218,7 @@ impl MigrateOpts {
         };
         let bandwidth_limit = u64_option("bandwidthLimit", self.bandwidth_limit)?;
         let progress = self.on_progress.map(|cb| -> crate::migrate::ProgressSink {
-            Arc::new(move |snapshot| {
-                cb.call(snapshot.into(), ThreadsafeFunctionCallMode::NonBlocking);
-            })
+            Arc::new(move |snapshot| tell(&cb, snapshot.into()))
         });
         Ok(MigrateOptions {
             from: side("from", self.from.as_deref(), Side::Local)?,

@@ -99,9 +99,21 @@ impl TryFrom<PresignOptions> for PresignSettings {
     }
 }
 
-/// Audit and metrics events; a handler that throws is ignored.
-pub type EventCallback =
-    ThreadsafeFunction<StorageEvent, Unknown<'static>, StorageEvent, Status, false, true>;
+/// A JS callback that is told, never asked: what it returns or throws is dropped.
+pub type Listener<T> = ThreadsafeFunction<T, Unknown<'static>, T, Status, false, true>;
+
+/// Queues `value` to `listener` on the JS thread without waiting for it. A throw is
+/// ignored: it was an uncaught exception, which ends a Node app over a progress bar.
+pub fn tell<T: napi::bindgen_prelude::ToNapiValue + 'static>(listener: &Listener<T>, value: T) {
+    listener.call_with_return_value(
+        value,
+        ThreadsafeFunctionCallMode::NonBlocking,
+        |_, _| Ok(()),
+    );
+}
+
+/// Audit and metrics events.
+pub type EventCallback = Listener<StorageEvent>;
 
 #[napi(object, object_to_js = false)]
 #[derive(Default)]
@@ -186,7 +198,7 @@ impl StorageOptions {
     }
 }
 
-pub type ProgressCallback = ThreadsafeFunction<Progress, (), Progress, Status, false, true>;
+pub type ProgressCallback = Listener<Progress>;
 
 #[napi(object, object_to_js = false)]
 #[derive(Default)]
@@ -224,13 +236,7 @@ pub struct TransferOpts {
 /// Events are queued to the JS thread without waiting; what the handler throws or
 /// returns is dropped there, so a faulty handler cannot break storage.
 fn event_sink(callback: EventCallback) -> EventSink {
-    std::sync::Arc::new(move |event| {
-        callback.call_with_return_value(
-            StorageEvent::from(event),
-            ThreadsafeFunctionCallMode::NonBlocking,
-            |_, _| Ok(()),
-        );
-    })
+    std::sync::Arc::new(move |event| tell(&callback, StorageEvent::from(event)))
 }
 
 /// Progress reports are queued to the JS thread without waiting for it.
@@ -240,7 +246,7 @@ pub fn progress_fn(callback: ProgressCallback) -> ProgressFn {
             bytes: bytes as i64,
             total: total as i64,
         };
-        callback.call(progress, ThreadsafeFunctionCallMode::NonBlocking);
+        tell(&callback, progress);
     })
 }
 
@@ -310,16 +316,7 @@ impl PresignPutOpts {
 pub struct RepairOpts {
     /// Called with `{ done, total }` keys.
     #[napi(ts_type = "(progress: RepairProgress) => void")]
-    pub on_progress: Option<
-        ThreadsafeFunction<
-            super::values::RepairProgress,
-            (),
-            super::values::RepairProgress,
-            Status,
-            false,
-            true,
-        >,
-    >,
+    pub on_progress: Option<Listener<super::values::RepairProgress>>,
 }
 
 #[napi(object)]
