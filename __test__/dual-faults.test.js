@@ -461,12 +461,20 @@ test('a key whose queued write only the cloud holds is UNAVAILABLE while the clo
     const storage = manager()
     const cloudOnly = manager({ local: tmpDir('ch-view'), mode: 'cloud' })
     await cloudOnly.put('ch/a.txt', 'only in the cloud')
-    // The rename lands in the cloud only; the local side is queued for the target.
+    await cloudOnly.put('ch/c.txt', 'only in the cloud')
+    // A target whose old bytes the local side keeps: they were served while the cloud
+    // was down, in place of the acknowledged rename.
+    await storage.put('ch/d.txt', 'old bytes of d')
+    // The renames land in the cloud only; the local side is queued for the targets.
     expect(await storage.rename('ch/a.txt', 'ch/b.txt')).toMatchObject({ location: 'cloud' })
+    expect(await storage.rename('ch/c.txt', 'ch/d.txt')).toMatchObject({ location: 'cloud' })
     await server.stop()
-    for (const read of [() => storage.get('ch/b.txt'), () => storage.head('ch/b.txt'), () => storage.exists('ch/b.txt')]) {
-      await expect(read()).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    for (const key of ['ch/b.txt', 'ch/d.txt']) {
+      for (const read of [() => storage.get(key), () => storage.head(key), () => storage.exists(key)]) {
+        await expect(read()).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+      }
     }
+    await expect(storage.list({ prefix: 'ch/' })).rejects.toMatchObject({ code: 'UNAVAILABLE' })
   }))
 
 test('cloud mode: the cloud must take a delete, and a write removes the local copy an outage would serve', () =>

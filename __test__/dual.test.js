@@ -275,11 +275,14 @@ describe('dual mode', () => {
       const p = runPrefix(`onto-${op}`)
       await storage.put(`${p}/current.txt`, 'OLD')
       // A source with no SHA-256 recorded, on one side only: a legacy file, or an
-      // object another tool uploaded (here through a presigned URL).
+      // object another tool uploaded (here through a cloud-mode manager's presigned URL;
+      // a dual-mode one goes through the app, to both sides).
       if (sourceSide === 'local') {
         fs.writeFileSync(path.join(local, p, 'upload.txt'), 'NEW')
       } else {
-        const url = storage.presignPut(`${p}/upload.txt`)
+        const tool = new StorageManager({ local: tmpDir('onto-tool'), mode: 'cloud', ...cloudOptions })
+        const url = tool.presignPut(`${p}/upload.txt`)
+        await tool.close()
         const res = await fetch(url, { method: 'PUT', body: 'NEW', headers: { 'x-ms-blob-type': 'BlockBlob' } })
         expect(res.status).toBe(201)
         expect(fs.existsSync(path.join(local, p, 'upload.txt'))).toBe(false)

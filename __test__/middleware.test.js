@@ -210,6 +210,36 @@ describe.each([
     expect((await storage.head('uploads/new.png')).contentType).toBe('image/png')
   })
 
+  test('in dual mode a PUT URL goes through the app, so the upload reaches both sides', async () => {
+    // A URL straight to the cloud missed the local side: local-first reads served the
+    // old bytes, and a migration from local copied them back over the upload.
+    const port = await freePort()
+    const az = azureOptions()
+    const cloud = `${az.cloud}/${runPrefix(`mw-${name}-dual`)}`
+    const dualLocal = tmpDir(`mw-${name}-dual`)
+    const dual = new StorageManager({ local: dualLocal, mode: 'dual', ...az, cloud, presign: { localBaseUrl: `http://127.0.0.1:${port}/files`, localSecret: SECRET } })
+    const stopDual = await start(dual, port)
+    const cloudView = new StorageManager({ local: tmpDir(`mw-${name}-view`), mode: 'cloud', ...az, cloud })
+    const bare = new StorageManager({ local: tmpDir(`mw-${name}-bare`), mode: 'dual', ...az, cloud })
+    try {
+      await dual.put('uploads/scan.bin', 'old bytes')
+      const body = bytes(200_000, 11)
+      const url = dual.presignPut('uploads/scan.bin')
+      expect(url.startsWith(`http://127.0.0.1:${port}/files/`)).toBe(true)
+      const res = await fetch(url, { method: 'PUT', body })
+      expect(res.status).toBe(201)
+      await expect(dual.pendingRepairs()).resolves.toBe(0)
+      expect(sha256(fs.readFileSync(path.join(dualLocal, 'uploads', 'scan.bin')))).toBe(sha256(body))
+      expect(sha256(await cloudView.get('uploads/scan.bin'))).toBe(sha256(body))
+      // Without a base URL for the app, no URL reaches both sides.
+      expect(() => bare.presignPut('uploads/other.bin')).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('presign.localBaseUrl') }))
+      expect(bare.presignGet('uploads/scan.bin')).toContain('sig=')
+    } finally {
+      await stopDual()
+      for (const m of [dual, cloudView, bare]) await m.close()
+    }
+  })
+
   test('a PUT URL signed for a content type takes uploads of that type only', async () => {
     // Unsigned, the type was the uploader's choice: a URL meant for an image could
     // store text/html that the app then served from its own origin.

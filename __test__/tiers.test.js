@@ -163,6 +163,20 @@ test('cycle budgets: maxObjectsPerCycle and maxBytesPerCycle', async () => {
   await putAll(byBytes, runPrefix('bytes'), 4) // 1000, 1037, 1074, 1111 bytes
   const first = await byBytes.runTierCycle(later)
   expect(first).toMatchObject({ toWarm: 2, bytes: 2037 })
+
+  // An object larger than the whole byte budget goes alone when it comes first: every
+  // cycle stopped at it, and nothing behind it ever moved.
+  const oversize = tiered({ maxBytesPerCycle: 1500 })
+  const prefix = runPrefix('oversize')
+  const big = { [`${prefix}/big.bin`]: bytes(5000, 9) }
+  await oversize.put(`${prefix}/big.bin`, big[`${prefix}/big.bin`])
+  await new Promise((r) => setTimeout(r, 20))
+  const small = await putAll(oversize, prefix, 3) // 1000, 1037, 1074 bytes
+  const cycles = []
+  for (let i = 0; i < 4; i++) cycles.push(await oversize.runTierCycle(later))
+  expect(cycles.map((c) => [c.toWarm, c.bytes])).toEqual([[1, 5000], [1, 1000], [1, 1037], [1, 1074]])
+  await expectBytes(oversize, { ...big, ...small })
+  for (const key of Object.keys({ ...big, ...small })) expect(await oversize.tierOf(key)).toBe('warm')
 })
 
 test('setTier moves one object now, verified, and back to hot', async () => {
@@ -617,3 +631,44 @@ test('tiers need a warm or cold store; bad policies name their field', async () 
     })
   }
 })
+
+test('a move cut short after its copy (the hot server killed mid-cycle) leaves no copy that reads serve after a rewrite', () =>
+  withOwnS3('tier-cut', async ({ server, opts, restart, open }) => {
+    // The copy reached warm, the move then failed: warm held a copy the record did not
+    // know, the rewrite left it there, and with the hot store down get() served it.
+    const warm = s3Options({}, servers().s3)
+    const warmUrl = `${warm.cloud}/${runPrefix('tier-cut-warm')}`
+    const tiers = { warm: warmUrl, warmOptions: warm.cloudOptions, policy: { hotToWarmDays: 1 } }
+    // Both servers name their bucket alike: the hot side takes a prefix of its own.
+    const storage = open({ local: tmpDir('tier-cut'), mode: 'cloud', ...opts, cloud: `${opts.cloud}/hot`, tiers })
+    const warmView = open({ local: tmpDir('tier-cut-view'), mode: 'cloud', cloud: warmUrl, cloudOptions: warm.cloudOptions })
+    const files = {}
+    for (let i = 0; i < 24; i++) {
+      const key = `cut/${String(i).padStart(2, '0')}.bin`
+      files[key] = bytes(700_000 + i, i + 7)
+      await storage.put(key, files[key])
+    }
+    let hot = server
+    let cut = []
+    for (let attempt = 0; attempt < 10 && cut.length === 0; attempt++) {
+      const cycle = storage.runTierCycle({ now: new Date(Date.now() + 2 * DAY) })
+      await new Promise((r) => setTimeout(r, 150 + attempt * 50))
+      await hot.stop()
+      await cycle
+      hot = await restart()
+      for (const o of (await warmView.list({ prefix: 'cut/' })).objects) {
+        if ((await storage.tierOf(o.key)) === 'hot') cut.push(o.key)
+      }
+    }
+    expect(cut.length).toBeGreaterThan(0)
+    const key = cut[0]
+    await storage.put(key, 'version 2, written after the move was cut short')
+    await hot.stop()
+    await expect(storage.get(key)).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    // The next cycle deletes the copies the record does not name.
+    await restart()
+    await storage.runTierCycle()
+    for (const k of cut) expect([k, await warmView.exists(k)]).toEqual([k, false])
+    expect((await storage.get(key)).toString()).toBe('version 2, written after the move was cut short')
+    for (const [k, data] of Object.entries(files)) if (k !== key) expect([k, sha256(await storage.get(k))]).toEqual([k, sha256(data)])
+  }))

@@ -411,7 +411,7 @@ impl Storage {
             None => Ok(sides),
             Some(RepairOp::Delete) => Err(missing()),
             Some(RepairOp::Renamed { to, sha256 })
-                if self.holder(&Key::parse(&to)?, &sha256).await.is_some() =>
+                if self.holder(&Key::parse(&to)?, &sha256).await?.is_some() =>
             {
                 self.written_since_move(key, &sha256, &[Side::Local, Side::Cloud])
                     .await
@@ -426,7 +426,7 @@ impl Storage {
             // A write, or a rename that may not have taken place (a crash mid-way):
             // the key reads as it stands where its bytes are.
             Some(RepairOp::Put { sha256 } | RepairOp::Renamed { sha256, .. }) => {
-                if let Some(holder) = self.holder(key, &sha256).await {
+                if let Some(holder) = self.holder(key, &sha256).await? {
                     return Ok(vec![holder]);
                 }
                 // Neither side holds them: repair will copy the local side's object
@@ -467,19 +467,25 @@ impl Storage {
     }
 
     /// The side whose `key` holds the bytes of `sha256`, local first: its head costs no
-    /// request, and a cloud outage leaves it the current side. An object with no
-    /// recorded SHA-256 (a copy of a file from before stowage) is hashed.
-    async fn holder(&self, key: &Key, sha256: &str) -> Option<(Side, &Store)> {
+    /// request. An object with no recorded SHA-256 (a copy of a file from before
+    /// stowage) is hashed. A side that cannot answer is that outage's error: it may
+    /// hold the write, and the other side's copy would be a guess (the old bytes). So
+    /// the cloud is asked even while marked down.
+    async fn holder(&self, key: &Key, sha256: &str) -> Result<Option<(Side, &Store)>> {
         for side in [Side::Local, Side::Cloud] {
-            if let Some(store) = self.store(side)
-                && digest(store, key)
-                    .await
-                    .is_ok_and(|d| d.as_deref() == Some(sha256))
+            let Some(store) = self.store(side) else {
+                continue;
+            };
+            match self
+                .asking_anyway(side, key.as_str(), digest(store, key))
+                .await
             {
-                return Some((side, store));
+                Ok(Some(held)) if held == sha256 => return Ok(Some((side, store))),
+                Err(e) if e.is_outage() => return Err(e),
+                _ => {}
             }
         }
-        None
+        Ok(None)
     }
 
     /// Runs `call` on `side` for `key` (a listing's prefix). In dual mode a cloud found
@@ -491,13 +497,29 @@ impl Storage {
         key: &str,
         call: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        if side != Side::Cloud || self.mode != Mode::Dual {
-            return call.await;
+        if self.gated(side) {
+            self.cloud_gate.admit(std::time::Instant::now())?;
         }
-        self.cloud_gate.admit(std::time::Instant::now())?;
+        self.asking_anyway(side, key, call).await
+    }
+
+    /// Runs `call` on `side` even while the cloud is marked down, and takes in its
+    /// answer: for calls whose result no other side can stand in for.
+    async fn asking_anyway<T>(
+        &self,
+        side: Side,
+        key: &str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let result = call.await;
-        self.note_cloud_answer(key, &result);
+        if self.gated(side) {
+            self.note_cloud_answer(key, &result);
+        }
         result
+    }
+
+    fn gated(&self, side: Side) -> bool {
+        side == Side::Cloud && self.mode == Mode::Dual
     }
 
     /// Marks the cloud down or back up after a call to it on `key`.

@@ -95,14 +95,27 @@ impl OutageGate {
                 };
                 None
             }
-            // Any other answer, even a refusal, means the cloud is reachable.
-            (_, State::Down { .. }) => {
+            // An answer, even a refusal, means the cloud is reachable; errors a call
+            // can raise before any request (a bad destination path) say nothing.
+            (_, State::Down { .. }) if result.as_ref().err().is_none_or(answered) => {
                 *state = State::Up;
                 Some(Change::CameBack)
             }
             _ => None,
         }
     }
+}
+
+/// Errors only a store's answer gives.
+fn answered(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotFound { .. }
+            | Error::AlreadyExists { .. }
+            | Error::AccessDenied(_)
+            | Error::NoSuchBucket(_)
+            | Error::PreconditionFailed(_)
+    )
 }
 
 #[cfg(test)]
@@ -138,6 +151,8 @@ mod tests {
         let gate = OutageGate::new(COOLDOWN);
         let t0 = Instant::now();
         gate.observe(&outage(), t0);
+        let before_asking: Result<(), Error> = Err(Error::config("path", "no such folder"));
+        assert_eq!(gate.observe(&before_asking, t0), None);
         let refused: Result<(), Error> = Err(Error::NotFound { key: "k".into() });
         assert_eq!(gate.observe(&refused, t0), Some(Change::CameBack));
         assert!(gate.admit(t0).is_ok());

@@ -242,7 +242,9 @@ impl Storage {
     }
 
     /// The CDN for GETs when one is configured, else the cloud's own signature when it
-    /// has one, else a local signed URL.
+    /// has one, else a local signed URL. A dual-mode upload goes through the app, whose
+    /// middleware writes both sides: one straight to the cloud missed the local side,
+    /// whose old bytes local-first reads then served and a migration copied back over it.
     fn url_signer<'a>(
         &'a self,
         method: Method,
@@ -253,7 +255,10 @@ impl Storage {
             return Ok(UrlSigner::Cdn(cdn.trim_end_matches('/')));
         }
         let req = self.request(method, opts, now);
-        let cloud = self.cloud.as_ref().filter(|_| self.mode != Mode::Local);
+        let cloud = self.cloud.as_ref().filter(|_| match method {
+            Method::Put => self.mode == Mode::Cloud,
+            _ => self.mode != Mode::Local,
+        });
         if let Some(signer) = cloud.and_then(|c| c.presigner(&req)) {
             return signer.map(UrlSigner::Cloud);
         }

@@ -33,16 +33,29 @@ const BATCH: u64 = 256;
 struct Budget {
     objects: u64,
     bytes: u64,
+    taken: bool,
 }
 
 impl Budget {
-    /// Takes `size` from the budget, or says the cycle is full.
+    fn new(objects: u64, bytes: u64) -> Self {
+        Budget {
+            objects,
+            bytes,
+            taken: false,
+        }
+    }
+
+    /// Takes `size` from the budget, or says the cycle is full. An object larger than
+    /// the whole byte budget goes alone, first in its cycle: every cycle stopped at it,
+    /// and nothing behind it ever moved. A budget of 0 bytes moves nothing.
     fn take(&mut self, size: u64) -> bool {
-        if self.objects == 0 || size > self.bytes {
+        let alone = !self.taken && self.bytes > 0;
+        if self.objects == 0 || (size > self.bytes && !alone) {
             return false;
         }
         self.objects -= 1;
-        self.bytes -= size;
+        self.bytes = self.bytes.saturating_sub(size);
+        self.taken = true;
         true
     }
 }
@@ -60,10 +73,10 @@ impl Storage {
             now_ms: now,
             ..Default::default()
         };
-        let mut budget = Budget {
-            objects: tiers.policy.max_objects_per_cycle.unwrap_or(u64::MAX),
-            bytes: tiers.policy.max_bytes_per_cycle.unwrap_or(u64::MAX),
-        };
+        let mut budget = Budget::new(
+            tiers.policy.max_objects_per_cycle.unwrap_or(u64::MAX),
+            tiers.policy.max_bytes_per_cycle.unwrap_or(u64::MAX),
+        );
         for (from, to, days) in [
             (Tier::Warm, Tier::Cold, tiers.policy.warm_to_cold_days),
             (Tier::Hot, Tier::Warm, tiers.policy.hot_to_warm_days),
@@ -180,6 +193,17 @@ impl Storage {
                 }
                 Err(e) => return Err(e),
             };
+            // The same bucket in another storage class is a rewrite in place.
+            let in_place = tiers.is_same_place((from, source), (to, target)).await?;
+            // Marked before the copy: a move cut short after it (an error, a crash) left
+            // a copy the record did not know, which a later write did not remove, and
+            // which reads then served past a hot store that was down. Until the record
+            // names `to`, reads skip the copy there, and the next cycle or repair deletes
+            // it. A rewrite in place is the object itself.
+            let marked = to != Tier::Hot && !in_place;
+            if marked {
+                journal.mark_outdated(key.as_str(), to.as_str()).await?;
+            }
             let written = source
                 .copy_to(target, &info, &self.transfer(), &self.temp_dir())
                 .await?;
@@ -200,15 +224,13 @@ impl Storage {
                     last_access_ms: row.last_access_ms,
                 })
                 .await?;
-            // The same bucket in another storage class is a rewrite in place.
             if tiers.policy.delete_after_move
-                && !tiers.is_same_place((from, source), (to, target)).await?
+                && !in_place
                 && let Err(e) = source.delete(&key).await
             {
                 // A copy left in `from` would go stale at the key's next write, which
                 // deletes the recorded tier's copy only: the move is undone instead.
-                // Should that delete fail too, a copy stays in `to`: the object's bytes
-                // until the key is written again, removed by a delete of the key.
+                // Should that delete fail too, the copy in `to` keeps its mark.
                 journal
                     .set_tier_row(TierRow {
                         tier: from.as_str().into(),
@@ -218,6 +240,10 @@ impl Storage {
                     .await?;
                 let _ = target.delete(&key).await;
                 return Err(e);
+            }
+            if marked {
+                // The record names `to`, which makes the mark moot; this tidies it.
+                let _ = journal.clear_outdated(key.as_str(), to.as_str()).await;
             }
             Ok(Some(written.size))
         }
@@ -240,5 +266,27 @@ impl Storage {
             }),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    fn taken(mut budget: Budget, sizes: &[u64]) -> Vec<u64> {
+        sizes
+            .iter()
+            .copied()
+            .take_while(|&size| budget.take(size))
+            .collect()
+    }
+
+    #[test]
+    fn a_budget_takes_what_fits_and_an_oversize_object_only_first() {
+        assert_eq!(taken(Budget::new(10, 1500), &[1000, 400, 200]), [1000, 400]);
+        assert_eq!(taken(Budget::new(10, 1500), &[5000, 1000]), [5000]);
+        assert_eq!(taken(Budget::new(10, 1500), &[1000, 5000]), [1000]);
+        assert_eq!(taken(Budget::new(1, 1500), &[100, 100]), [100]);
+        assert_eq!(taken(Budget::new(10, 0), &[1]), [0u64; 0]);
     }
 }
