@@ -147,6 +147,69 @@ describe('a cloud found down is not waited on in dual mode', () => {
     }))
 })
 
+describe('a failure outside the cloud does not mark it down', () => {
+  test('a getToFile whose destination hits a file-size limit fails without trying the other side', () =>
+    withDual('fsize', async ({ opts, local, manager }) => {
+      const data = bytes(3 << 20, 4)
+      const writer = manager()
+      expect(await writer.put('fsize/big.bin', data)).toMatchObject({ local: 'written', cloud: 'written' })
+      await writer.close()
+      // A real file-system limit (RLIMIT_FSIZE): the child's writes past 1 MiB fail
+      // with EFBIG, as a full disk fails with ENOSPC.
+      const dest = path.join(tmpDir('fsize-dest'), 'big.bin')
+      const script = `
+        const { StorageManager } = require(process.argv[1])
+        const [local, opts, dest] = [process.argv[2], JSON.parse(process.argv[3]), process.argv[4]]
+        const events = []
+        const storage = new StorageManager({ local, mode: 'dual', ...opts, onEvent: (e) => events.push(e) })
+        ;(async () => {
+          const failed = await storage.getToFile('fsize/big.bin', dest).then(() => null, (e) => ({ code: e.code, message: e.message }))
+          const after = await storage.put('fsize/after.bin', 'after')
+          await new Promise((resolve) => setTimeout(resolve, 50))
+          await storage.close()
+          console.log(JSON.stringify({ failed, after: after.cloud, events: events.map((e) => e.type) }))
+        })()`
+      const out = await new Promise((resolve, reject) => {
+        const args = [process.execPath, '-e', script, path.join(__dirname, '..'), local, JSON.stringify(opts), dest]
+        const child = spawn('sh', ['-c', 'ulimit -f 1024; exec "$@"', 'sh', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+        let stdout = ''
+        child.stdout.on('data', (chunk) => (stdout += chunk))
+        child.on('error', reject)
+        child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`child exited ${code}`))))
+      })
+      expect(out.failed).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/File too large/) })
+      expect(out.after).toBe('written')
+      expect(out.events).toEqual(['put'])
+      expect(fs.readdirSync(path.dirname(dest))).toEqual([])
+    }))
+
+  test('a file:// cloud whose folder became a file is an outage: writes queue, reads go local, repair levels', async () => {
+    const local = tmpDir('file-cloud-local')
+    const folder = tmpDir('file-cloud')
+    const events = []
+    const storage = new StorageManager({ local, mode: 'dual', cloud: `file://${folder}`, onEvent: (e) => events.push(e) })
+    try {
+      const [v1, v2] = [bytes(5000, 1), bytes(5000, 2)]
+      await storage.put('fc/a.bin', v1)
+      fs.renameSync(folder, `${folder}.moved`)
+      fs.writeFileSync(folder, 'not a folder')
+      const put = await storage.put('fc/a.bin', v2)
+      expect(put).toMatchObject({ local: 'written', cloud: 'queued', errors: [{ side: 'cloud', code: 'UNAVAILABLE' }] })
+      expect(put.errors[0].message).toContain("the store's folder is not a folder any more")
+      expect(sha256(await storage.get('fc/a.bin'))).toBe(sha256(v2))
+      await expect(storage.get('fc/b.bin')).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+      expect(events.map((e) => e.type)).toContain('cloud-down')
+
+      fs.rmSync(folder)
+      fs.renameSync(`${folder}.moved`, folder)
+      expect(await storage.repair()).toEqual({ repaired: 1, failed: 0, remaining: 0 })
+      expect(sha256(fs.readFileSync(path.join(folder, 'fc/a.bin')))).toBe(sha256(v2))
+    } finally {
+      await storage.close()
+    }
+  })
+})
+
 test('S3 server killed during 500 dual writes: every write succeeds locally, repair restores parity', () =>
   withDual('kill', async ({ server, opts, local, manager, restart }) => {
     const storage = manager()

@@ -10,7 +10,10 @@ pub enum Error {
     AlreadyExists { key: String },
     /// `key` is already escaped and shortened for messages.
     #[error("invalid key \"{key}\": {reason}")]
-    InvalidKey { key: String, reason: &'static str },
+    InvalidKey {
+        key: String,
+        reason: std::borrow::Cow<'static, str>,
+    },
     /// What was passed as a key is not a string at all.
     #[error("invalid key: {0}")]
     KeyType(String),
@@ -38,6 +41,12 @@ pub enum Error {
     DicomInvalid(String),
     #[error("unsupported DICOM: {0}")]
     DicomUnsupported(String),
+    /// A local file outside a store's own objects failed: `putFile`'s source,
+    /// `getToFile`'s destination, a file a copy reads or spools through. It keeps its
+    /// cause's code, but no store failed, so dual mode neither tries the other side
+    /// nor marks the cloud down (a full disk under a download did).
+    #[error(transparent)]
+    LocalFile(Box<Error>),
 }
 
 impl Error {
@@ -59,6 +68,7 @@ impl Error {
             Error::SignatureExpired(_) => "SIGNATURE_EXPIRED",
             Error::DicomInvalid(_) => "DICOM_INVALID",
             Error::DicomUnsupported(_) => "DICOM_UNSUPPORTED",
+            Error::LocalFile(cause) => cause.code(),
         }
     }
 
@@ -86,6 +96,11 @@ impl Error {
             ErrorKind::TimedOut => Error::Timeout(format!("{what}: {err}")),
             _ => Error::Unavailable(format!("{what}: {err}")),
         }
+    }
+
+    /// [`Self::from_io`] for a local file that is no store's object.
+    pub fn from_file_io(err: std::io::Error, what: &str) -> Self {
+        Error::LocalFile(Box::new(Self::from_io(err, what)))
     }
 
     /// Whether another attempt (or the other side of a dual store) may succeed.

@@ -29,10 +29,10 @@ impl Key {
 
     /// The rules of [`Key::parse`] without keeping the key.
     pub fn check(key: &str) -> Result<()> {
-        let reject = |reason| {
+        let reject = |reason: &'static str| {
             Err(Error::InvalidKey {
                 key: printable(key),
-                reason,
+                reason: reason.into(),
             })
         };
         if key.is_empty() {
@@ -94,7 +94,8 @@ impl Key {
         }
         Err(Error::InvalidKey {
             key: printable(&self.0),
-            reason: "key has a segment longer than 253 bytes, which a local folder cannot be written under",
+            reason: "key has a segment longer than 253 bytes, which a local folder cannot be written under"
+                .into(),
         })
     }
 
@@ -152,9 +153,9 @@ mod tests {
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 
-    fn reason(key: &str) -> &'static str {
+    fn reason(key: &str) -> String {
         match Key::parse(key) {
-            Err(Error::InvalidKey { reason, .. }) => reason,
+            Err(Error::InvalidKey { reason, .. }) => reason.into_owned(),
             other => panic!("{key:?} was accepted: {other:?}"),
         }
     }

@@ -79,21 +79,17 @@ impl OutageGate {
     pub fn observe<T>(&self, result: &Result<T, Error>, now: Instant) -> Option<Change> {
         let mut state = self.state();
         match (result, *state) {
-            (Err(e), State::Up) if e.is_outage() && !self.cooldown.is_zero() => {
-                *state = State::Down {
-                    since: now,
-                    retry_at: now + self.cooldown,
-                    code: e.code(),
+            (Err(e), before) if e.is_outage() && !self.cooldown.is_zero() => {
+                let since = match before {
+                    State::Down { since, .. } => since,
+                    State::Up => now,
                 };
-                Some(Change::WentDown)
-            }
-            (Err(e), State::Down { since, .. }) if e.is_outage() => {
                 *state = State::Down {
                     since,
                     retry_at: now + self.cooldown,
                     code: e.code(),
                 };
-                None
+                matches!(before, State::Up).then_some(Change::WentDown)
             }
             // An answer, even a refusal, means the cloud is reachable; errors a call
             // can raise before any request (a bad destination path) say nothing.

@@ -52,7 +52,11 @@ impl Storage {
         let sides = self.write_sides();
         for (_, store) in &sides {
             match store.local_path() {
-                Some(_) if sides.len() > 1 => store.guard_write(key).await?,
+                Some(_) if sides.len() > 1 => match store.guard_write(key).await {
+                    // The name is fine; the side is down, and its write will be queued.
+                    Err(e) if e.is_outage() => {}
+                    checked => checked?,
+                },
                 Some(_) => {}
                 None => store.check_length(key)?,
             }
@@ -105,7 +109,7 @@ impl Storage {
         let shown = file.display().to_string();
         let meta = tokio::fs::metadata(file)
             .await
-            .map_err(|e| Error::from_io(e, &shown))?;
+            .map_err(|e| Error::from_file_io(e, &shown))?;
         // A FIFO would block the read until a writer came, a device like /dev/zero
         // would never end, and a directory cannot be read at all.
         if !meta.is_file() {
@@ -119,7 +123,7 @@ impl Storage {
             let data = Bytes::from(
                 tokio::fs::read(file)
                     .await
-                    .map_err(|e| Error::from_io(e, &shown))?,
+                    .map_err(|e| Error::from_file_io(e, &shown))?,
             );
             return self.put_reporting(key, data, opts, progress).await;
         }

@@ -95,7 +95,7 @@ impl Store {
         let key = &info.key;
         tokio::fs::create_dir_all(temp_dir)
             .await
-            .map_err(|e| Error::from_io(e, &temp_dir.display().to_string()))?;
+            .map_err(|e| Error::from_file_io(e, &temp_dir.display().to_string()))?;
         let temp = temp_dir.join(format!(
             "{TEMP_PREFIX}{}-{}",
             std::process::id(),

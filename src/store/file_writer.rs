@@ -65,7 +65,7 @@ impl FileWriter {
         let shown = path.display().to_string();
         let file = tokio::fs::File::create(path)
             .await
-            .map_err(|e| Error::from_io(e, &shown))?
+            .map_err(|e| Error::from_file_io(e, &shown))?
             .into_std()
             .await;
         let (tx, rx) = mpsc::channel(QUEUED);
@@ -168,10 +168,11 @@ fn write_messages(
         match message {
             Message::Write(batch) => {
                 batch.iter().for_each(|chunk| hasher.update(chunk));
-                sink.write(&batch).map_err(|e| Error::from_io(e, shown))?;
+                sink.write(&batch)
+                    .map_err(|e| Error::from_file_io(e, shown))?;
             }
             Message::Finish => {
-                sink.finish().map_err(|e| Error::from_io(e, shown))?;
+                sink.finish().map_err(|e| Error::from_file_io(e, shown))?;
                 return Ok(Some((hasher.bytes(), hasher.finish())));
             }
             Message::Discard => break,

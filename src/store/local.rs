@@ -298,20 +298,39 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
                 if !target.starts_with(canonical_root) {
                     return Err(Error::InvalidKey {
                         key: key.to_string(),
-                        reason: "key leads outside the local root through a symlink",
+                        reason: format!(
+                            "key leads outside {} through a symlink",
+                            canonical_root.display()
+                        )
+                        .into(),
                     });
                 }
                 file_type = fs::metadata(&target).ok().map(|m| m.file_type());
             }
             Ok(meta) => file_type = Some(meta.file_type()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            // The store's own folder is a file now: the store is broken, not the key,
+            // and in dual mode the other side takes over.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotADirectory
+                    && path.parent() == Some(canonical_root) =>
+            {
+                return Err(Error::Unavailable(format!(
+                    "{}: the store's folder is not a folder any more",
+                    canonical_root.display()
+                )));
+            }
             // A file stands where the key needs a folder: no such key here, and none
             // can be written until that file goes.
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 return Err(match access {
                     Access::Stage | Access::Replace => Error::InvalidKey {
                         key: key.to_string(),
-                        reason: "a folder the key needs is a file on the local side",
+                        reason: format!(
+                            "a folder the key needs is a file in {}",
+                            canonical_root.display()
+                        )
+                        .into(),
                     },
                     Access::Read | Access::Name => Error::NotFound {
                         key: key.to_string(),
@@ -328,7 +347,7 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
         Some(t) if matches!(access, Access::Stage | Access::Replace) && t.is_dir() => {
             Err(Error::InvalidKey {
                 key: key.to_string(),
-                reason: "the key names a folder on the local side",
+                reason: format!("the key names a folder in {}", canonical_root.display()).into(),
             })
         }
         _ => Ok(()),
@@ -535,6 +554,22 @@ mod tests {
         check("inner/file").unwrap();
         check("new/dir/file").unwrap();
         assert_eq!(walk(&root, "", None), ["in/file"]);
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_store_folder_is_an_outage_not_a_bad_key() {
+        let dir = tree(&["a/b", "root"]);
+        let check = |root: &str, key: &str, access| {
+            let root = fs::canonicalize(dir.path().join(root)).unwrap();
+            check_inside(&root, &Key::parse(key).unwrap(), access).map_err(|e| e.code())
+        };
+        for access in [Access::Read, Access::Stage, Access::Replace] {
+            assert_eq!(check("root", "k", access), Err("UNAVAILABLE"));
+            assert_eq!(check("root", "k/deeper", access), Err("UNAVAILABLE"));
+        }
+        // A file where a key needs a folder, inside a sound store, is the key's.
+        assert_eq!(check(".", "a/b/c", Access::Stage), Err("INVALID_KEY"));
+        assert_eq!(check(".", "a/b/c", Access::Read), Err("NOT_FOUND"));
     }
 
     #[test]

@@ -405,7 +405,7 @@ impl Store {
         match self.prefix_bytes + key.as_str().len() > MAX_KEY_BYTES {
             true => Err(Error::InvalidKey {
                 key: key.to_string(),
-                reason: "key is longer than 1024 bytes with the store's prefix",
+                reason: "key is longer than 1024 bytes with the store's prefix".into(),
             }),
             false => Ok(()),
         }

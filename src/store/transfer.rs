@@ -205,13 +205,13 @@ impl Store {
         let shown = file.display().to_string();
         let mut reader = tokio::fs::File::open(file)
             .await
-            .map_err(|e| Error::from_io(e, &shown))?;
+            .map_err(|e| Error::from_file_io(e, &shown))?;
         let mut hasher = StreamHasher::default();
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
                 .await
-                .map_err(|e| Error::from_io(e, &shown))?;
+                .map_err(|e| Error::from_file_io(e, &shown))?;
             if n == 0 {
                 break;
             }
@@ -288,7 +288,7 @@ impl Store {
             Ok(digest) => tokio::fs::rename(&temp, dest)
                 .await
                 .map(|()| digest)
-                .map_err(|e| Error::from_io(e, &shown)),
+                .map_err(|e| Error::from_file_io(e, &shown)),
             Err(e) => Err(e),
         };
         if placed.is_err() {
@@ -394,7 +394,7 @@ pub async fn hash_file(file: PathBuf) -> Result<(u64, String)> {
 /// `(size, sha256)` of a file, for code already on a blocking thread.
 pub fn hash_file_blocking(file: &Path) -> Result<(u64, String)> {
     let shown = file.display().to_string();
-    let mut f = std::fs::File::open(file).map_err(|e| Error::from_io(e, &shown))?;
+    let mut f = std::fs::File::open(file).map_err(|e| Error::from_file_io(e, &shown))?;
     let mut hasher = StreamHasher::default();
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
@@ -402,7 +402,7 @@ pub fn hash_file_blocking(file: &Path) -> Result<(u64, String)> {
             Ok(0) => break,
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::from_io(e, &shown)),
+            Err(e) => return Err(Error::from_file_io(e, &shown)),
         }
     }
     Ok((hasher.bytes(), hasher.finish()))
