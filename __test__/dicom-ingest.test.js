@@ -3,7 +3,8 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager, dicom } = require('..')
-const { tmpDir, sha256 } = require('./helpers')
+const crypto = require('node:crypto')
+const { tmpDir, sha256, s3Options } = require('./helpers')
 const { read, file, webpInfo } = require('./dicom-helpers')
 
 const IMMUTABLE = 'public, max-age=2592000, immutable'
@@ -120,6 +121,29 @@ describe('ingestDicom', () => {
     await expect(storage.ingestDicom('/dev/zero')).rejects.toMatchObject({ code: 'DICOM_INVALID', message: expect.stringContaining('device') })
     await expect(storage.ingestDicom(read('CT_small.dcm'), { quality: 0 })).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
     expect((await storage.list()).objects).toEqual([])
+  })
+
+  test('a rendition the local folder cannot hold fails the ingest, and the writes under way still reach both sides', async () => {
+    // Cut short when a thumbnail's write failed, the image's dual write was left on
+    // the local side only, with its journal row hidden from this manager's repair().
+    const local = tmpDir('ingest-cut')
+    fs.writeFileSync(path.join(local, 'thumbnails'), 'a file the app keeps here')
+    const { cloud, cloudOptions } = s3Options()
+    const options = { cloud: `${cloud}/c${crypto.randomBytes(3).toString('hex')}`, cloudOptions }
+    const storage = new StorageManager({ local, mode: 'dual', ...options })
+    const cloudView = new StorageManager({ local: tmpDir('ingest-cut-view'), mode: 'cloud', ...options })
+    try {
+      const bytes = read('MR2_UNCR.dcm')
+      await expect(storage.ingestDicom(bytes, { lossless: true })).rejects.toMatchObject({ code: 'INVALID_KEY', message: expect.stringContaining('thumbnails/') })
+      const m = await dicom.metadata(bytes)
+      const image = `images/${m.studyInstanceUid}/${m.seriesInstanceUid}/${m.sopInstanceUid}.webp`
+      const written = sha256(fs.readFileSync(path.join(local, image)))
+      expect(sha256(await cloudView.get(image))).toBe(written)
+      expect(await storage.pendingRepairs()).toBe(0)
+    } finally {
+      await storage.close()
+      await cloudView.close()
+    }
   })
 
   test('lossless renditions when asked', async () => {

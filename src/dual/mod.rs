@@ -11,6 +11,7 @@ mod outcome;
 mod presign;
 mod queued;
 mod repair;
+mod running;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -54,8 +55,7 @@ pub struct Storage {
     /// Shared with read streams, which count their bytes as they flow.
     stats: std::sync::Arc<stats::Stats>,
     locks: locks::KeyLocks,
-    /// Journal rows of dual writes still running in this process; repairs leave them be.
-    in_flight: std::sync::Mutex<std::collections::HashSet<i64>>,
+    in_flight: running::InFlight,
     queued: queued::Queued,
     cloud_gate: outage::OutageGate,
     /// Set once `close()` was called, for the work that outlives calls (migrations).

@@ -37,12 +37,7 @@ enum Replayed {
 
 impl Storage {
     fn in_flight(&self) -> Vec<i64> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect()
+        self.in_flight.ids()
     }
 
     /// Keys whose sides may differ, not counting writes still running.

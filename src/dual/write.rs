@@ -12,6 +12,7 @@ use super::Storage;
 use super::events::{Event, EventKind};
 use super::locks::KeyGuard;
 use super::outcome::{self, Outcome, PutResult, Side};
+use super::running::Running;
 use crate::config::Mode;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, RepairOp};
@@ -353,6 +354,8 @@ pub(super) struct Intent {
     pub id: i64,
     key: String,
     op: RepairOp,
+    /// Dropped after the row is settled or queued, or with the write's future.
+    running: Running,
 }
 
 impl Intent {
@@ -399,42 +402,34 @@ impl Storage {
             .expect("intents exist only with a journal")
     }
 
-    /// The write of intent `id` is no longer running, whatever became of it.
-    fn ended(&self, id: i64) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-
     /// Journals `op` for `key`, whose lock the caller holds.
     pub(super) async fn record(&self, key: &Key, op: RepairOp) -> Result<Intent> {
         let id = self
             .intents_journal()
             .begin_write(key.as_str(), op.clone())
             .await?;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
         Ok(Intent {
             id,
             key: key.to_string(),
             op,
+            running: self.in_flight.start(id),
         })
     }
 
     /// Both sides did what the intent asked.
     pub(super) async fn settle(&self, intent: Intent) -> Result<()> {
-        let result = self.queued.settle(&intent.key, intent.id).await;
-        self.ended(intent.id);
-        result
+        self.queued.settle(&intent.key, intent.id).await
     }
 
     /// A side failed: the row stays for `repair()`, and reads skip that side meanwhile.
     pub(super) async fn queue(&self, intent: Intent, error: &Error) {
-        let Intent { id, key, op } = intent;
+        let Intent {
+            id,
+            key,
+            op,
+            running,
+        } = intent;
         let _ = self.queued.queue(&key, id, op, error.code()).await;
-        self.ended(id);
+        drop(running);
     }
 }

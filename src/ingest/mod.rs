@@ -137,7 +137,12 @@ pub async fn ingest(storage: &Storage, dicom: Bytes, opts: IngestOptions) -> Res
     let writes = derived
         .iter()
         .map(|(key, bytes)| storage.put(key, bytes.clone(), put_opts.clone()));
-    let derived = futures::future::try_join_all(writes).await?;
+    // Each write runs to its end even when another fails: one cut short would leave
+    // its object on one side of a dual store until a repair.
+    let derived = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     let original = storage.put(&keys.original, dicom, put_opts).await?;
 
     let mut results = vec![original];
