@@ -2,7 +2,7 @@
 // Faults with real processes: the S3 server killed mid-run, and a writer killed
 // with SIGKILL at random points. Afterwards repair() must bring both sides to
 // parity, file by file, by SHA-256, and no acknowledged write may be missing.
-const { spawn } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { StorageManager } = require('..')
@@ -169,14 +169,8 @@ describe('a failure outside the cloud does not mark it down', () => {
           await storage.close()
           console.log(JSON.stringify({ failed, after: after.cloud, events: events.map((e) => e.type) }))
         })()`
-      const out = await new Promise((resolve, reject) => {
-        const args = [process.execPath, '-e', script, path.join(__dirname, '..'), local, JSON.stringify(opts), dest]
-        const child = spawn('sh', ['-c', 'ulimit -f 1024; exec "$@"', 'sh', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-        let stdout = ''
-        child.stdout.on('data', (chunk) => (stdout += chunk))
-        child.on('error', reject)
-        child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`child exited ${code}`))))
-      })
+      const args = [process.execPath, '-e', script, path.join(__dirname, '..'), local, JSON.stringify(opts), dest]
+      const out = JSON.parse(execFileSync('sh', ['-c', 'ulimit -f 1024; exec "$@"', 'sh', ...args], { encoding: 'utf8' }))
       expect(out.failed).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/File too large/) })
       expect(out.after).toBe('written')
       expect(out.events).toEqual(['put'])

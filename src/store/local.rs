@@ -287,6 +287,12 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
     if access == Access::Stage {
         key.check_local_write()?;
     }
+    // Messages name the folder: a file:// cloud or tier has these limits too.
+    let root = canonical_root.display();
+    let refused = |reason: String| Error::InvalidKey {
+        key: key.to_string(),
+        reason: reason.into(),
+    };
     let mut path = canonical_root.to_owned();
     let mut file_type = None;
     for segment in key.as_str().split('/') {
@@ -296,14 +302,9 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
                 let target =
                     fs::canonicalize(&path).map_err(|e| Error::from_io(e, key.as_str()))?;
                 if !target.starts_with(canonical_root) {
-                    return Err(Error::InvalidKey {
-                        key: key.to_string(),
-                        reason: format!(
-                            "key leads outside {} through a symlink",
-                            canonical_root.display()
-                        )
-                        .into(),
-                    });
+                    return Err(refused(format!(
+                        "key leads outside {root} through a symlink"
+                    )));
                 }
                 file_type = fs::metadata(&target).ok().map(|m| m.file_type());
             }
@@ -316,22 +317,16 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
                     && path.parent() == Some(canonical_root) =>
             {
                 return Err(Error::Unavailable(format!(
-                    "{}: the store's folder is not a folder any more",
-                    canonical_root.display()
+                    "{root}: the store's folder is not a folder any more"
                 )));
             }
             // A file stands where the key needs a folder: no such key here, and none
             // can be written until that file goes.
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 return Err(match access {
-                    Access::Stage | Access::Replace => Error::InvalidKey {
-                        key: key.to_string(),
-                        reason: format!(
-                            "a folder the key needs is a file in {}",
-                            canonical_root.display()
-                        )
-                        .into(),
-                    },
+                    Access::Stage | Access::Replace => {
+                        refused(format!("a folder the key needs is a file in {root}"))
+                    }
                     Access::Read | Access::Name => Error::NotFound {
                         key: key.to_string(),
                     },
@@ -345,10 +340,7 @@ fn check_inside(canonical_root: &Path, key: &Key, access: Access) -> Result<()> 
             key: key.to_string(),
         }),
         Some(t) if matches!(access, Access::Stage | Access::Replace) && t.is_dir() => {
-            Err(Error::InvalidKey {
-                key: key.to_string(),
-                reason: format!("the key names a folder in {}", canonical_root.display()).into(),
-            })
+            Err(refused(format!("the key names a folder in {root}")))
         }
         _ => Ok(()),
     }
