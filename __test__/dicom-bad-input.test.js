@@ -82,6 +82,25 @@ describe('broken files', () => {
       copy.write('1.2.840.10008.1.2.1\0\0\0', at, 'latin1')
       return [copy, 'DICOM_INVALID', /encapsulated \(compressed fragments\), but its transfer syntax Explicit VR Little Endian/]
     },
+    // YBR_RCT/ICT and YBR_PARTIAL_* are a JPEG or JPEG 2000 codec's transform: these rendered as RGB.
+    'native pixel data in a codec colour space': () => [
+      withPhotometric(read('SC_ybr_full_uncompressed.dcm'), 'YBR_ICT '),
+      'DICOM_UNSUPPORTED',
+      /YBR_ICT is the colour transform of a JPEG or JPEG 2000 codec, but the pixel data is native/,
+    ],
+    'RLE pixel data in a codec colour space': () => [
+      withPhotometric(fs.readFileSync(path.join(__dirname, 'fixtures', 'dicom', 'ybr_full_rle.dcm')), 'YBR_RCT '),
+      'DICOM_UNSUPPORTED',
+      /YBR_RCT is the colour transform .* but the pixel data is RLE Lossless/,
+    ],
+  }
+  /** A copy with its 8-byte YBR_FULL Photometric Interpretation replaced by another 8 bytes. */
+  function withPhotometric(bytes, value) {
+    const copy = Buffer.from(bytes)
+    const at = findTag(copy, 0x0028, 0x0004, 132 + 12)
+    expect(copy.toString('latin1', at + 8, at + 16)).toBe('YBR_FULL')
+    copy.write(value, at + 8, 'latin1')
+    return copy
   }
   /** A 100x100 RGB JPEG whose data set and SOF0 header both claim 4096x4096 (48 MiB). */
   function jpegBomb() {

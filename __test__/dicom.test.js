@@ -68,6 +68,27 @@ describe('reference renderings', () => {
   })
 })
 
+describe('YBR_FULL through lossless codecs', () => {
+  // fixtures/dicom/make.py re-encodes SC_ybr_full_uncompressed.dcm with each codec. They keep the
+  // stored YBR_FULL samples, so each must render exactly like the original; these rendered the
+  // samples as if they were RGB.
+  const FIXTURES = path.join(__dirname, 'fixtures', 'dicom')
+  const names = fs.readdirSync(FIXTURES).filter((name) => name.endsWith('.dcm'))
+
+  test('RLE, JPEG-LS, JPEG 2000 and JPEG lossless are all there', () => {
+    expect(names.sort()).toEqual(['ybr_full_j2k.dcm', 'ybr_full_jpeg_lossless.dcm', 'ybr_full_jpegls.dcm', 'ybr_full_rle.dcm'])
+  })
+
+  test.each(names)('%s renders like the uncompressed original', async (name) => {
+    const render = async (bytes) => decodePng((await dicom.render(bytes, { format: 'png' })).image)
+    const original = await render(read('SC_ybr_full_uncompressed.dcm'))
+    const ours = await render(fs.readFileSync(path.join(FIXTURES, name)))
+    const ref = decodePng(fs.readFileSync(file('SC_ybr_full_uncompressed.ref.png')))
+    expect(compare(ours, ref).max).toBeLessThanOrEqual(2)
+    expect(ours.data.equals(original.data)).toBe(true)
+  })
+})
+
 describe('encodings', () => {
   test('default is lossy WebP at the image size, no thumbnails', async () => {
     const out = await dicom.render(read('US1_J2KR.dcm'))

@@ -18,13 +18,23 @@ pub const MAX_FRAME_BYTES: u64 = 256 << 20;
 /// Largest rows or columns accepted.
 pub const MAX_DIMENSION: u32 = 32768;
 
-/// JPEG baseline, extended, lossless and lossless SV1.
-const JPEG_TRANSFER_SYNTAXES: [&str; 4] = [
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70",
+/// JPEG baseline and extended: libjpeg-turbo turns their YCbCr into RGB.
+const LOSSY_JPEG: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+/// JPEG lossless and lossless SV1: decoded without any colour conversion.
+const LOSSLESS_JPEG: [&str; 2] = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
+/// JPEG 2000 and High-Throughput JPEG 2000, whose codestreams carry YBR_RCT
+/// and YBR_ICT as a component transform that OpenJPEG undoes.
+const JPEG_2000: [&str; 7] = [
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.92",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
 ];
+/// Colour spaces that name a codec's own transform (PS3.3 C.7.6.3.1.2).
+const CODEC_YBR: [&str; 4] = ["YBR_RCT", "YBR_ICT", "YBR_PARTIAL_422", "YBR_PARTIAL_420"];
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 
 /// A decompression bomb guard, dicom-rs's for RLE and JPEG 2000 applied to every
@@ -43,7 +53,7 @@ pub(crate) enum Photometric {
     YbrFull,
     YbrFull422,
     /// YBR_RCT, YBR_ICT, YBR_PARTIAL_*: only produced by codecs that return RGB.
-    YbrCodec,
+    YbrCodec(&'static str),
 }
 
 impl Photometric {
@@ -55,7 +65,9 @@ impl Photometric {
             ("RGB", 3) => Self::Rgb,
             ("YBR_FULL", 3) => Self::YbrFull,
             ("YBR_FULL_422", 3) => Self::YbrFull422,
-            ("YBR_RCT" | "YBR_ICT" | "YBR_PARTIAL_422" | "YBR_PARTIAL_420", 3) => Self::YbrCodec,
+            (_, 3) if let Some(&name) = CODEC_YBR.iter().find(|&&name| name == value) => {
+                Self::YbrCodec(name)
+            }
             _ => {
                 return Err(Error::DicomUnsupported(format!(
                     "photometric interpretation {value:?} with {samples_per_pixel} sample(s) per pixel"
@@ -196,10 +208,12 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
     let pixel_data = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| Error::DicomUnsupported("the object has no Pixel Data".into()))?;
+    let native = matches!(pixel_data.value(), Value::Primitive(_));
     let (raw, codec_rgb) = match pixel_data.value() {
-        Value::Primitive(value) => (native(value, info, frame)?, false),
+        Value::Primitive(value) => (native_frame(value, info, frame)?, false),
         Value::PixelSequence(sequence) => {
             let ts = obj.meta().transfer_syntax();
+            let codec_rgb = decoder_makes_rgb(ts, info)?;
             let data = frame_fragments(
                 sequence.fragments(),
                 sequence.offset_table(),
@@ -207,7 +221,7 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                 frame,
             )?;
             screen_encapsulated(ts, sequence.fragments(), &data, info, frame)?;
-            let samples = if JPEG_TRANSFER_SYNTAXES.contains(&ts) {
+            let samples = if LOSSY_JPEG.contains(&ts) || LOSSLESS_JPEG.contains(&ts) {
                 let samples = guarded("decoding JPEG", || {
                     jpeg::decode(&data, info.cols, info.rows, info.samples_per_pixel)
                 })??;
@@ -215,17 +229,51 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
             } else {
                 registry_decode(obj, info, frame, &data)?
             };
-            (samples, info.samples_per_pixel == 3)
+            (samples, codec_rgb)
         }
         Value::Sequence(_) => return Err(Error::DicomInvalid("Pixel Data is a sequence".into())),
     };
     let samples = stored_values(raw, info);
-    let samples = match (codec_rgb, info.photometric) {
-        (false, Photometric::YbrFull422) => expand_422(&samples, info),
-        _ if info.planar && !codec_rgb => interleave(&samples, info.pixels()),
+    // Decoders hand back whole pixels, interleaved; only native data is stored
+    // subsampled or plane by plane.
+    let samples = match info.photometric {
+        Photometric::YbrFull422 if native => expand_422(&samples, info),
+        _ if info.planar && native => interleave(&samples, info.pixels()),
         _ => samples,
     };
     Ok(Frame { samples, codec_rgb })
+}
+
+/// Whether the decoder hands back RGB rather than the stored colour space.
+/// libjpeg-turbo converts a lossy stream's YCbCr itself and OpenJPEG undoes a
+/// YBR_RCT or YBR_ICT component transform; every other codec, lossless JPEG
+/// included, returns the stored samples, so YBR_FULL is still ours to convert.
+fn decoder_makes_rgb(ts: &str, info: &ImageInfo) -> Result<bool> {
+    if info.samples_per_pixel != 3 {
+        return Ok(false);
+    }
+    if LOSSY_JPEG.contains(&ts) {
+        return Ok(true);
+    }
+    match info.photometric {
+        Photometric::YbrCodec(_) if JPEG_2000.contains(&ts) => Ok(true),
+        Photometric::YbrCodec(name) => Err(codec_ybr_elsewhere(name, &transfer_syntax_name(ts))),
+        _ => Ok(false),
+    }
+}
+
+/// A codec's colour space met outside its codec: the samples' meaning is unknown.
+fn codec_ybr_elsewhere(name: &str, pixel_data: &str) -> Error {
+    Error::DicomUnsupported(format!(
+        "photometric interpretation {name} is the colour transform of a JPEG or JPEG 2000 \
+         codec, but the pixel data is {pixel_data}"
+    ))
+}
+
+fn transfer_syntax_name(uid: &str) -> String {
+    TransferSyntaxRegistry
+        .get(uid)
+        .map_or_else(|| uid.to_owned(), |ts| format!("{} ({uid})", ts.name()))
 }
 
 /// What must hold before compressed data reaches a decoder: a plausible
@@ -272,7 +320,10 @@ fn stored_values(raw: Vec<u32>, info: &ImageInfo) -> Vec<i32> {
         .collect()
 }
 
-fn native(value: &PrimitiveValue, info: &ImageInfo, frame: u32) -> Result<Vec<u32>> {
+fn native_frame(value: &PrimitiveValue, info: &ImageInfo, frame: u32) -> Result<Vec<u32>> {
+    if let Photometric::YbrCodec(name) = info.photometric {
+        return Err(codec_ybr_elsewhere(name, "native (uncompressed)"));
+    }
     let count = info.native_samples();
     let start = count * frame as usize;
     let range = start..start + count;

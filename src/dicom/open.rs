@@ -79,13 +79,15 @@ const MAX_FILE_BYTES: u64 = 4 << 30;
 /// Pixel Data, which is all that metadata needs.
 pub(crate) fn open(bytes: &[u8], with_pixel_data: bool) -> Result<DefaultDicomObject> {
     let body = strip_preamble(bytes)?;
-    check_lengths(&body[4..])?;
+    let data_set_end = 4 + check_lengths(&body[4..])?;
     let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
     if !with_pixel_data {
         options = options.read_until(tags::PIXEL_DATA);
     }
-    guarded("parsing the data set", || options.from_reader(body))?
-        .map_err(|e| Error::DicomInvalid(format!("cannot parse the file: {e}")))
+    guarded("parsing the data set", || {
+        options.from_reader(&body[..data_set_end])
+    })?
+    .map_err(|e| Error::DicomInvalid(format!("cannot parse the file: {e}")))
 }
 
 /// The body starts at the "DICM" magic, which the meta group reader expects.
@@ -133,7 +135,8 @@ impl Encoding {
 }
 
 /// Checks the file meta group, then the data set in the encoding it names.
-fn check_lengths(body: &[u8]) -> Result<()> {
+/// Returns where the data set ends: before any zero padding that follows it.
+fn check_lengths(body: &[u8]) -> Result<usize> {
     let meta_len = meta_group_length(body)?;
     let (meta, dataset) = body.split_at(meta_len.min(body.len()));
     scan(meta, Encoding::META)?;
@@ -145,8 +148,8 @@ fn check_lengths(body: &[u8]) -> Result<()> {
             "unknown transfer syntax {ts}"
         )));
     }
-    match ts.as_str() {
-        DEFLATED_EXPLICIT_VR_LE => scan(&inflate(dataset)?, Encoding::META),
+    let data_set_end = match ts.as_str() {
+        DEFLATED_EXPLICIT_VR_LE => scan(&inflate(dataset)?, Encoding::META).map(|_| dataset.len()),
         EXPLICIT_VR_BE => scan(
             dataset,
             Encoding {
@@ -162,7 +165,8 @@ fn check_lengths(body: &[u8]) -> Result<()> {
             },
         ),
         _ => scan(dataset, Encoding::META),
-    }
+    }?;
+    Ok(meta.len() + data_set_end)
 }
 
 /// File Meta Information Group Length is the first element (PS3.10 7.1).
@@ -321,7 +325,10 @@ enum Container {
 /// container's end) is rejected, so whenever this scan accepts, the parser
 /// sees the same elements and allocates at most their checked lengths.
 /// A header cut short ends the scan; the parser then reports the truncation.
-fn scan(data: &[u8], enc: Encoding) -> Result<()> {
+/// Zero bytes after the last top-level element (disk blocks, a transfer padded
+/// to a record size) are not elements: the data set is taken to end there, so
+/// how many there are cannot decide whether the file opens.
+fn scan(data: &[u8], enc: Encoding) -> Result<usize> {
     let malformed = |what: String| Err(Error::DicomInvalid(format!("malformed data set: {what}")));
     let mut stack: Vec<(Container, Option<usize>)> = Vec::new();
     let mut pos = 0;
@@ -337,8 +344,15 @@ fn scan(data: &[u8], enc: Encoding) -> Result<()> {
             }
             stack.pop();
         }
+        if stack.is_empty()
+            && data
+                .get(pos..)
+                .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+        {
+            return Ok(pos);
+        }
         let Some(header) = Header::read(data, pos, enc) else {
-            return Ok(());
+            return Ok(data.len());
         };
         let limit = stack
             .iter()

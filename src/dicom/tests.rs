@@ -631,3 +631,31 @@ fn mutated_files_never_panic() {
     }
     println!("mutations: {ok} rendered, {rejected} rejected");
 }
+
+#[test]
+fn zero_padding_after_the_data_set_is_not_read_as_elements() {
+    // Zero bytes after the last element used to parse as empty (0000,0000)
+    // elements when they came in twelves and fail otherwise.
+    for name in [
+        "CT_small.dcm",
+        "emri_small_big_endian.dcm",
+        "MR_small_RLE.dcm",
+    ] {
+        let original = read(name);
+        let expected = render_frame(&original, 0, None).expect(name);
+        for zeros in [2, 4, 8, 12, 14, 16, 24, 100, 1008, 1012] {
+            let padded = [original.as_slice(), &vec![0; zeros]].concat();
+            let what = format!("{name} + {zeros} zero bytes");
+            let image = render_frame(&padded, 0, None).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(image.as_bytes(), expected.as_bytes(), "{what}");
+            metadata(&padded).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+    // Anything else after the data set is still read as elements, and judged.
+    let ct = read("CT_small.dcm");
+    let garbage = [ct.as_slice(), &[0xFF; 16]].concat();
+    println!(
+        "trailing 0xFF: {}",
+        assert_rejected(&garbage, "trailing 0xFF")
+    );
+}
