@@ -76,7 +76,13 @@ describe('YBR_FULL through lossless codecs', () => {
   const names = fs.readdirSync(FIXTURES).filter((name) => name.endsWith('.dcm'))
 
   test('RLE, JPEG-LS, JPEG 2000 and JPEG lossless are all there', () => {
-    expect(names.sort()).toEqual(['ybr_full_j2k.dcm', 'ybr_full_jpeg_lossless.dcm', 'ybr_full_jpegls.dcm', 'ybr_full_rle.dcm'])
+    expect(names.sort()).toEqual([
+      'ybr_full_j2k.dcm',
+      'ybr_full_jpeg_lossless.dcm',
+      'ybr_full_jpegls.dcm',
+      'ybr_full_jpegls_planar.dcm',
+      'ybr_full_rle.dcm',
+    ])
   })
 
   test.each(names)('%s renders like the uncompressed original', async (name) => {

@@ -20,8 +20,27 @@ fn j2k_siz(stream: &[u8]) -> Option<(u32, u32, u16)> {
     Some((width, height, components))
 }
 
-/// JPEG-LS frame header (SOF55), reached by skipping marker segments.
+/// JPEG-LS frame header (SOF55).
 fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
+    let sof = jpeg_ls_segment(stream, SOF55)?.get(..6)?;
+    let height = u32::from(u16::from_be_bytes([sof[1], sof[2]]));
+    let width = u32::from(u16::from_be_bytes([sof[3], sof[4]]));
+    Some((width, height, u16::from(sof[5])))
+}
+
+/// Whether a JPEG-LS stream codes each component in a scan of its own
+/// (interleave mode none), which CharLS returns plane by plane.
+pub(crate) fn jpeg_ls_planar(stream: &[u8]) -> bool {
+    let scan_components = jpeg_ls_segment(stream, SOS).and_then(|sos| sos.first().copied());
+    scan_components == Some(1) && jpeg_ls_sof(stream).is_some_and(|(_, _, n)| n > 1)
+}
+
+const SOF55: u8 = 0xF7;
+const SOS: u8 = 0xDA;
+
+/// The payload of the first `wanted` marker segment up to the first scan's
+/// header, reached by skipping marker segments.
+fn jpeg_ls_segment(stream: &[u8], wanted: u8) -> Option<&[u8]> {
     if stream.get(..2)? != [0xFF, 0xD8] {
         return None;
     }
@@ -35,13 +54,10 @@ fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
             *stream.get(pos + 2)?,
             *stream.get(pos + 3)?,
         ]));
-        if marker == 0xF7 {
-            let sof = stream.get(pos + 4..pos + 10)?;
-            let height = u32::from(u16::from_be_bytes([sof[1], sof[2]]));
-            let width = u32::from(u16::from_be_bytes([sof[3], sof[4]]));
-            return Some((width, height, u16::from(sof[5])));
+        if marker == wanted {
+            return stream.get(pos + 4..pos + 2 + len);
         }
-        if marker == 0xDA {
+        if marker == SOS {
             return None;
         }
         pos += 2 + len;

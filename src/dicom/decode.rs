@@ -33,6 +33,8 @@ const JPEG_2000: [&str; 7] = [
     "1.2.840.10008.1.2.4.202",
     "1.2.840.10008.1.2.4.203",
 ];
+/// JPEG-LS lossless and near-lossless.
+const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
 /// Colour spaces that name a codec's own transform (PS3.3 C.7.6.3.1.2).
 const CODEC_YBR: [&str; 4] = ["YBR_RCT", "YBR_ICT", "YBR_PARTIAL_422", "YBR_PARTIAL_420"];
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
@@ -209,8 +211,8 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| Error::DicomUnsupported("the object has no Pixel Data".into()))?;
     let native = matches!(pixel_data.value(), Value::Primitive(_));
-    let (raw, codec_rgb) = match pixel_data.value() {
-        Value::Primitive(value) => (native_frame(value, info, frame)?, false),
+    let (raw, codec_rgb, planar) = match pixel_data.value() {
+        Value::Primitive(value) => (native_frame(value, info, frame)?, false, info.planar),
         Value::PixelSequence(sequence) => {
             let ts = obj.meta().transfer_syntax();
             let codec_rgb = decoder_makes_rgb(ts, info)?;
@@ -229,16 +231,17 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
             } else {
                 registry_decode(obj, info, frame, &data)?
             };
-            (samples, codec_rgb)
+            // Other decoders hand back whole pixels, whatever the Planar Configuration says.
+            let planar = JPEG_LS.contains(&ts) && codestream::jpeg_ls_planar(&data);
+            (samples, codec_rgb, planar)
         }
         Value::Sequence(_) => return Err(Error::DicomInvalid("Pixel Data is a sequence".into())),
     };
     let samples = stored_values(raw, info);
-    // Decoders hand back whole pixels, interleaved; only native data is stored
-    // subsampled or plane by plane.
+    // Only native data is stored subsampled.
     let samples = match info.photometric {
         Photometric::YbrFull422 if native => expand_422(&samples, info),
-        _ if info.planar && native => interleave(&samples, info.pixels()),
+        _ if planar => interleave(&samples, info.pixels()),
         _ => samples,
     };
     Ok(Frame { samples, codec_rgb })
