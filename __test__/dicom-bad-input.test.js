@@ -30,9 +30,9 @@ async function rejection(input, opts) {
   throw new Error('render resolved')
 }
 
-/** A copy of CT_small (explicit VR little endian) with a US element's value replaced. */
-function withUS(group, element, value) {
-  const copy = Buffer.from(read('CT_small.dcm'))
+/** A copy of an explicit VR little endian file (CT_small) with a US element's value replaced. */
+function withUS(group, element, value, name = 'CT_small.dcm') {
+  const copy = Buffer.from(read(name))
   const at = findTag(copy, group, element, 132 + 12)
   expect(copy.toString('ascii', at + 4, at + 6)).toBe('US')
   copy.writeUInt16LE(value, at + 8)
@@ -92,6 +92,11 @@ describe('broken files', () => {
       withPhotometric(fs.readFileSync(path.join(__dirname, 'fixtures', 'dicom', 'ybr_full_rle.dcm')), 'YBR_RCT '),
       'DICOM_UNSUPPORTED',
       /YBR_RCT is the colour transform .* but the pixel data is RLE Lossless/,
+    ],
+    'native YBR_FULL_422 with an odd number of columns': () => [
+      withUS(0x0028, 0x0011, 99, 'SC_ybr_full_422_uncompressed.dcm'),
+      'DICOM_INVALID',
+      /YBR_FULL_422 .* 99 columns must be an even number/,
     ],
   }
   /** A copy with its 8-byte YBR_FULL Photometric Interpretation replaced by another 8 bytes. */

@@ -327,6 +327,13 @@ fn native_frame(value: &PrimitiveValue, info: &ImageInfo, frame: u32) -> Result<
     if let Photometric::YbrCodec(name) = info.photometric {
         return Err(codec_ybr_elsewhere(name, "native (uncompressed)"));
     }
+    if info.photometric == Photometric::YbrFull422 && info.cols % 2 == 1 {
+        return Err(Error::DicomInvalid(format!(
+            "native YBR_FULL_422 shares each chroma pair between two pixels of a row, \
+             so its {} columns must be an even number",
+            info.cols
+        )));
+    }
     let count = info.native_samples();
     let start = count * frame as usize;
     let range = start..start + count;
