@@ -7,7 +7,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { types } = require('node:util')
 const { dicom } = require('..')
-const { read, findTag } = require('./dicom-helpers')
+const { read, readFixture, findTag } = require('./dicom-helpers')
 
 const DICOM_CODES = ['DICOM_INVALID', 'DICOM_UNSUPPORTED']
 const FUZZER = path.join(__dirname, 'fixtures', 'dicom-fuzz.js')
@@ -89,7 +89,7 @@ describe('broken files', () => {
       /YBR_ICT is the colour transform of a JPEG or JPEG 2000 codec, but the pixel data is native/,
     ],
     'RLE pixel data in a codec colour space': () => [
-      withPhotometric(fs.readFileSync(path.join(__dirname, 'fixtures', 'dicom', 'ybr_full_rle.dcm')), 'YBR_RCT '),
+      withPhotometric(readFixture('ybr_full_rle.dcm'), 'YBR_RCT '),
       'DICOM_UNSUPPORTED',
       /YBR_RCT is the colour transform .* but the pixel data is RLE Lossless/,
     ],

@@ -9,6 +9,9 @@ const manifest = JSON.parse(fs.readFileSync(path.join(DICOM_DIR, 'manifest.json'
 const file = (name) => path.join(DICOM_DIR, name)
 const read = (name) => fs.readFileSync(file(name))
 const entry = (name) => manifest.find((e) => e.name === name)
+/** Shared files re-encoded by other encoders (fixtures/dicom/make.py). */
+const FIXTURE_DIR = path.join(__dirname, 'fixtures', 'dicom')
+const readFixture = (name) => fs.readFileSync(path.join(FIXTURE_DIR, name))
 
 /** `{ width, height, channels, data }` with 1 (gray) or 3 (RGB) samples per pixel. */
 function decodePng(buffer) {
@@ -80,4 +83,4 @@ function findTag(buf, group, element, from = 0) {
   return buf.indexOf(needle, from)
 }
 
-module.exports = { DICOM_DIR, manifest, file, read, entry, decodePng, webpInfo, jpegInfo, xorshift, findTag }
+module.exports = { DICOM_DIR, FIXTURE_DIR, manifest, file, read, readFixture, entry, decodePng, webpInfo, jpegInfo, xorshift, findTag }

@@ -8,7 +8,7 @@ const { getEventListeners, setMaxListeners } = require('node:events')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const { types } = require('node:util')
 const { dicom } = require('..')
-const { manifest, file, read, entry, decodePng, webpInfo, jpegInfo } = require('./dicom-helpers')
+const { FIXTURE_DIR, manifest, file, read, readFixture, entry, decodePng, webpInfo, jpegInfo } = require('./dicom-helpers')
 
 let sharp = null
 try {
@@ -72,8 +72,14 @@ describe('YBR_FULL through lossless codecs', () => {
   // fixtures/dicom/make.py re-encodes SC_ybr_full_uncompressed.dcm with each codec. They keep the
   // stored YBR_FULL samples, so each must render exactly like the original; these rendered the
   // samples as if they were RGB.
-  const FIXTURES = path.join(__dirname, 'fixtures', 'dicom')
-  const names = fs.readdirSync(FIXTURES).filter((name) => name.endsWith('.dcm'))
+  const names = fs.readdirSync(FIXTURE_DIR).filter((name) => name.endsWith('.dcm'))
+  const render = async (bytes) => decodePng((await dicom.render(bytes, { format: 'png' })).image)
+  let original
+  let ref
+  beforeAll(async () => {
+    original = await render(read('SC_ybr_full_uncompressed.dcm'))
+    ref = decodePng(fs.readFileSync(file('SC_ybr_full_uncompressed.ref.png')))
+  })
 
   test('RLE, JPEG-LS, JPEG 2000 and JPEG lossless are all there', () => {
     expect(names.sort()).toEqual([
@@ -86,10 +92,7 @@ describe('YBR_FULL through lossless codecs', () => {
   })
 
   test.each(names)('%s renders like the uncompressed original', async (name) => {
-    const render = async (bytes) => decodePng((await dicom.render(bytes, { format: 'png' })).image)
-    const original = await render(read('SC_ybr_full_uncompressed.dcm'))
-    const ours = await render(fs.readFileSync(path.join(FIXTURES, name)))
-    const ref = decodePng(fs.readFileSync(file('SC_ybr_full_uncompressed.ref.png')))
+    const ours = await render(readFixture(name))
     expect(compare(ours, ref).max).toBeLessThanOrEqual(2)
     expect(ours.data.equals(original.data)).toBe(true)
   })

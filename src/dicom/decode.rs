@@ -206,16 +206,33 @@ pub(crate) struct Frame {
     pub codec_rgb: bool,
 }
 
+/// How a frame's samples come from the pixel data or its decoder.
+enum SampleOrder {
+    /// Whole pixels, one after another.
+    Pixels,
+    /// Planar configuration 1, or a JPEG-LS scan per component.
+    Planes,
+    /// Native YBR_FULL_422: two luma samples and one chroma pair per two pixels.
+    Packed422,
+}
+
 pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> Result<Frame> {
     let pixel_data = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| Error::DicomUnsupported("the object has no Pixel Data".into()))?;
-    let native = matches!(pixel_data.value(), Value::Primitive(_));
-    let (raw, codec_rgb, planar) = match pixel_data.value() {
-        Value::Primitive(value) => (native_frame(value, info, frame)?, false, info.planar),
+    let (raw, codec_rgb, order) = match pixel_data.value() {
+        Value::Primitive(value) => {
+            let codec_rgb = decoder_makes_rgb(None, info)?;
+            let order = match info.photometric {
+                Photometric::YbrFull422 => SampleOrder::Packed422,
+                _ if info.planar => SampleOrder::Planes,
+                _ => SampleOrder::Pixels,
+            };
+            (native_frame(value, info, frame)?, codec_rgb, order)
+        }
         Value::PixelSequence(sequence) => {
             let ts = obj.meta().transfer_syntax();
-            let codec_rgb = decoder_makes_rgb(ts, info)?;
+            let codec_rgb = decoder_makes_rgb(Some(ts), info)?;
             let data = frame_fragments(
                 sequence.fragments(),
                 sequence.offset_table(),
@@ -232,45 +249,45 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                 registry_decode(obj, info, frame, &data)?
             };
             // Other decoders hand back whole pixels, whatever the Planar Configuration says.
-            let planar = JPEG_LS.contains(&ts) && codestream::jpeg_ls_planar(&data);
-            (samples, codec_rgb, planar)
+            let order = if JPEG_LS.contains(&ts) && codestream::jpeg_ls_planar(&data) {
+                SampleOrder::Planes
+            } else {
+                SampleOrder::Pixels
+            };
+            (samples, codec_rgb, order)
         }
         Value::Sequence(_) => return Err(Error::DicomInvalid("Pixel Data is a sequence".into())),
     };
     let samples = stored_values(raw, info);
-    // Only native data is stored subsampled.
-    let samples = match info.photometric {
-        Photometric::YbrFull422 if native => expand_422(&samples, info),
-        _ if planar => interleave(&samples, info.pixels()),
-        _ => samples,
+    let samples = match order {
+        SampleOrder::Pixels => samples,
+        SampleOrder::Planes => interleave(&samples, info.pixels()),
+        SampleOrder::Packed422 => expand_422(&samples, info),
     };
     Ok(Frame { samples, codec_rgb })
 }
 
-/// Whether the decoder hands back RGB rather than the stored colour space.
-/// libjpeg-turbo converts a lossy stream's YCbCr itself and OpenJPEG undoes a
-/// YBR_RCT or YBR_ICT component transform; every other codec, lossless JPEG
-/// included, returns the stored samples, so YBR_FULL is still ours to convert.
-fn decoder_makes_rgb(ts: &str, info: &ImageInfo) -> Result<bool> {
-    if info.samples_per_pixel != 3 {
-        return Ok(false);
-    }
-    if LOSSY_JPEG.contains(&ts) {
-        return Ok(true);
-    }
-    match info.photometric {
-        Photometric::YbrCodec(_) if JPEG_2000.contains(&ts) => Ok(true),
-        Photometric::YbrCodec(name) => Err(codec_ybr_elsewhere(name, &transfer_syntax_name(ts))),
+/// Whether the decoder of `codec` (a transfer syntax, `None` for native data)
+/// hands back RGB rather than the stored colour space. libjpeg-turbo converts
+/// a lossy stream's YCbCr itself and OpenJPEG undoes a YBR_RCT or YBR_ICT
+/// component transform; every other codec, lossless JPEG included, returns the
+/// stored samples, so YBR_FULL is still ours to convert. A codec's own colour
+/// space anywhere else leaves the samples' meaning unknown.
+fn decoder_makes_rgb(codec: Option<&str>, info: &ImageInfo) -> Result<bool> {
+    match (codec, info.photometric) {
+        _ if info.samples_per_pixel != 3 => Ok(false),
+        (Some(ts), _) if LOSSY_JPEG.contains(&ts) => Ok(true),
+        (Some(ts), Photometric::YbrCodec(_)) if JPEG_2000.contains(&ts) => Ok(true),
+        (_, Photometric::YbrCodec(name)) => {
+            let pixel_data =
+                codec.map_or_else(|| "native (uncompressed)".into(), transfer_syntax_name);
+            Err(Error::DicomUnsupported(format!(
+                "photometric interpretation {name} is the colour transform of a JPEG or \
+                 JPEG 2000 codec, but the pixel data is {pixel_data}"
+            )))
+        }
         _ => Ok(false),
     }
-}
-
-/// A codec's colour space met outside its codec: the samples' meaning is unknown.
-fn codec_ybr_elsewhere(name: &str, pixel_data: &str) -> Error {
-    Error::DicomUnsupported(format!(
-        "photometric interpretation {name} is the colour transform of a JPEG or JPEG 2000 \
-         codec, but the pixel data is {pixel_data}"
-    ))
 }
 
 fn transfer_syntax_name(uid: &str) -> String {
@@ -324,9 +341,6 @@ fn stored_values(raw: Vec<u32>, info: &ImageInfo) -> Vec<i32> {
 }
 
 fn native_frame(value: &PrimitiveValue, info: &ImageInfo, frame: u32) -> Result<Vec<u32>> {
-    if let Photometric::YbrCodec(name) = info.photometric {
-        return Err(codec_ybr_elsewhere(name, "native (uncompressed)"));
-    }
     if info.photometric == Photometric::YbrFull422 && info.cols % 2 == 1 {
         return Err(Error::DicomInvalid(format!(
             "native YBR_FULL_422 shares each chroma pair between two pixels of a row, \
