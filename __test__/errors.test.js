@@ -64,6 +64,10 @@ describe('configuration', () => {
     [{ local: tmpDir('c'), ...s3Options({ region: 'us-east-1\r\n' }), mode: 'dual' }, 'cloudOptions.region'],
     // An empty journal path was a throw-away journal: queued repairs vanished on reopen.
     [{ local: tmpDir('c'), journal: '' }, 'journal'],
+    // Whitespace at a path's ends (a quoting slip) made a folder named "   " or " .".
+    [{ local: '   ' }, 'local: "   " has whitespace at its start or end'],
+    [{ local: ` ${tmpDir('c')}` }, 'has whitespace at its start or end'],
+    [{ local: tmpDir('c'), journal: `${tmpDir('c')}/j.db\n` }, 'journal: '],
     // SQLite keeps `:memory:` in memory: queued repairs would vanish with the process.
     [{ local: tmpDir('c'), journal: ':memory:' }, 'journal'],
     // Folders that cannot be made were NOT_FOUND or ALREADY_EXISTS, naming no option.

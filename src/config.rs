@@ -2,6 +2,7 @@
 //! that bad settings fail at construction with `INVALID_CONFIG` naming the field.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
@@ -138,16 +139,18 @@ impl Config {
         if mode != Mode::Local && self.cloud.is_none() {
             return Err(Error::config("cloud", "required unless mode is 'local'"));
         }
-        match self.journal.as_ref().map(|j| j.as_os_str()) {
-            Some(j) if j.is_empty() => return Err(Error::config("journal", "is empty")),
+        if let Some(local) = &self.local {
+            check_path("local", local.as_ref())?;
+        }
+        if let Some(journal) = &self.journal {
+            check_path("journal", journal.as_os_str())?;
             // SQLite keeps `:memory:` in memory: the journal would not survive a crash.
-            Some(j) if j == ":memory:" => {
+            if journal.as_os_str() == ":memory:" {
                 return Err(Error::config(
                     "journal",
                     "must be a file: an in-memory journal would not survive a crash",
                 ));
             }
-            _ => {}
         }
         let tiered = self.tiers.warm.is_some() || self.tiers.cold.is_some();
         if tiered && self.journal.is_none() && self.local.is_none() {
@@ -230,6 +233,22 @@ impl Config {
 
 /// A variable sent in a header (a key, a region), checked under its own name: the
 /// store would name the option the app never set.
+/// Whitespace at either end of a path is a quoting slip far more often than a name
+/// (`STOWAGE_LOCAL=" ./uploads"`), and taken as given it makes a folder nobody meant.
+fn check_path(field: &str, path: &OsStr) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.is_empty() {
+        return Err(Error::config(field, "is empty"));
+    }
+    if text.trim() != text {
+        return Err(Error::config(
+            field,
+            format!("{text:?} has whitespace at its start or end"),
+        ));
+    }
+    Ok(())
+}
+
 fn header_variable(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>> {
     var(name)
         .map(|value| check_header_value(name, &value).map(|()| value))
@@ -336,6 +355,18 @@ mod tests {
             "cloud"
         );
         assert_eq!(field(&Config::default()), "local");
+        for path in ["", "   ", " ./uploads", "uploads\n"] {
+            let local = Config {
+                local: Some(path.into()),
+                ..base.clone()
+            };
+            assert_eq!(field(&local), "local", "{path:?}");
+            let journal = Config {
+                journal: Some(path.into()),
+                ..base.clone()
+            };
+            assert_eq!(field(&journal), "journal", "{path:?}");
+        }
         let cloud_only = Config {
             cloud: Some("memory://".into()),
             tiers: TierConfig {
