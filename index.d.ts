@@ -195,6 +195,8 @@ export interface DicomIngestOptions {
   quality?: number
   /** Lossless WebP rendition and thumbnails. */
   lossless?: boolean
+  /** 0 (fastest) to 6 (smallest), sharp's `effort` (default 4). */
+  effort?: number
 }
 
 export interface DicomIngestResult {
@@ -250,6 +252,8 @@ export interface DicomRenderOptions {
   quality?: number
   /** Lossless WebP (PNG is always lossless; JPEG cannot be). */
   lossless?: boolean
+  /** WebP only: 0 (fastest) to 6 (smallest), sharp's `effort` (default 4). */
+  effort?: number
   /** Zero-based frame (default 0). */
   frame?: number
   /** Overrides the file's VOI LUT / window (grayscale only). */

@@ -151,4 +151,16 @@ describe('ingestDicom', () => {
     const r = await storage.ingestDicom(read('CT_small.dcm'), { lossless: true })
     expect(webpInfo(await storage.get(r.keys.image)).chunk).toBe('VP8L')
   })
+
+  test('effort reaches the stored rendition and thumbnails', async () => {
+    const { storage } = dual()
+    const bytes = read('CT_small.dcm')
+    const r = await storage.ingestDicom(bytes, { effort: 0 })
+    const rendered = await dicom.render(bytes, { effort: 0, thumbnails: [256, 64] })
+    const byDefault = await dicom.render(bytes, { thumbnails: [256, 64] })
+    expect(rendered.image.equals(byDefault.image)).toBe(false)
+    expect((await storage.get(r.keys.image)).equals(rendered.image)).toBe(true)
+    expect((await storage.get(r.keys.thumbnails[64])).equals(rendered.thumbnails[64])).toBe(true)
+    await expect(storage.ingestDicom(bytes, { effort: 7 })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('effort') })
+  })
 })

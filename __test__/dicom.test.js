@@ -170,6 +170,25 @@ describe('encodings', () => {
     }
   })
 
+  test('effort is sharp\'s effort: each level gives sharp\'s bytes, and the default is 4', async () => {
+    if (!sharp) throw new Error('sharp is not installed: npm install')
+    const bytes = read('CT_small.dcm')
+    const png = decodePng((await dicom.render(bytes, { format: 'png' })).image)
+    const raw = { raw: { width: png.width, height: png.height, channels: png.channels } }
+    const byEffort = []
+    for (const effort of [0, 2, 4, 6]) {
+      const ours = (await dicom.render(bytes, { effort })).image
+      const theirs = await sharp(png.data, raw).webp({ quality: 90, effort }).toBuffer()
+      expect({ effort, identical: ours.equals(theirs) }).toEqual({ effort, identical: true })
+      byEffort.push(ours)
+    }
+    expect(new Set(byEffort.map((b) => b.toString('base64'))).size).toBe(4)
+    expect((await dicom.render(bytes)).image.equals(byEffort[2])).toBe(true)
+    const lossless = await dicom.render(bytes, { lossless: true, effort: 0 })
+    expect(lossless.image.equals((await dicom.render(bytes, { lossless: true })).image)).toBe(false)
+    expect(webpInfo(lossless.image).chunk).toBe('VP8L')
+  })
+
   test('a window override changes the rendering and follows the linear rule', async () => {
     const bytes = read('CT_small.dcm')
     const auto = decodePng((await dicom.render(bytes, { format: 'png' })).image)
@@ -206,6 +225,11 @@ describe('encodings', () => {
       [{ thumbnails: [5000] }, 'thumbnails'],
       [{ window: { center: 0, width: 0 } }, 'window'],
       [{ format: 'jpeg', lossless: true }, 'lossless'],
+      [{ effort: 7 }, 'effort'],
+      [{ effort: -1 }, 'effort'],
+      [{ effort: 2.5 }, 'effort'],
+      [{ format: 'png', effort: 2 }, 'effort'],
+      [{ format: 'jpeg', effort: 0 }, 'effort'],
     ]
     for (const [opts, field] of cases) {
       const err = await dicom.render(bytes, opts).then(() => null, (e) => e)

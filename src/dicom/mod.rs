@@ -31,7 +31,7 @@ pub use cancel::Cancel;
 pub use decode::{MAX_DIMENSION, MAX_FRAME_BYTES};
 pub use metadata::Metadata;
 pub use open::read_file;
-pub use options::{ImageFormat, MAX_THUMBNAIL, RenderOptions, Window};
+pub use options::{DEFAULT_EFFORT, ImageFormat, MAX_EFFORT, MAX_THUMBNAIL, RenderOptions, Window};
 
 use crate::error::{Error, Result};
 use decode::{ImageInfo, Photometric};
@@ -67,7 +67,7 @@ pub fn render_cancellable(
     cancel.check()?;
     let encode = |image: &DynamicImage| {
         cancel.check()?;
-        encode::encode(image, opts.format, opts.quality, opts.lossless, cancel)
+        encode::encode(image, opts, cancel)
     };
     // The full image and the thumbnails encode on two threads: one render uses two
     // cores even when it is the only one in flight.

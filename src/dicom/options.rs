@@ -24,6 +24,9 @@ pub struct RenderOptions {
     pub quality: u8,
     /// Lossless WebP; PNG is always lossless and JPEG never is.
     pub lossless: bool,
+    /// WebP's speed/size trade-off, libwebp's `method` (sharp's `effort`):
+    /// 0 fastest … 6 smallest, default 4.
+    pub effort: u8,
     /// Zero-based frame index.
     pub frame: u32,
     /// Overrides the file's VOI LUT / window for grayscale images; ignored for colour.
@@ -38,6 +41,7 @@ impl Default for RenderOptions {
             format: ImageFormat::Webp,
             quality: 90,
             lossless: false,
+            effort: DEFAULT_EFFORT,
             frame: 0,
             window: None,
             thumbnails: Vec::new(),
@@ -46,6 +50,10 @@ impl Default for RenderOptions {
 }
 
 pub const MAX_THUMBNAIL: u32 = 4096;
+
+/// libwebp's default `method`, and sharp's default `effort`.
+pub const DEFAULT_EFFORT: u8 = 4;
+pub const MAX_EFFORT: u8 = 6;
 
 impl RenderOptions {
     /// Checks everything that does not need the file; `frame` is checked
@@ -56,6 +64,12 @@ impl RenderOptions {
             return Err(Error::config(
                 "quality",
                 format!("must be 1..=100, got {}", self.quality),
+            ));
+        }
+        if self.effort > MAX_EFFORT {
+            return Err(Error::config(
+                "effort",
+                format!("must be 0..={MAX_EFFORT}, got {}", self.effort),
             ));
         }
         if let Some(size) = self

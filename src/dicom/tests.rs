@@ -338,6 +338,13 @@ fn options_are_validated_with_the_field_named() {
         ),
         (
             RenderOptions {
+                effort: 7,
+                ..Default::default()
+            },
+            "effort",
+        ),
+        (
+            RenderOptions {
                 thumbnails: vec![0],
                 ..Default::default()
             },

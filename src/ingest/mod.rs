@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::dicom::{self, ImageFormat, Metadata, RenderOptions};
+use crate::dicom::{self, DEFAULT_EFFORT, ImageFormat, Metadata, RenderOptions};
 use crate::dual::{PutResult, Storage};
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -37,6 +37,8 @@ pub struct IngestOptions {
     pub quality: u8,
     /// Lossless WebP instead of lossy.
     pub lossless: bool,
+    /// libwebp's `method`, 0..=6 (default 4), as [`RenderOptions::effort`].
+    pub effort: u8,
 }
 
 impl Default for IngestOptions {
@@ -44,6 +46,7 @@ impl Default for IngestOptions {
         Self {
             quality: 90,
             lossless: false,
+            effort: DEFAULT_EFFORT,
         }
     }
 }
@@ -115,6 +118,7 @@ pub async fn ingest(storage: &Storage, dicom: Bytes, opts: IngestOptions) -> Res
         format: ImageFormat::Webp,
         quality: opts.quality,
         lossless: opts.lossless,
+        effort: opts.effort,
         frame: 0,
         window: None,
         thumbnails: THUMBNAIL_SIZES.to_vec(),

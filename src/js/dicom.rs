@@ -36,7 +36,10 @@ use super::error::{promise, to_js};
 use super::manager::StorageManager;
 use super::numbers::whole_u32;
 use super::values::JsPutResult;
-use crate::dicom::{self, ImageFormat, MAX_THUMBNAIL, Metadata, RenderOptions, Rendition, Window};
+use crate::dicom::{
+    self, DEFAULT_EFFORT, ImageFormat, MAX_EFFORT, MAX_THUMBNAIL, Metadata, RenderOptions,
+    Rendition, Window,
+};
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestOptions};
 
@@ -104,6 +107,8 @@ pub struct DicomRenderOptions<'env> {
     pub quality: Option<f64>,
     /// Lossless WebP (PNG is always lossless; JPEG cannot be).
     pub lossless: Option<bool>,
+    /// WebP only: 0 (fastest) to 6 (smallest), sharp's `effort` (default 4).
+    pub effort: Option<f64>,
     /// Zero-based frame (default 0).
     pub frame: Option<f64>,
     /// Overrides the file's VOI LUT / window (grayscale only).
@@ -122,6 +127,8 @@ pub struct DicomIngestOptions {
     pub quality: Option<f64>,
     /// Lossless WebP rendition and thumbnails.
     pub lossless: Option<bool>,
+    /// 0 (fastest) to 6 (smallest), sharp's `effort` (default 4).
+    pub effort: Option<f64>,
 }
 
 /// JSON-friendly attributes of a DICOM object; absent attributes are omitted.
@@ -275,6 +282,12 @@ fn quality(value: Option<f64>) -> Result<u8> {
     value.map_or(Ok(90), |q| Ok(whole_u32("quality", q, 1, 100)? as u8))
 }
 
+fn effort(value: Option<f64>) -> Result<u8> {
+    value.map_or(Ok(DEFAULT_EFFORT), |e| {
+        Ok(whole_u32("effort", e, 0, MAX_EFFORT.into())? as u8)
+    })
+}
+
 impl DicomRenderOptions<'_> {
     /// Everything but the signal, checked before any work is queued.
     fn to_core(&self) -> Result<RenderOptions> {
@@ -296,10 +309,17 @@ impl DicomRenderOptions<'_> {
                 "JPEG output is always lossy; use 'png' or 'webp'",
             ));
         }
+        if self.effort.is_some() && format != ImageFormat::Webp {
+            return Err(Error::config(
+                "effort",
+                "is WebP's encoder setting; PNG and JPEG have none",
+            ));
+        }
         let opts = RenderOptions {
             format,
             quality: quality(self.quality)?,
             lossless,
+            effort: effort(self.effort)?,
             frame: self
                 .frame
                 .map_or(Ok(0), |f| whole_u32("frame", f, 0, u32::MAX))?,
@@ -481,6 +501,7 @@ impl StorageManager {
             Ok(IngestOptions {
                 quality: quality(o.quality)?,
                 lossless: o.lossless.unwrap_or(false),
+                effort: effort(o.effort)?,
             })
         });
         let storage = self.storage();
