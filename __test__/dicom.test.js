@@ -72,7 +72,7 @@ describe('YBR_FULL through lossless codecs', () => {
   // fixtures/dicom/make.py re-encodes SC_ybr_full_uncompressed.dcm with each codec. They keep the
   // stored YBR_FULL samples, so each must render exactly like the original; these rendered the
   // samples as if they were RGB.
-  const names = fs.readdirSync(FIXTURE_DIR).filter((name) => name.endsWith('.dcm'))
+  const names = fs.readdirSync(FIXTURE_DIR).filter((name) => name.startsWith('ybr_full_'))
   const render = async (bytes) => decodePng((await dicom.render(bytes, { format: 'png' })).image)
   let original
   let ref
@@ -95,6 +95,19 @@ describe('YBR_FULL through lossless codecs', () => {
     const ours = await render(readFixture(name))
     expect(compare(ours, ref).max).toBeLessThanOrEqual(2)
     expect(ours.data.equals(original.data)).toBe(true)
+  })
+})
+
+describe('High-Throughput JPEG 2000', () => {
+  // No shared file is HTJ2K; fixtures/dicom/make.py re-encodes two with OpenJPH, losslessly.
+  test.each([
+    ['htj2k_ct_small.dcm', 'CT_small.dcm', 'MONOCHROME2'],
+    ['htj2k_color_pl_rct.dcm', 'color-pl.dcm', 'YBR_RCT'],
+  ])('%s renders exactly like %s', async (name, source, photometric) => {
+    const ours = await dicom.render(readFixture(name), { format: 'png' })
+    const original = await dicom.render(read(source), { format: 'png' })
+    expect(ours.metadata).toMatchObject({ transferSyntaxUid: '1.2.840.10008.1.2.4.201', photometricInterpretation: photometric })
+    expect(decodePng(ours.image).data.equals(decodePng(original.image).data)).toBe(true)
   })
 })
 
