@@ -231,8 +231,6 @@ impl Config {
     }
 }
 
-/// A variable sent in a header (a key, a region), checked under its own name: the
-/// store would name the option the app never set.
 /// Whitespace at either end of a path is a quoting slip far more often than a name
 /// (`STOWAGE_LOCAL=" ./uploads"`), and taken as given it makes a folder nobody meant.
 fn check_path(field: &str, path: &OsStr) -> Result<()> {
@@ -249,6 +247,8 @@ fn check_path(field: &str, path: &OsStr) -> Result<()> {
     Ok(())
 }
 
+/// A variable sent in a header (a key, a region), checked under its own name: the
+/// store would name the option the app never set.
 fn header_variable(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>> {
     var(name)
         .map(|value| check_header_value(name, &value).map(|()| value))

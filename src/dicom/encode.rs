@@ -36,8 +36,9 @@ pub(crate) fn encode(
     Ok(out.into_inner())
 }
 
-/// Lossless WebP's effort, as libwebp's `WebPEncodeLosslessRGB` sets it.
-const LOSSLESS_EFFORT: f32 = 70.0;
+/// Lossless WebP's `quality` (how hard it compresses), as libwebp's
+/// `WebPEncodeLosslessRGB` sets it.
+const LOSSLESS_QUALITY: f32 = 70.0;
 
 fn encode_webp(image: &DynamicImage, opts: &RenderOptions, cancel: &Cancel) -> Result<Vec<u8>> {
     let lossless = opts.lossless;
@@ -48,13 +49,13 @@ fn encode_webp(image: &DynamicImage, opts: &RenderOptions, cancel: &Cancel) -> R
         )));
     }
     let failed = || Error::DicomUnsupported(format!("libwebp could not encode {width}x{height}"));
-    let effort = if lossless {
-        LOSSLESS_EFFORT
+    let quality = if lossless {
+        LOSSLESS_QUALITY
     } else {
         f32::from(opts.quality)
     };
     let mut config =
-        webp::WebPConfig::new_with_preset(webp::WebPPreset::WEBP_PRESET_DEFAULT, effort)
+        webp::WebPConfig::new_with_preset(webp::WebPPreset::WEBP_PRESET_DEFAULT, quality)
             .map_err(|()| failed())?;
     config.lossless = i32::from(lossless);
     // sharp's `effort` is this too, so equal settings give sharp's bytes.
@@ -230,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn effort_trades_speed_for_size_in_the_same_image() {
+    fn effort_is_the_encoder_method_and_defaults_to_four() {
         let image = DynamicImage::ImageLuma8(gradient(200, 120));
         let at = |effort| {
             let opts = RenderOptions {
@@ -245,8 +246,8 @@ mod tests {
             encode_webp(&image, &webp(90, false), &Cancel::default()).expect("encodes")
         );
         assert_ne!(fastest, at(DEFAULT_EFFORT));
-        let decoded = |bytes: &[u8]| image::load_from_memory(bytes).expect("decodes").to_luma8();
-        assert_eq!(decoded(&fastest).dimensions(), (200, 120));
+        let decoded = image::load_from_memory(&fastest).expect("decodes");
+        assert_eq!((decoded.width(), decoded.height()), (200, 120));
     }
 
     #[test]
