@@ -6,7 +6,8 @@
 //! the input, and any numeric value whose length would leave the parser out of
 //! step with the scan, which bounds every allocation by the input size.
 
-use std::io::Read;
+use std::borrow::Cow;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use dicom_core::{Tag, VR};
@@ -79,13 +80,14 @@ const MAX_FILE_BYTES: u64 = 4 << 30;
 /// Pixel Data, which is all that metadata needs.
 pub(crate) fn open(bytes: &[u8], with_pixel_data: bool) -> Result<DefaultDicomObject> {
     let body = strip_preamble(bytes)?;
-    let data_set_end = 4 + check_lengths(&body[4..])?;
+    let (magic, rest) = body.split_at(4);
+    let checked = check_lengths(rest)?;
     let mut options = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
     if !with_pixel_data {
         options = options.read_until(tags::PIXEL_DATA);
     }
     guarded("parsing the data set", || {
-        options.from_reader(&body[..data_set_end])
+        options.from_reader(magic.chain(checked.as_ref()))
     })?
     .map_err(|e| Error::DicomInvalid(format!("cannot parse the file: {e}")))
 }
@@ -135,8 +137,8 @@ impl Encoding {
 }
 
 /// Checks the file meta group, then the data set in the encoding it names.
-/// Returns where the data set ends: before any zero padding that follows it.
-fn check_lengths(body: &[u8]) -> Result<usize> {
+/// Returns the meta group and the data set without any zero padding after it.
+fn check_lengths(body: &[u8]) -> Result<Cow<'_, [u8]>> {
     let meta_len = meta_group_length(body)?;
     let (meta, dataset) = body.split_at(meta_len.min(body.len()));
     scan(meta, Encoding::META)?;
@@ -149,7 +151,7 @@ fn check_lengths(body: &[u8]) -> Result<usize> {
         )));
     }
     let data_set_end = match ts.as_str() {
-        DEFLATED_EXPLICIT_VR_LE => scan(&inflate(dataset)?, Encoding::META).map(|_| dataset.len()),
+        DEFLATED_EXPLICIT_VR_LE => return without_deflated_padding(body, meta.len()),
         EXPLICIT_VR_BE => scan(
             dataset,
             Encoding {
@@ -166,7 +168,25 @@ fn check_lengths(body: &[u8]) -> Result<usize> {
         ),
         _ => scan(dataset, Encoding::META),
     }?;
-    Ok(meta.len() + data_set_end)
+    Ok(Cow::Borrowed(&body[..meta.len() + data_set_end]))
+}
+
+/// The parser inflates a deflated data set itself, so zero padding inside the
+/// stream is cut by compressing again what comes before it (only then).
+fn without_deflated_padding(body: &[u8], meta_len: usize) -> Result<Cow<'_, [u8]>> {
+    let (meta, dataset) = body.split_at(meta_len);
+    let inflated = inflate(dataset)?;
+    let end = scan(&inflated, Encoding::META)?;
+    if end == inflated.len() {
+        return Ok(Cow::Borrowed(body));
+    }
+    let mut deflater =
+        flate2::write::DeflateEncoder::new(meta.to_vec(), flate2::Compression::fast());
+    deflater
+        .write_all(&inflated[..end])
+        .and_then(|()| deflater.finish())
+        .map(Cow::Owned)
+        .map_err(|e| Error::DicomInvalid(format!("cannot deflate the data set again: {e}")))
 }
 
 /// File Meta Information Group Length is the first element (PS3.10 7.1).

@@ -1,6 +1,7 @@
 //! Tests against the shared DICOM set: reference renderings, encodings,
 //! metadata, and hostile input.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -643,15 +644,16 @@ fn mutated_files_never_panic() {
 fn zero_padding_after_the_data_set_is_not_read_as_elements() {
     // Zero bytes after the last element used to parse as empty (0000,0000)
     // elements when they came in twelves and fail otherwise.
-    for name in [
-        "CT_small.dcm",
-        "emri_small_big_endian.dcm",
-        "MR_small_RLE.dcm",
+    for (name, deflated) in [
+        ("CT_small.dcm", false),
+        ("emri_small_big_endian.dcm", false),
+        ("MR_small_RLE.dcm", false),
+        ("image_dfl.dcm", true),
     ] {
         let original = read(name);
         let expected = render_frame(&original, 0, None).expect(name);
         for zeros in [2, 4, 8, 12, 14, 16, 24, 100, 1008, 1012] {
-            let padded = [original.as_slice(), &vec![0; zeros]].concat();
+            let padded = zero_padded(&original, zeros, deflated);
             let what = format!("{name} + {zeros} zero bytes");
             let image = render_frame(&padded, 0, None).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(image.as_bytes(), expected.as_bytes(), "{what}");
@@ -665,4 +667,25 @@ fn zero_padding_after_the_data_set_is_not_read_as_elements() {
         "trailing 0xFF: {}",
         assert_rejected(&garbage, "trailing 0xFF")
     );
+}
+
+/// `bytes` with `zeros` zero bytes after its data set: for the deflated transfer
+/// syntax inside the deflate stream, where the parser meets them after inflating.
+fn zero_padded(bytes: &[u8], zeros: usize, deflated: bool) -> Vec<u8> {
+    if !deflated {
+        return [bytes, &vec![0; zeros]].concat();
+    }
+    let group_length = u32::from_le_bytes(bytes[140..144].try_into().expect("4 bytes"));
+    let meta_end = 144 + group_length as usize;
+    let mut data_set = Vec::new();
+    flate2::read::DeflateDecoder::new(&bytes[meta_end..])
+        .read_to_end(&mut data_set)
+        .expect("inflates");
+    data_set.resize(data_set.len() + zeros, 0);
+    let mut out = flate2::write::DeflateEncoder::new(
+        bytes[..meta_end].to_vec(),
+        flate2::Compression::default(),
+    );
+    out.write_all(&data_set).expect("deflates");
+    out.finish().expect("deflates")
 }
