@@ -457,16 +457,16 @@ fn registry_decode(
         Codec::EncapsulatedPixelData(Some(decoder), _) => decoder,
         Codec::EncapsulatedPixelData(None, _) => {
             return Err(Error::DicomUnsupported(format!(
-                "no decoder for transfer syntax {} ({ts_uid})",
-                ts.name()
+                "no decoder for transfer syntax {}",
+                transfer_syntax_name(ts_uid)
             )));
         }
         // A native syntax over compressed fragments: the file contradicts itself.
         _ => {
             return Err(Error::DicomInvalid(format!(
                 "the pixel data is encapsulated (compressed fragments), but its transfer \
-                 syntax {} ({ts_uid}) is not an encapsulated one",
-                ts.name()
+                 syntax {} is not an encapsulated one",
+                transfer_syntax_name(ts_uid)
             )));
         }
     };
