@@ -28,8 +28,9 @@ const REPEAT = Number(process.env.BENCH_REPEAT || 4) // passes over the file set
 const CORES = os.availableParallelism ? os.availableParallelism() : os.cpus().length
 const CONCURRENCY = [1, CORES * 2]
 const THUMBS = [256, 64]
-// sharp's default effort, then a faster one that both sides are given alike.
-const EFFORTS = [4, 2]
+// sharp's and stowage's default effort, then a faster one that both sides are given alike.
+const DEFAULT_EFFORT = 4
+const EFFORTS = [DEFAULT_EFFORT, 2]
 
 // ---------------------------------------------------------------------------------
 // The JavaScript side: what a Node backend writes with dicom-parser and sharp. Native
@@ -126,7 +127,7 @@ function jsPixels(buffer) {
 }
 
 /** sharp's part alone: WebP q90 of the 8-bit pixels, plus the two thumbnails. */
-async function jsEncode(px, effort = 4) {
+async function jsEncode(px, effort = DEFAULT_EFFORT) {
   const raw = { raw: { width: px.width, height: px.height, channels: px.channels } }
   const webp = { quality: 90, effort }
   const [image, ...thumbs] = await Promise.all([
@@ -138,7 +139,7 @@ async function jsEncode(px, effort = 4) {
 
 const jsRender = (buffer, effort) => jsEncode(jsPixels(buffer), effort)
 
-const stowageRender = (buffer, effort = 4) => dicom.render(buffer, { format: 'webp', quality: 90, effort, thumbnails: THUMBS })
+const stowageRender = (buffer, effort = DEFAULT_EFFORT) => dicom.render(buffer, { format: 'webp', quality: 90, effort, thumbnails: THUMBS })
 
 // ---------------------------------------------------------------------------------
 // Which files each side renders correctly: the same tolerances as the Jest suite.
@@ -193,7 +194,7 @@ async function support(files) {
 
 // ---------------------------------------------------------------------------------
 
-async function run(render, files, concurrency, effort = 4) {
+async function run(render, files, concurrency, effort = DEFAULT_EFFORT) {
   const queue = []
   for (let r = 0; r < REPEAT; r++) queue.push(...files)
   const histogram = monitorEventLoopDelay({ resolution: 1 })
@@ -266,7 +267,7 @@ async function main() {
     }
     // stowage on all the files it supports, for the record.
     const r = await run(stowageRender, stowageOnly, CORES * 2)
-    samples.push({ side: 'stowage', concurrency: CORES * 2, set: 'all', ...r })
+    samples.push({ side: 'stowage', concurrency: CORES * 2, effort: DEFAULT_EFFORT, set: 'all', ...r })
   }
 
   const latency = []
@@ -289,8 +290,8 @@ async function main() {
 }
 
 function report(supported, both, stowageOnly, samples, latency) {
-  const rate = (side, concurrency, set = 'both', effort = 4) => {
-    const s = samples.filter((x) => x.side === side && x.concurrency === concurrency && x.set === set && (set === 'all' || x.effort === effort))
+  const rate = (side, concurrency, set = 'both', effort = DEFAULT_EFFORT) => {
+    const s = samples.filter((x) => x.side === side && x.concurrency === concurrency && x.set === set && x.effort === effort)
     return { ips: median(s.map((x) => x.images / x.seconds)), p99: median(s.map((x) => x.p99)) }
   }
   const count = (side) => supported.filter((r) => r[side] === 'yes').length
@@ -311,7 +312,7 @@ function report(supported, both, stowageOnly, samples, latency) {
     for (const c of CONCURRENCY) {
       const s = rate('stowage', c, 'both', effort)
       const j = rate('js', c, 'both', effort)
-      const label = effort === 4 ? '4 (default)' : `${effort} (both sides)`
+      const label = effort === DEFAULT_EFFORT ? `${effort} (default)` : `${effort} (both sides)`
       lines.push(`| ${both.length} files | ${label} | ${c} | ${s.ips.toFixed(1)} | ${j.ips.toFixed(1)} | **${(s.ips / j.ips).toFixed(2)}×** | ${s.p99.toFixed(1)} ms | ${j.p99.toFixed(1)} ms |`)
     }
   }
