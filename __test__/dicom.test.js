@@ -370,6 +370,39 @@ describe('threads', () => {
     expect(ticks).toBeGreaterThan(elapsed / 50)
   })
 
+  // OpenJPEG runs a pool of worker threads for each decode. It must size it by the CPUs
+  // this process may run on, not by every CPU of the host (64 threads per frame in a
+  // container given 2 of 64). A child process counts its threads during a JPEG 2000
+  // decode: pinned to one CPU with taskset it must start none; unpinned, the same count
+  // must see the pool, so that the pinned run's zero is not a count that saw nothing.
+  const j2kDecodeThreads = (pinned) => {
+    const script = `
+      const fs = require('node:fs')
+      const { dicom } = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const threads = () => fs.readdirSync('/proc/self/task').length
+      ;(async () => {
+        await dicom.render(fs.readFileSync(${JSON.stringify(file('CT_small.dcm'))}), { format: 'png' })
+        const before = threads()
+        let peak = before
+        const timer = setInterval(() => { peak = Math.max(peak, threads()) }, 1)
+        await dicom.render(fs.readFileSync(${JSON.stringify(file('RG3_J2KI.dcm'))}), { format: 'png' })
+        clearInterval(timer)
+        process.stdout.write(String(peak - before))
+      })()`
+    const [command, args] = pinned ? ['taskset', ['-c', '0', process.execPath]] : [process.execPath, []]
+    return Number(execFileSync(command, [...args, '-e', script], { encoding: 'utf8' }))
+  }
+
+  test('a JPEG 2000 decode starts no more threads than the CPUs the process may run on', () => {
+    expect(j2kDecodeThreads(true)).toBe(0)
+    const cpus = os.availableParallelism()
+    if (cpus >= 2) {
+      const unpinned = j2kDecodeThreads(false)
+      expect(unpinned).toBeGreaterThanOrEqual(2)
+      expect(unpinned).toBeLessThanOrEqual(cpus)
+    }
+  })
+
   test('an already-aborted signal rejects with ABORTED', async () => {
     const signal = AbortSignal.abort()
     await expect(dicom.render(read('CT_small.dcm'), { signal })).rejects.toMatchObject({ code: 'ABORTED' })

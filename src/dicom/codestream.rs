@@ -1,27 +1,10 @@
-//! Reads the image size declared inside JPEG 2000 and JPEG-LS codestreams, and
-//! the segment table of RLE frames, so a corrupt stream cannot make its decoder
-//! allocate beyond the size the data set declares (and we already bounded).
+//! Reads the image size declared inside JPEG-LS codestreams, and the segment
+//! table of RLE frames, so a corrupt stream cannot make its decoder allocate
+//! beyond the size the data set declares (and we already bounded). The JPEG 2000
+//! decoder checks OpenJPEG's reading of the header itself (see `j2k`).
 
-/// Width, height and component count from the first frame header found.
-pub(crate) fn dimensions(stream: &[u8]) -> Option<(u32, u32, u16)> {
-    j2k_siz(stream).or_else(|| jpeg_ls_sof(stream))
-}
-
-const J2K_SOC_SIZ: [u8; 4] = [0xFF, 0x4F, 0xFF, 0x51];
-
-/// The SIZ segment, also found inside a JP2 file's codestream box.
-fn j2k_siz(stream: &[u8]) -> Option<(u32, u32, u16)> {
-    let start = stream.windows(4).position(|w| w == J2K_SOC_SIZ)? + 4;
-    let siz = stream.get(start..start + 38)?;
-    let be32 = |at: usize| u32::from_be_bytes([siz[at], siz[at + 1], siz[at + 2], siz[at + 3]]);
-    let width = be32(4).checked_sub(be32(12))?;
-    let height = be32(8).checked_sub(be32(16))?;
-    let components = u16::from_be_bytes([siz[36], siz[37]]);
-    Some((width, height, components))
-}
-
-/// JPEG-LS frame header (SOF55).
-fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
+/// Width, height and component count from a JPEG-LS frame header (SOF55).
+pub(crate) fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
     let sof = jpeg_ls_segment(stream, SOF55)?.get(..6)?;
     let height = u32::from(u16::from_be_bytes([sof[1], sof[2]]));
     let width = u32::from(u16::from_be_bytes([sof[3], sof[4]]));

@@ -10,7 +10,7 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use super::attributes::{Object, string, uint};
 use super::guard::guarded;
-use super::{codestream, jpeg};
+use super::{codestream, j2k, jpeg};
 use crate::error::{Error, Result};
 
 /// Largest decoded frame accepted, in bytes of stored samples.
@@ -245,6 +245,8 @@ pub(crate) fn frame(obj: &DefaultDicomObject, info: &ImageInfo, frame: u32) -> R
                     jpeg::decode(&data, info.cols, info.rows, info.samples_per_pixel)
                 })??;
                 samples.into_iter().map(u32::from).collect()
+            } else if JPEG_2000.contains(&ts) {
+                j2k::decode(&data, info)?
             } else {
                 registry_decode(obj, info, frame, &data)?
             };
@@ -470,7 +472,7 @@ fn registry_decode(
             )));
         }
     };
-    if let Some((width, height, components)) = codestream::dimensions(data)
+    if let Some((width, height, components)) = codestream::jpeg_ls_sof(data)
         && (width != info.cols || height != info.rows || components != info.samples_per_pixel)
     {
         return Err(Error::DicomInvalid(format!(

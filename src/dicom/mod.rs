@@ -14,6 +14,7 @@ mod decode;
 mod encode;
 mod functional_groups;
 mod guard;
+mod j2k;
 mod jpeg;
 mod lut;
 mod metadata;

@@ -496,6 +496,58 @@ fn hostile_inputs_are_rejected_with_a_reason() {
     assert!(metadata(no_pixels).is_ok(), "metadata still reads");
 }
 
+/// The first fragment of an encapsulated file's pixel data, as
+/// (offset of its item length, offset of its first byte).
+fn first_fragment(bytes: &[u8]) -> (usize, usize) {
+    let item = |at: usize| {
+        assert_eq!(
+            bytes[at..at + 4],
+            [0xFE, 0xFF, 0x00, 0xE0],
+            "an item at {at}"
+        );
+        u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize
+    };
+    let offset_table = find_tag(bytes, 0x7FE0, 0x0010) + 12;
+    let fragment = offset_table + 8 + item(offset_table);
+    item(fragment);
+    (fragment + 4, fragment + 8)
+}
+
+#[test]
+fn another_codecs_marker_inside_a_jpeg_ls_stream_is_data() {
+    // A JPEG 2000 SOC + SIZ marker pair followed by zeros, in a comment segment
+    // after SOI: such bytes may appear in any stream, in its comments or its
+    // entropy-coded data, and once made a JPEG-LS frame read as a 0x0 JPEG 2000 one.
+    let original = read("JLSL_16_15_1_1F.dcm");
+    let (length_at, start) = first_fragment(&original);
+    assert_eq!(original[start..start + 2], [0xFF, 0xD8], "SOI");
+    let mut comment = vec![0xFF, 0xFE, 0, 44, 0xFF, 0x4F, 0xFF, 0x51];
+    comment.resize(46, 0);
+    let mut bytes = original.clone();
+    bytes.splice(start + 2..start + 2, comment.iter().copied());
+    let length = u32::from_le_bytes(bytes[length_at..length_at + 4].try_into().unwrap());
+    bytes[length_at..length_at + 4].copy_from_slice(&(length + 46).to_le_bytes());
+    let rendered = render_frame(&bytes, 0, None).expect("renders");
+    let expected = render_frame(&original, 0, None).expect("the original renders");
+    assert_eq!(rendered.as_bytes(), expected.as_bytes());
+}
+
+#[test]
+fn a_jpeg_2000_codestream_must_have_the_data_sets_size() {
+    // MR_small_jp2klossless is 64x64; the data set is made to say 32x32.
+    let mut bytes = read("MR_small_jp2klossless.dcm");
+    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
+        let at = find_tag(&bytes, group, element) + 8;
+        bytes[at..at + 2].copy_from_slice(&32u16.to_le_bytes());
+    }
+    let message = assert_rejected(&bytes, "64x64 codestream in a 32x32 data set");
+    assert!(
+        message.contains("JPEG 2000 codestream is 64x64 with 1 component(s)")
+            && message.contains("says 32x32 with 1"),
+        "{message}"
+    );
+}
+
 #[test]
 fn only_regular_files_are_read() {
     let ct = shared_dir().join("CT_small.dcm");
