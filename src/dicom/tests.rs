@@ -533,6 +533,41 @@ fn another_codecs_marker_inside_a_jpeg_ls_stream_is_data() {
 }
 
 #[test]
+fn a_jpeg_2000_codestream_in_a_jp2_file_renders_like_the_bare_codestream() {
+    // Some encoders wrap the codestream in JP2 boxes, which DICOM does not ask for.
+    let original = read("MR_small_jp2klossless.dcm");
+    let (length_at, start) = first_fragment(&original);
+    let length = u32::from_le_bytes(original[length_at..length_at + 4].try_into().unwrap());
+    let codestream = &original[start..start + length as usize];
+    let boxed = |kind: &[u8], payload: &[u8]| {
+        let mut b = (8 + payload.len() as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    };
+    // 64x64, 1 component, signed 16 bits (sign bit | bit depth - 1), JPEG 2000
+    // compression, greyscale (enumerated colour space 17), as the codestream says.
+    let ihdr = [0, 0, 0, 64, 0, 0, 0, 64, 0, 1, 0x80 | 15, 7, 0, 0];
+    let colr = [1, 0, 0, 0, 0, 0, 17];
+    let header = [boxed(b"ihdr", &ihdr), boxed(b"colr", &colr)].concat();
+    let mut jp2 = [
+        boxed(b"jP  ", b"\r\n\x87\n"),
+        boxed(b"ftyp", b"jp2 \0\0\0\0jp2 "),
+        boxed(b"jp2h", &header),
+        boxed(b"jp2c", codestream),
+    ]
+    .concat();
+    jp2.resize(jp2.len().next_multiple_of(2), 0);
+    let mut bytes = original[..length_at].to_vec();
+    bytes.extend_from_slice(&(jp2.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&jp2);
+    bytes.extend_from_slice(&original[start + length as usize..]);
+    let rendered = render_frame(&bytes, 0, None).expect("renders");
+    let expected = render_frame(&original, 0, None).expect("the original renders");
+    assert_eq!(rendered.as_bytes(), expected.as_bytes());
+}
+
+#[test]
 fn a_jpeg_2000_codestream_must_have_the_data_sets_size() {
     // MR_small_jp2klossless is 64x64; the data set is made to say 32x32.
     let mut bytes = read("MR_small_jp2klossless.dcm");
