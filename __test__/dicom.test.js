@@ -373,8 +373,9 @@ describe('threads', () => {
   // OpenJPEG runs a pool of worker threads for each decode. It must size it by the CPUs
   // this process may run on, not by every CPU of the host (64 threads per frame in a
   // container given 2 of 64). A child process counts its threads during a JPEG 2000
-  // decode: pinned to one CPU with taskset it must start none; unpinned, the same count
-  // must see the pool, so that the pinned run's zero is not a count that saw nothing.
+  // render to PNG without thumbnails, which starts no thread of its own, so every thread
+  // counted is OpenJPEG's. Pinned to one CPU with taskset it must start none; unpinned,
+  // the same count must see the pool, so the pinned zero is not a count that saw nothing.
   const j2kDecodeThreads = (pinned) => {
     const script = `
       const fs = require('node:fs')

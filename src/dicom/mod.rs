@@ -70,23 +70,28 @@ pub fn render_cancellable(
         cancel.check()?;
         encode::encode(image, opts, cancel)
     };
+    let thumbnails = || {
+        thumbnail::thumbnails(&image, &opts.thumbnails)?
+            .into_iter()
+            .map(|(size, thumb)| Ok((size, thumb.as_ref().map(encode).transpose()?)))
+            .collect::<Result<Vec<_>>>()
+    };
     // The full image and the thumbnails encode on two threads: one render uses two
     // cores even when it is the only one in flight.
-    let (full, scaled) = std::thread::scope(|scope| {
-        let scaled = scope.spawn(|| {
-            thumbnail::thumbnails(&image, &opts.thumbnails)?
-                .into_iter()
-                .map(|(size, thumb)| Ok((size, thumb.as_ref().map(encode).transpose()?)))
-                .collect::<Result<Vec<_>>>()
-        });
-        let full = encode(&image);
-        let scaled = scaled.join().unwrap_or_else(|_| {
-            Err(Error::DicomUnsupported(
-                "the thumbnail encoder failed".into(),
-            ))
-        });
-        (full, scaled)
-    });
+    let (full, scaled) = if opts.thumbnails.is_empty() {
+        (encode(&image), Ok(Vec::new()))
+    } else {
+        std::thread::scope(|scope| {
+            let scaled = scope.spawn(thumbnails);
+            let full = encode(&image);
+            let scaled = scaled.join().unwrap_or_else(|_| {
+                Err(Error::DicomUnsupported(
+                    "the thumbnail encoder failed".into(),
+                ))
+            });
+            (full, scaled)
+        })
+    };
     let full = full?;
     // A thumbnail the image already fits in is the image: the same bytes.
     let thumbnails = scaled?
