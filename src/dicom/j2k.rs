@@ -98,12 +98,28 @@ fn threads() -> i32 {
 
 struct Decoder {
     codec: *mut opj::opj_codec_t,
-    /// OpenJPEG's error messages.
-    #[expect(
-        clippy::box_collection,
-        reason = "the error handler holds the String's address, which must not move with the decoder"
-    )]
-    errors: Box<String>,
+    /// Boxed: the error handler holds its address, which must not move with the decoder.
+    errors: Box<Errors>,
+}
+
+/// OpenJPEG's error messages for one decode; a corrupt stream can raise one
+/// per code-block, so only the first few are kept.
+#[derive(Default)]
+struct Errors {
+    kept: Vec<String>,
+    more: usize,
+}
+
+const KEPT_ERRORS: usize = 4;
+
+impl Errors {
+    fn reason(&self) -> String {
+        match (self.kept.join("; "), self.more) {
+            (kept, _) if kept.is_empty() => "the codestream is corrupt".to_owned(),
+            (kept, 0) => kept,
+            (kept, more) => format!("{kept}; and {more} more"),
+        }
+    }
 }
 
 impl Decoder {
@@ -118,7 +134,7 @@ impl Decoder {
             codec,
             errors: Box::default(),
         };
-        let errors: *mut String = &mut *decoder.errors;
+        let errors: *mut Errors = &mut *decoder.errors;
         // SAFETY: the parameters are initialised by OpenJPEG before use; the
         // handler's `errors` lives as long as the codec that calls it.
         let ready = unsafe {
@@ -159,11 +175,7 @@ impl Decoder {
     }
 
     fn failed(&self) -> Error {
-        let reason = match self.errors.as_str() {
-            "" => "the codestream is corrupt",
-            errors => errors,
-        };
-        Error::DicomInvalid(format!("OpenJPEG: {reason}"))
+        Error::DicomInvalid(format!("OpenJPEG: {}", self.errors.reason()))
     }
 }
 
@@ -174,15 +186,19 @@ impl Drop for Decoder {
     }
 }
 
+/// OpenJPEG's worker threads report under a mutex, and the decoding thread
+/// waits for them, so one message is added at a time.
 unsafe extern "C" fn collect_error(message: *const c_char, errors: *mut c_void) {
     // SAFETY: OpenJPEG passes a NUL-terminated message and the pointer given
     // to opj_set_error_handler, the decoder's live `errors`.
-    let (message, errors) = unsafe { (CStr::from_ptr(message), &mut *errors.cast::<String>()) };
-    let message = message.to_string_lossy();
-    if !errors.is_empty() {
-        errors.push_str("; ");
+    let (message, errors) = unsafe { (CStr::from_ptr(message), &mut *errors.cast::<Errors>()) };
+    if errors.kept.len() < KEPT_ERRORS {
+        errors
+            .kept
+            .push(message.to_string_lossy().trim().to_owned());
+    } else {
+        errors.more += 1;
     }
-    errors.push_str(message.trim());
 }
 
 struct Image(*mut opj::opj_image_t);
@@ -298,5 +314,30 @@ unsafe extern "C" fn seek(offset: i64, source: *mut c_void) -> i32 {
             1
         }
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use super::{Errors, collect_error};
+
+    #[test]
+    fn the_first_four_errors_are_kept_and_the_rest_counted() {
+        let mut errors = Errors::default();
+        assert_eq!(errors.reason(), "the codestream is corrupt");
+        for i in 1..=6 {
+            let message = CString::new(format!("error {i}\n")).unwrap();
+            // SAFETY: a NUL-terminated message and a live `Errors`, as OpenJPEG passes them.
+            unsafe { collect_error(message.as_ptr(), (&raw mut errors).cast()) };
+            if i == 1 {
+                assert_eq!(errors.reason(), "error 1");
+            }
+        }
+        assert_eq!(
+            errors.reason(),
+            "error 1; error 2; error 3; error 4; and 2 more"
+        );
     }
 }
