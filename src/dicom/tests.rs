@@ -568,6 +568,22 @@ fn a_jpeg_2000_codestream_in_a_jp2_file_renders_like_the_bare_codestream() {
 }
 
 #[test]
+fn a_subsampled_jpeg_2000_component_is_refused_not_rendered_from_a_short_plane() {
+    // XRsiz and YRsiz of the only component, after SOC, SIZ's 38 bytes and Ssiz.
+    let original = read("MR_small_jp2klossless.dcm");
+    let (_, start) = first_fragment(&original);
+    for (dx, dy) in [(2, 2), (2, 1), (1, 2)] {
+        let mut bytes = original.clone();
+        bytes[start + 43..start + 45].copy_from_slice(&[dx, dy]);
+        let message = assert_rejected(&bytes, "subsampled");
+        assert!(
+            message.contains(&format!("(subsampled by {dx}x{dy}) in a 64x64 image")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_jpeg_2000_codestream_must_have_the_data_sets_size() {
     // MR_small_jp2klossless is 64x64; the data set is made to say 32x32.
     let mut bytes = read("MR_small_jp2klossless.dcm");
