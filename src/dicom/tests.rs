@@ -496,9 +496,9 @@ fn hostile_inputs_are_rejected_with_a_reason() {
     assert!(metadata(no_pixels).is_ok(), "metadata still reads");
 }
 
-/// The first fragment of an encapsulated file's pixel data, as
-/// (offset of its item length, offset of its first byte).
-fn first_fragment(bytes: &[u8]) -> (usize, usize) {
+/// An encapsulated file with its first pixel data fragment replaced by
+/// `edit` of it (padded to an even length, its item length updated).
+fn with_first_fragment(bytes: &[u8], edit: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
     let item = |at: usize| {
         assert_eq!(
             bytes[at..at + 4],
@@ -508,9 +508,19 @@ fn first_fragment(bytes: &[u8]) -> (usize, usize) {
         u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize
     };
     let offset_table = find_tag(bytes, 0x7FE0, 0x0010) + 12;
-    let fragment = offset_table + 8 + item(offset_table);
-    item(fragment);
-    (fragment + 4, fragment + 8)
+    let length_at = offset_table + 8 + item(offset_table) + 4;
+    let start = length_at + 4;
+    let end = start + item(length_at - 4);
+    let mut fragment = edit(&bytes[start..end]);
+    fragment.resize(fragment.len().next_multiple_of(2), 0);
+    let length = (fragment.len() as u32).to_le_bytes();
+    [&bytes[..length_at], &length, &fragment, &bytes[end..]].concat()
+}
+
+fn assert_renders_like(bytes: &[u8], original: &[u8]) {
+    let rendered = render_frame(bytes, 0, None).expect("renders");
+    let expected = render_frame(original, 0, None).expect("the original renders");
+    assert_eq!(rendered.as_bytes(), expected.as_bytes());
 }
 
 #[test]
@@ -519,62 +529,50 @@ fn another_codecs_marker_inside_a_jpeg_ls_stream_is_data() {
     // after SOI: such bytes may appear in any stream, in its comments or its
     // entropy-coded data, and once made a JPEG-LS frame read as a 0x0 JPEG 2000 one.
     let original = read("JLSL_16_15_1_1F.dcm");
-    let (length_at, start) = first_fragment(&original);
-    assert_eq!(original[start..start + 2], [0xFF, 0xD8], "SOI");
     let mut comment = vec![0xFF, 0xFE, 0, 44, 0xFF, 0x4F, 0xFF, 0x51];
     comment.resize(46, 0);
-    let mut bytes = original.clone();
-    bytes.splice(start + 2..start + 2, comment.iter().copied());
-    let length = u32::from_le_bytes(bytes[length_at..length_at + 4].try_into().unwrap());
-    bytes[length_at..length_at + 4].copy_from_slice(&(length + 46).to_le_bytes());
-    let rendered = render_frame(&bytes, 0, None).expect("renders");
-    let expected = render_frame(&original, 0, None).expect("the original renders");
-    assert_eq!(rendered.as_bytes(), expected.as_bytes());
+    let bytes = with_first_fragment(&original, |stream| {
+        assert_eq!(stream[..2], [0xFF, 0xD8], "SOI");
+        [&stream[..2], &comment, &stream[2..]].concat()
+    });
+    assert_renders_like(&bytes, &original);
 }
 
 #[test]
 fn a_jpeg_2000_codestream_in_a_jp2_file_renders_like_the_bare_codestream() {
     // Some encoders wrap the codestream in JP2 boxes, which DICOM does not ask for.
-    let original = read("MR_small_jp2klossless.dcm");
-    let (length_at, start) = first_fragment(&original);
-    let length = u32::from_le_bytes(original[length_at..length_at + 4].try_into().unwrap());
-    let codestream = &original[start..start + length as usize];
     let boxed = |kind: &[u8], payload: &[u8]| {
-        let mut b = (8 + payload.len() as u32).to_be_bytes().to_vec();
-        b.extend_from_slice(kind);
-        b.extend_from_slice(payload);
-        b
+        let length = (8 + payload.len() as u32).to_be_bytes();
+        [&length, kind, payload].concat()
     };
     // 64x64, 1 component, signed 16 bits (sign bit | bit depth - 1), JPEG 2000
     // compression, greyscale (enumerated colour space 17), as the codestream says.
     let ihdr = [0, 0, 0, 64, 0, 0, 0, 64, 0, 1, 0x80 | 15, 7, 0, 0];
     let colr = [1, 0, 0, 0, 0, 0, 17];
     let header = [boxed(b"ihdr", &ihdr), boxed(b"colr", &colr)].concat();
-    let mut jp2 = [
-        boxed(b"jP  ", b"\r\n\x87\n"),
-        boxed(b"ftyp", b"jp2 \0\0\0\0jp2 "),
-        boxed(b"jp2h", &header),
-        boxed(b"jp2c", codestream),
-    ]
-    .concat();
-    jp2.resize(jp2.len().next_multiple_of(2), 0);
-    let mut bytes = original[..length_at].to_vec();
-    bytes.extend_from_slice(&(jp2.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&jp2);
-    bytes.extend_from_slice(&original[start + length as usize..]);
-    let rendered = render_frame(&bytes, 0, None).expect("renders");
-    let expected = render_frame(&original, 0, None).expect("the original renders");
-    assert_eq!(rendered.as_bytes(), expected.as_bytes());
+    let original = read("MR_small_jp2klossless.dcm");
+    let bytes = with_first_fragment(&original, |codestream| {
+        [
+            boxed(b"jP  ", b"\r\n\x87\n"),
+            boxed(b"ftyp", b"jp2 \0\0\0\0jp2 "),
+            boxed(b"jp2h", &header),
+            boxed(b"jp2c", codestream),
+        ]
+        .concat()
+    });
+    assert_renders_like(&bytes, &original);
 }
 
 #[test]
 fn a_subsampled_jpeg_2000_component_is_refused_not_rendered_from_a_short_plane() {
-    // XRsiz and YRsiz of the only component, after SOC, SIZ's 38 bytes and Ssiz.
     let original = read("MR_small_jp2klossless.dcm");
-    let (_, start) = first_fragment(&original);
     for (dx, dy) in [(2, 2), (2, 1), (1, 2)] {
-        let mut bytes = original.clone();
-        bytes[start + 43..start + 45].copy_from_slice(&[dx, dy]);
+        // XRsiz and YRsiz of the only component, after SOC, SIZ's 38 bytes and Ssiz.
+        let bytes = with_first_fragment(&original, |codestream| {
+            let mut edited = codestream.to_vec();
+            edited[43..45].copy_from_slice(&[dx, dy]);
+            edited
+        });
         let message = assert_rejected(&bytes, "subsampled");
         assert!(
             message.contains(&format!("(subsampled by {dx}x{dy}) in a 64x64 image")),
