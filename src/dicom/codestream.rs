@@ -1,7 +1,8 @@
-//! Reads the image size declared inside JPEG-LS codestreams, and the segment
-//! table of RLE frames, so a corrupt stream cannot make its decoder allocate
-//! beyond the size the data set declares (and we already bounded). The JPEG 2000
-//! decoder checks OpenJPEG's reading of the header itself (see `j2k`).
+//! Reads the image size declared inside JPEG-LS codestreams, the segment table
+//! of RLE frames and the code-block sizes of JPEG 2000 codestreams, so a corrupt
+//! or hostile stream cannot make its decoder allocate far beyond the size the
+//! data set declares (and we already bounded). The JPEG 2000 decoder checks
+//! OpenJPEG's reading of the image size itself (see `j2k`).
 
 /// Width, height and component count from a JPEG-LS frame header (SOF55).
 pub(crate) fn jpeg_ls_sof(stream: &[u8]) -> Option<(u32, u32, u16)> {
@@ -45,6 +46,129 @@ fn jpeg_ls_segment(stream: &[u8], wanted: u8) -> Option<&[u8]> {
         }
         pos += 2 + len;
     }
+}
+
+/// A JP2 file's signature box: some DICOM encoders wrap the codestream in one.
+pub(crate) const JP2_SIGNATURE: [u8; 12] = [0, 0, 0, 12, b'j', b'P', b' ', b' ', 13, 10, 0x87, 10];
+
+/// The smallest code-block, in samples, that a JPEG 2000 codestream's COD or
+/// COC segments declare, in its main header or any tile-part header, as far
+/// as the headers can be read (a decoder may allocate for what came before a
+/// cut or corrupt one).
+pub(crate) fn j2k_smallest_code_block(stream: &[u8]) -> Option<u32> {
+    let mut smallest: Option<u32> = None;
+    walk_code_blocks(j2k_codestream(stream)?, &mut |samples| {
+        smallest = Some(smallest.map_or(samples, |s| s.min(samples)));
+    });
+    smallest
+}
+
+/// Calls `found` with the code-block size of each COD and COC segment, up to
+/// the last tile-part header or the first segment it cannot read.
+fn walk_code_blocks(stream: &[u8], found: &mut impl FnMut(u32)) -> Option<()> {
+    let mut walk = MarkerWalk { stream, pos: 2 };
+    let mut components = 0;
+    let mut note = |marker, payload: &[u8], components| {
+        if let Some(samples) = declared_code_block(marker, payload, components) {
+            found(samples);
+        }
+    };
+    // The main header, up to the first tile-part.
+    let mut tile_part = loop {
+        let at = walk.pos;
+        match walk.segment()? {
+            (SOT, sot) => break (at, sot),
+            (SIZ, siz) => components = be16(siz.get(36..38)?),
+            (marker, payload) => note(marker, payload, components),
+        }
+    };
+    // Each tile-part: SOT, its header's segments up to SOD, then its data.
+    loop {
+        let (start, sot) = tile_part;
+        let length = be32(sot.get(2..6)?) as usize;
+        while stream.get(walk.pos..walk.pos + 2)? != [0xFF, SOD] {
+            let (marker, payload) = walk.segment()?;
+            note(marker, payload, components);
+        }
+        // A length of 0 is the last tile-part, running to the end.
+        if length == 0 {
+            return Some(());
+        }
+        walk.pos = start.checked_add(length)?;
+        if stream.get(walk.pos..walk.pos + 2) != Some(&[0xFF, SOT]) {
+            return Some(());
+        }
+        tile_part = (walk.pos, walk.segment()?.1);
+    }
+}
+
+const SOC: [u8; 2] = [0xFF, 0x4F];
+const SIZ: u8 = 0x51;
+const COD: u8 = 0x52;
+const COC: u8 = 0x53;
+const SOT: u8 = 0x90;
+const SOD: u8 = 0x93;
+
+/// The codestream itself: the stream, or a JP2 file's codestream box.
+fn j2k_codestream(stream: &[u8]) -> Option<&[u8]> {
+    if stream.starts_with(&SOC) {
+        return Some(stream);
+    }
+    if !stream.starts_with(&JP2_SIGNATURE) {
+        return None;
+    }
+    let mut pos = 0;
+    loop {
+        let end = match be32(stream.get(pos..pos + 4)?) as usize {
+            0 => stream.len(),
+            length @ 8.. => pos.checked_add(length)?,
+            _ => return None,
+        };
+        if stream.get(pos + 4..pos + 8)? == b"jp2c" {
+            return stream.get(pos + 8..end).filter(|s| s.starts_with(&SOC));
+        }
+        pos = end;
+    }
+}
+
+/// Marker segments one after another, each with its length.
+struct MarkerWalk<'a> {
+    stream: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> MarkerWalk<'a> {
+    fn segment(&mut self) -> Option<(u8, &'a [u8])> {
+        let [0xFF, marker] = *self.stream.get(self.pos..self.pos + 2)? else {
+            return None;
+        };
+        let length = usize::from(be16(self.stream.get(self.pos + 2..self.pos + 4)?)).max(2);
+        let payload = self.stream.get(self.pos + 4..self.pos + 2 + length)?;
+        self.pos += 2 + length;
+        Some((marker, payload))
+    }
+}
+
+/// The code-block samples a COD or COC segment declares: each side is 2^(xcb + 2).
+/// COD's SPcod follows Scod and SGcod; COC's SPcoc follows Ccoc (two bytes past
+/// 256 components) and Scoc. Both begin with the decomposition levels.
+fn declared_code_block(marker: u8, payload: &[u8], components: u16) -> Option<u32> {
+    let at = match marker {
+        COD => 6,
+        COC if components > 256 => 4,
+        COC => 3,
+        _ => return None,
+    };
+    let exponents = payload.get(at..at + 2)?;
+    1u32.checked_shl(u32::from(exponents[0]) + u32::from(exponents[1]) + 4)
+}
+
+fn be16(bytes: &[u8]) -> u16 {
+    u16::from_be_bytes([bytes[0], bytes[1]])
+}
+
+fn be32(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 /// An RLE Lossless frame starts with 16 little-endian words: the segment count,
@@ -112,7 +236,76 @@ fn packbits_len(segment: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_rle_frame, packbits_len};
+    use super::{JP2_SIGNATURE, check_rle_frame, j2k_smallest_code_block, packbits_len};
+
+    /// A marker segment: marker, length, payload.
+    fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let length = (payload.len() as u16 + 2).to_be_bytes();
+        [&[0xFF, marker][..], &length, payload].concat()
+    }
+
+    /// COD with code-block exponents `xcb`, `ycb` (sides of 2^(e + 2) samples).
+    fn cod(xcb: u8, ycb: u8) -> Vec<u8> {
+        segment(0x52, &[0, 0, 0, 1, 0, 5, xcb, ycb, 0, 1])
+    }
+
+    /// A tile-part whose header holds `header`, with 4 bytes of data.
+    fn tile_part(header: &[u8]) -> Vec<u8> {
+        let length = (12 + header.len() + 2 + 4) as u32;
+        let sot = [&[0, 0][..], &length.to_be_bytes(), &[0, 1]].concat();
+        [
+            segment(0x90, &sot),
+            header.to_vec(),
+            vec![0xFF, 0x93, 1, 2, 3, 4],
+        ]
+        .concat()
+    }
+
+    /// SOC, SIZ of one component, `main` header segments, `tile_parts`, EOC.
+    fn codestream(main: &[u8], tile_parts: &[Vec<u8>]) -> Vec<u8> {
+        let mut siz = vec![0; 36];
+        siz.extend_from_slice(&[0, 1, 15, 1, 1]);
+        let parts = tile_parts.concat();
+        [
+            &[0xFF, 0x4F][..],
+            &segment(0x51, &siz),
+            main,
+            &parts,
+            &[0xFF, 0xD9],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn j2k_code_blocks_are_read_from_the_main_and_tile_part_headers() {
+        // 64x64 in the main header.
+        let plain = codestream(&cod(4, 4), &[tile_part(&[])]);
+        assert_eq!(j2k_smallest_code_block(&plain), Some(64 * 64));
+        // A COC for component 0: 8x8.
+        let coc = segment(0x53, &[0, 0, 5, 1, 1, 0, 1]);
+        let with_coc = codestream(&[cod(4, 4), coc].concat(), &[tile_part(&[])]);
+        assert_eq!(j2k_smallest_code_block(&with_coc), Some(8 * 8));
+        // A second tile-part's own COD: 4x4, found by walking the first one's length.
+        let tiles = [tile_part(&[]), tile_part(&cod(0, 0))];
+        let in_tile = codestream(&cod(4, 4), &tiles);
+        assert_eq!(j2k_smallest_code_block(&in_tile), Some(4 * 4));
+        // The same codestream in a JP2 file's codestream box.
+        let boxed = |kind: &[u8], payload: &[u8]| {
+            [&(8 + payload.len() as u32).to_be_bytes()[..], kind, payload].concat()
+        };
+        let jp2 = [
+            JP2_SIGNATURE.to_vec(),
+            boxed(b"ftyp", b"jp2 \0\0\0\0jp2 "),
+            boxed(b"jp2c", &in_tile),
+        ]
+        .concat();
+        assert_eq!(j2k_smallest_code_block(&jp2), Some(4 * 4));
+        // Cut inside the second tile-part's COD: what the headers before it say.
+        let cut = &in_tile[..in_tile.len() - 12];
+        assert_eq!(j2k_smallest_code_block(cut), Some(64 * 64));
+        // Not JPEG 2000 at all.
+        assert_eq!(j2k_smallest_code_block(&[0xFF, 0xD8, 0xFF, 0xF7]), None);
+    }
 
     /// A frame of `len` bytes whose header declares `count` and `offsets`.
     fn frame(count: u32, offsets: &[u32], len: usize) -> Vec<u8> {

@@ -45,6 +45,12 @@ const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 /// to pixels.
 const BOMB_FRAME_BYTES: usize = 16 << 20;
 const MAX_COMPRESSION_RATIO: usize = 64;
+/// OpenJPEG allocates a few hundred bytes for every code-block before it decodes
+/// any: a 4096² 16-bit frame (32 MiB) with 4×4 blocks peaked at 459 MiB against
+/// 245 MiB with 64×64 blocks, and the extra grows with the frame, to gigabytes
+/// at our largest. On a frame of `BOMB_FRAME_BYTES` or more, blocks below 16×16
+/// (no encoder's default) are refused: there they would cost more than the frame.
+const MIN_J2K_CODE_BLOCK: u32 = 16 * 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Photometric {
@@ -313,6 +319,17 @@ fn screen_encapsulated(
             "frame {frame} would decode {} bytes to {frame_bytes}, more than \
              {MAX_COMPRESSION_RATIO}:1, refused as a possible decompression bomb",
             data.len()
+        )));
+    }
+    if JPEG_2000.contains(&ts)
+        && frame_bytes >= BOMB_FRAME_BYTES
+        && let Some(samples) = codestream::j2k_smallest_code_block(data)
+        && samples < MIN_J2K_CODE_BLOCK
+    {
+        return Err(Error::DicomUnsupported(format!(
+            "frame {frame} has JPEG 2000 code-blocks of {samples} samples, below \
+             {MIN_J2K_CODE_BLOCK} in a frame of {frame_bytes} bytes, refused as a possible \
+             memory bomb (the decoder allocates for each block before decoding)"
         )));
     }
     if ts == RLE_LOSSLESS {

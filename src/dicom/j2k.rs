@@ -10,11 +10,9 @@ use std::num::NonZeroUsize;
 
 use openjpeg_sys as opj;
 
+use super::codestream::JP2_SIGNATURE;
 use super::decode::ImageInfo;
 use crate::error::{Error, Result};
-
-/// A JP2 file's signature box: some DICOM encoders wrap the codestream in one.
-const JP2_SIGNATURE: [u8; 12] = [0, 0, 0, 12, b'j', b'P', b' ', b' ', 13, 10, 0x87, 10];
 
 /// Decodes one codestream into interleaved samples, each cut to Bits
 /// Allocated as the data set would store it (two's complement for signed data).

@@ -429,6 +429,14 @@ fn find_tag(bytes: &[u8], group: u16, element: u16) -> usize {
         .expect("tag present")
 }
 
+/// Sets Rows and Columns (US, explicit VR little endian) to `side`.
+fn declare_size(bytes: &mut [u8], side: u16) {
+    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
+        let at = find_tag(bytes, group, element) + 8;
+        bytes[at..at + 2].copy_from_slice(&side.to_le_bytes());
+    }
+}
+
 #[test]
 fn hostile_inputs_are_rejected_with_a_reason() {
     let ct = read("CT_small.dcm");
@@ -453,10 +461,7 @@ fn hostile_inputs_are_rejected_with_a_reason() {
 
     // Rows and Columns (US, explicit VR LE) declared as 60000.
     let mut huge = ct.clone();
-    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
-        let at = find_tag(&huge, group, element) + 8;
-        huge[at..at + 2].copy_from_slice(&60000u16.to_le_bytes());
-    }
+    declare_size(&mut huge, 60000);
     let message = assert_rejected(&huge, "60000x60000");
     assert!(message.contains("60000"), "{message}");
 
@@ -482,10 +487,7 @@ fn hostile_inputs_are_rejected_with_a_reason() {
         .expect("SOF0")
         + 5;
     bomb[sof..sof + 4].copy_from_slice(&[0x10, 0x00, 0x10, 0x00]);
-    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
-        let at = find_tag(&bomb, group, element) + 8;
-        bomb[at..at + 2].copy_from_slice(&4096u16.to_le_bytes());
-    }
+    declare_size(&mut bomb, 4096);
     let message = assert_rejected(&bomb, "JPEG bomb");
     assert!(message.contains("decompression bomb"), "{message}");
 
@@ -582,13 +584,38 @@ fn a_subsampled_jpeg_2000_component_is_refused_not_rendered_from_a_short_plane()
 }
 
 #[test]
+fn tiny_jpeg_2000_code_blocks_in_a_large_frame_are_refused_before_decoding() {
+    // MR_small_jp2klossless made 4096x4096 (a 32 MiB frame) in its data set and
+    // its SIZ (one 4096x4096 tile), with 4x4 code-blocks: a million blocks that
+    // OpenJPEG would allocate for before decoding any. Padded past 1/64 of the
+    // frame, so the compression ratio guard lets it through.
+    let mut bytes = read("MR_small_jp2klossless.dcm");
+    declare_size(&mut bytes, 4096);
+    let bytes = with_first_fragment(&bytes, |codestream| {
+        let mut edited = codestream.to_vec();
+        for at in [8, 12, 24, 28] {
+            edited[at..at + 4].copy_from_slice(&4096u32.to_be_bytes());
+        }
+        let cod = edited
+            .windows(2)
+            .position(|w| w == [0xFF, 0x52])
+            .expect("COD");
+        edited[cod + 10..cod + 12].copy_from_slice(&[0, 0]);
+        edited.resize(600 << 10, 0);
+        edited
+    });
+    let message = assert_rejected(&bytes, "4x4 code-blocks in a 32 MiB frame");
+    assert!(
+        message.contains("code-blocks of 16 samples") && message.contains("memory bomb"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_jpeg_2000_codestream_must_have_the_data_sets_size() {
     // MR_small_jp2klossless is 64x64; the data set is made to say 32x32.
     let mut bytes = read("MR_small_jp2klossless.dcm");
-    for (group, element) in [(0x0028, 0x0010), (0x0028, 0x0011)] {
-        let at = find_tag(&bytes, group, element) + 8;
-        bytes[at..at + 2].copy_from_slice(&32u16.to_le_bytes());
-    }
+    declare_size(&mut bytes, 32);
     let message = assert_rejected(&bytes, "64x64 codestream in a 32x32 data set");
     assert!(
         message.contains("JPEG 2000 codestream is 64x64 with 1 component(s)")
