@@ -90,11 +90,13 @@ fn walk_code_blocks(stream: &[u8], found: &mut impl FnMut(u32)) -> Option<()> {
             let (marker, payload) = walk.segment()?;
             note(marker, payload, components);
         }
-        // A length of 0 is the last tile-part, running to the end.
-        if length == 0 {
+        // A length of 0 is the last tile-part, running to the end. One that ends
+        // inside its own header is corrupt; stopping there keeps the walk linear.
+        let next = start.checked_add(length)?;
+        if length == 0 || next < walk.pos {
             return Some(());
         }
-        walk.pos = start.checked_add(length)?;
+        walk.pos = next;
         if stream.get(walk.pos..walk.pos + 2) != Some(&[0xFF, SOT]) {
             return Some(());
         }
@@ -303,6 +305,12 @@ mod tests {
         // Cut inside the second tile-part's COD: what the headers before it say.
         let cut = &in_tile[..in_tile.len() - 12];
         assert_eq!(j2k_smallest_code_block(cut), Some(64 * 64));
+        // A first tile-part whose length (Psot) ends inside its own header: the
+        // walk stops there rather than step back.
+        let mut short = tile_part(&[]);
+        short[6..10].copy_from_slice(&2u32.to_be_bytes());
+        let stopped = codestream(&cod(4, 4), &[short, tile_part(&cod(0, 0))]);
+        assert_eq!(j2k_smallest_code_block(&stopped), Some(64 * 64));
         // Not JPEG 2000 at all.
         assert_eq!(j2k_smallest_code_block(&[0xFF, 0xD8, 0xFF, 0xF7]), None);
     }

@@ -49,7 +49,7 @@ const MAX_COMPRESSION_RATIO: usize = 64;
 /// any: a 4096² 16-bit frame (32 MiB) with 4×4 blocks peaked at 459 MiB against
 /// 245 MiB with 64×64 blocks, and the extra grows with the frame, to gigabytes
 /// at our largest. On a frame of `BOMB_FRAME_BYTES` or more, blocks below 16×16
-/// (no encoder's default) are refused: there they would cost more than the frame.
+/// (encoders use 64×64 or 32×32) are refused: they would cost more than the frame.
 const MIN_J2K_CODE_BLOCK: u32 = 16 * 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

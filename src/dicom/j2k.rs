@@ -61,7 +61,7 @@ pub(crate) fn decode(data: &[u8], info: &ImageInfo) -> Result<Vec<u32>> {
 }
 
 /// A component's decoded samples, which must cover the whole image: a
-/// subsampled component (XRsiz/YRsiz above 1) has no DICOM meaning.
+/// subsampled component (XRsiz/YRsiz above 1) is refused, not upsampled.
 fn plane(
     component: &opj::opj_image_comp,
     width: u32,

@@ -70,7 +70,7 @@ pub fn render_cancellable(
         cancel.check()?;
         encode::encode(image, opts, cancel)
     };
-    let thumbnails = || {
+    let encode_thumbnails = || {
         thumbnail::thumbnails(&image, &opts.thumbnails)?
             .into_iter()
             .map(|(size, thumb)| Ok((size, thumb.as_ref().map(encode).transpose()?)))
@@ -82,7 +82,7 @@ pub fn render_cancellable(
         (encode(&image), Ok(Vec::new()))
     } else {
         std::thread::scope(|scope| {
-            let scaled = scope.spawn(thumbnails);
+            let scaled = scope.spawn(encode_thumbnails);
             let full = encode(&image);
             let scaled = scaled.join().unwrap_or_else(|_| {
                 Err(Error::DicomUnsupported(
